@@ -1,0 +1,52 @@
+# Engram. `make run` starts the whole local stack; `make test` runs every test against real
+# NATS JetStream (embedded per test) and the real local Neo4j (started here when not running).
+SHELL := /bin/bash
+GO ?= go
+GOLANGCI_LINT_VERSION ?= v2.15.0
+NEO4J := deploy/neo4j/neo4j.sh
+export NEO4J_URI ?= bolt://127.0.0.1:7687
+export NEO4J_USER ?= neo4j
+export NEO4J_PASSWORD ?= engram-dev-password
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all build test test-go check fmt-check vet lint run demo bench neo4j-start neo4j-stop neo4j-status clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## test: gofmt, vet, then every test against real servers (starts Neo4j when it is not running)
+test: check neo4j-start test-go
+
+test-go:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+check: fmt-check vet
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './var/*'))"; \
+	if [[ -n "$$out" ]]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## lint: pinned golangci-lint v2 (installed from the Go module proxy) and govulncheck
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+## run: Neo4j, NATS, ingestor, projector and query; Ctrl-C stops everything
+run:
+	@deploy/run.sh
+
+neo4j-start:
+	@$(NEO4J) start
+
+neo4j-stop:
+	@$(NEO4J) stop
+
+neo4j-status:
+	@$(NEO4J) status
+
+clean: neo4j-stop
+	rm -rf var deploy/neo4j/target

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Starts and stops the local Neo4j (embedded Community edition with Bolt, see Launcher.java).
+#   deploy/neo4j/neo4j.sh start|stop|status
+# Settings (environment, with defaults): NEO4J_BOLT_PORT=7687, NEO4J_DATA_DIR=var/neo4j,
+# NEO4J_PASSWORD=engram-dev-password, NEO4J_HEAP=2g, NEO4J_PAGECACHE=512m,
+# NEO4J_START_TIMEOUT=180 (seconds). The first start fetches the jars through Maven.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+export NEO4J_BOLT_HOST="${NEO4J_BOLT_HOST:-127.0.0.1}"
+export NEO4J_BOLT_PORT="${NEO4J_BOLT_PORT:-7687}"
+export NEO4J_DATA_DIR="${NEO4J_DATA_DIR:-$root/var/neo4j}"
+export NEO4J_PASSWORD="${NEO4J_PASSWORD:-engram-dev-password}"
+export NEO4J_USER="${NEO4J_USER:-neo4j}"
+heap="${NEO4J_HEAP:-2g}"
+timeout="${NEO4J_START_TIMEOUT:-180}"
+run_dir="$root/var/run"
+pidfile="$run_dir/neo4j.pid"
+logfile="$root/var/log/neo4j.log"
+uri="bolt://$NEO4J_BOLT_HOST:$NEO4J_BOLT_PORT"
+
+die() { echo "neo4j: $*" >&2; exit 1; }
+
+running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+build() {
+  command -v java >/dev/null || die "java not found: install a JDK 17 or 21 (Debian: apt-get install openjdk-17-jdk-headless)"
+  command -v mvn >/dev/null || die "mvn not found: install Maven (Debian: apt-get install maven)"
+  local jar="deploy/neo4j/target/engram-neo4j-1.0.0.jar"
+  if [[ ! -f "$jar" || deploy/neo4j/pom.xml -nt "$jar" || deploy/neo4j/src/main/java/dev/engram/neo4j/Launcher.java -nt "$jar" ]]; then
+    echo "neo4j: building the launcher (first time: Maven fetches the Neo4j jars)" >&2
+    (cd deploy/neo4j && mvn -q -B package -DskipTests) || die "maven build of deploy/neo4j failed (see the output above)"
+  fi
+}
+
+start() {
+  if running; then echo "neo4j: already running (pid $(cat "$pidfile")) on $uri"; return 0; fi
+  build
+  if (exec 3<>"/dev/tcp/$NEO4J_BOLT_HOST/$NEO4J_BOLT_PORT") 2>/dev/null; then
+    die "port $NEO4J_BOLT_HOST:$NEO4J_BOLT_PORT is already in use by another process: stop it, set NEO4J_BOLT_PORT, or point NEO4J_URI at that server and skip starting ours"
+  fi
+  mkdir -p "$run_dir" "$(dirname "$logfile")" "$NEO4J_DATA_DIR"
+  nohup java -Xms512m -Xmx"$heap" -XX:+UseG1GC \
+    -cp "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*" \
+    dev.engram.neo4j.Launcher >"$logfile" 2>&1 &
+  echo $! >"$pidfile"
+  if ! go run ./cmd/memctl wait-neo4j -uri "$uri" -timeout "${timeout}s" -pid "$(cat "$pidfile")"; then
+    echo "neo4j: last lines of $logfile:" >&2
+    tail -n 30 "$logfile" >&2 || true
+    stop >/dev/null 2>&1 || true
+    die "not ready within ${timeout}s"
+  fi
+  echo "neo4j: ready on $uri (pid $(cat "$pidfile"), data $NEO4J_DATA_DIR, log $logfile)"
+}
+
+stop() {
+  if ! running; then rm -f "$pidfile"; echo "neo4j: not running"; return 0; fi
+  local pid; pid="$(cat "$pidfile")"
+  kill "$pid"
+  for _ in $(seq 1 120); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "neo4j: stopped"; return 0; }
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  echo "neo4j: killed after 60s"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) if running; then echo "neo4j: running (pid $(cat "$pidfile")) on $uri"; else echo "neo4j: not running"; exit 1; fi ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac

@@ -1,0 +1,221 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Kind names one entry of the event catalogue. Its String is the last token of the event's
+// subject (mem.<tenant-token>.<kind>).
+type Kind string
+
+// The catalogue. Adding a kind means adding its data type, its JSON Schema under schemas/,
+// its projection and its documentation in docs/events.md.
+const (
+	KindUserUpserted         Kind = "user_upserted"
+	KindMessageAdded         Kind = "message_added"
+	KindPreferenceAdded      Kind = "preference_added"
+	KindPreferenceSuperseded Kind = "preference_superseded"
+	KindTraceStarted         Kind = "trace_started"
+	KindTraceStepAdded       Kind = "trace_step_added"
+	KindToolCallRecorded     Kind = "tool_call_recorded"
+	KindTraceCompleted       Kind = "trace_completed"
+	KindUserErased           Kind = "user_erased"
+)
+
+// Kinds lists the catalogue in a stable order.
+var Kinds = []Kind{
+	KindUserUpserted, KindMessageAdded, KindPreferenceAdded, KindPreferenceSuperseded,
+	KindTraceStarted, KindTraceStepAdded, KindToolCallRecorded, KindTraceCompleted,
+	KindUserErased,
+}
+
+// SchemaVersion is the version of every kind's data schema and CloudEvents type.
+const SchemaVersion = "v1"
+
+// TypePrefix starts every CloudEvents type: dev.engram.memory.<kind>.v1.
+const TypePrefix = "dev.engram.memory."
+
+// SchemaBase starts every dataschema URI: <SchemaBase><kind>.v1.json, the file
+// schemas/events/<kind>.v1.json in this repository.
+const SchemaBase = "https://engram.dev/schemas/events/"
+
+// Type is the CloudEvents type of the kind, e.g. dev.engram.memory.preference_added.v1.
+func (k Kind) Type() string { return TypePrefix + string(k) + "." + SchemaVersion }
+
+// DataSchema is the URI of the kind's JSON Schema.
+func (k Kind) DataSchema() string { return SchemaBase + string(k) + "." + SchemaVersion + ".json" }
+
+// Valid reports whether k is in the catalogue.
+func (k Kind) Valid() bool {
+	for _, c := range Kinds {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// KindOfType maps a CloudEvents type back to its kind.
+func KindOfType(t string) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.Type() == t {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// EntityRef names an entity a preference applies to. ID, when set, is an Entity id of the
+// same user; otherwise Name (required) and Type identify the entity within the user's scope.
+type EntityRef struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+	Type string `json:"type,omitempty"`
+}
+
+// UserUpserted creates the user or updates their attributes. UserID is derived from the
+// identifier (UserID), so every upsert of one identifier carries the same id. Attributes
+// replace the stored attributes wholesale when present; absent (null) leaves them as they are;
+// {} clears them.
+type UserUpserted struct {
+	UserID     string         `json:"user_id"`
+	Identifier string         `json:"identifier"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// MessageAdded appends a message to the user's conversation of SessionID.
+type MessageAdded struct {
+	MessageID      string         `json:"message_id"`
+	ConversationID string         `json:"conversation_id"`
+	SessionID      string         `json:"session_id"`
+	Role           string         `json:"role"`
+	Content        string         `json:"content"`
+	Timestamp      *time.Time     `json:"timestamp,omitempty"`
+	Metadata       map[string]any `json:"metadata,omitempty"`
+	Title          string         `json:"title,omitempty"`
+}
+
+// PreferenceAdded records a preference of the user.
+type PreferenceAdded struct {
+	PreferenceID string         `json:"preference_id"`
+	Category     string         `json:"category"`
+	Preference   string         `json:"preference"`
+	Context      string         `json:"context,omitempty"`
+	Confidence   *float64       `json:"confidence,omitempty"`
+	ValidFrom    *time.Time     `json:"valid_from,omitempty"`
+	Metadata     map[string]any `json:"metadata,omitempty"`
+	AppliesTo    []EntityRef    `json:"applies_to,omitempty"`
+}
+
+// PreferenceSuperseded replaces OldID by NewID; OldID's valid_until becomes ValidUntil, or the
+// event time when absent. Both must be preferences of the event's user.
+type PreferenceSuperseded struct {
+	OldID      string     `json:"old_id"`
+	NewID      string     `json:"new_id"`
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+}
+
+// TraceStarted opens a reasoning trace.
+type TraceStarted struct {
+	TraceID   string         `json:"trace_id"`
+	SessionID string         `json:"session_id"`
+	Task      string         `json:"task"`
+	Metadata  map[string]any `json:"metadata,omitempty"`
+}
+
+// TraceStepAdded adds a step to a trace. StepNumber, when zero, is assigned by the projector
+// as the next number in stored order.
+type TraceStepAdded struct {
+	TraceID     string `json:"trace_id"`
+	StepID      string `json:"step_id"`
+	StepNumber  int    `json:"step_number,omitempty"`
+	Thought     string `json:"thought,omitempty"`
+	Action      string `json:"action,omitempty"`
+	Observation string `json:"observation,omitempty"`
+}
+
+// ToolCallRecorded records a tool call made in a step.
+type ToolCallRecorded struct {
+	TraceID    string `json:"trace_id"`
+	StepID     string `json:"step_id"`
+	ToolCallID string `json:"tool_call_id"`
+	ToolName   string `json:"tool_name"`
+	Arguments  any    `json:"arguments,omitempty"`
+	Result     any    `json:"result,omitempty"`
+	Status     string `json:"status"`
+	DurationMS *int64 `json:"duration_ms,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// TraceCompleted closes a trace.
+type TraceCompleted struct {
+	TraceID string `json:"trace_id"`
+	Outcome string `json:"outcome,omitempty"`
+	Success *bool  `json:"success,omitempty"`
+}
+
+// UserErased removes everything the user owns (the right to be forgotten).
+type UserErased struct {
+	Identifier string `json:"identifier"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Message roles accepted on MessageAdded.
+var Roles = []string{"user", "assistant", "system", "tool"}
+
+// ToolCall statuses accepted on ToolCallRecorded.
+var ToolCallStatuses = []string{"pending", "success", "failure", "error", "timeout", "cancelled"}
+
+// newData returns a pointer to a zero value of the kind's data type.
+func newData(k Kind) any {
+	switch k {
+	case KindUserUpserted:
+		return &UserUpserted{}
+	case KindMessageAdded:
+		return &MessageAdded{}
+	case KindPreferenceAdded:
+		return &PreferenceAdded{}
+	case KindPreferenceSuperseded:
+		return &PreferenceSuperseded{}
+	case KindTraceStarted:
+		return &TraceStarted{}
+	case KindTraceStepAdded:
+		return &TraceStepAdded{}
+	case KindToolCallRecorded:
+		return &ToolCallRecorded{}
+	case KindTraceCompleted:
+		return &TraceCompleted{}
+	case KindUserErased:
+		return &UserErased{}
+	}
+	return nil
+}
+
+// KindOf returns the catalogue kind of a data value (a value or pointer of one of the data
+// types above).
+func KindOf(data any) (Kind, bool) {
+	switch data.(type) {
+	case UserUpserted, *UserUpserted:
+		return KindUserUpserted, true
+	case MessageAdded, *MessageAdded:
+		return KindMessageAdded, true
+	case PreferenceAdded, *PreferenceAdded:
+		return KindPreferenceAdded, true
+	case PreferenceSuperseded, *PreferenceSuperseded:
+		return KindPreferenceSuperseded, true
+	case TraceStarted, *TraceStarted:
+		return KindTraceStarted, true
+	case TraceStepAdded, *TraceStepAdded:
+		return KindTraceStepAdded, true
+	case ToolCallRecorded, *ToolCallRecorded:
+		return KindToolCallRecorded, true
+	case TraceCompleted, *TraceCompleted:
+		return KindTraceCompleted, true
+	case UserErased, *UserErased:
+		return KindUserErased, true
+	}
+	return "", false
+}
+
+var _ = json.Marshal

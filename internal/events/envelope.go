@@ -1,0 +1,268 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	cenats "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+)
+
+// SubjectRoot is the first token of every memory subject: mem.<tenant-token>.<kind>.
+const SubjectRoot = "mem"
+
+// Extension attribute names (CloudEvents extensions are lower-case alphanumerics).
+const (
+	ExtTenant      = "tenant" // the tenant token, equal to the subject's second token
+	ExtActor       = "actor"  // the principal that wrote the event ("anonymous" when auth is off)
+	ExtCorrelation = "correlationid"
+	ExtCausation   = "causationid"
+)
+
+// ContentType is the datacontenttype of every event.
+const ContentType = "application/json"
+
+// Errors a decoder reports; the projector dead-letters events that carry them.
+var (
+	ErrUndecodable = errors.New("undecodable event")
+	ErrUnknownType = errors.New("unknown event type")
+	ErrInvalidData = errors.New("invalid event data")
+	ErrNoUser      = errors.New("event names no user")
+)
+
+// Event is one memory event: the CloudEvents envelope and its typed data.
+type Event struct {
+	ID            string    // UUIDv7; also the Nats-Msg-Id
+	Source        string    // URI-reference of the writer, e.g. /engram/ingestor
+	Kind          Kind      // catalogue entry
+	User          string    // the user identifier (CloudEvents subject); "" for the shared tenant
+	Time          time.Time // when the writer created the event (valid-time default)
+	Actor         string
+	CorrelationID string
+	CausationID   string
+	Data          any // one of the catalogue's data types, by value
+}
+
+// Tenant returns the event's tenant token: the encoded user, or SharedTenantToken.
+func (e *Event) Tenant() (string, error) { return TenantToken(e.User) }
+
+// TenantToken is EncodeToken for a user identifier, or SharedTenantToken for "".
+func TenantToken(user string) (string, error) {
+	if user == "" {
+		return SharedTenantToken, nil
+	}
+	return EncodeToken(user)
+}
+
+// Subject returns mem.<tenant-token>.<kind>.
+func Subject(user string, k Kind) (string, error) {
+	tok, err := TenantToken(user)
+	if err != nil {
+		return "", err
+	}
+	return SubjectRoot + "." + tok + "." + string(k), nil
+}
+
+// TenantSubjects is the filter of every subject of one tenant: mem.<token>.>.
+func TenantSubjects(user string) (string, error) {
+	tok, err := TenantToken(user)
+	if err != nil {
+		return "", err
+	}
+	return SubjectRoot + "." + tok + ".>", nil
+}
+
+// ParseSubject splits a stored subject (mem.<token>.<kind>, optionally followed by the
+// partition token the stream appends) into tenant token and kind.
+func ParseSubject(subject string) (token string, kind Kind, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) < 3 || len(parts) > 4 || parts[0] != SubjectRoot {
+		return "", "", fmt.Errorf("%w: subject %q is not mem.<tenant>.<kind>", ErrUndecodable, subject)
+	}
+	return parts[1], Kind(parts[2]), nil
+}
+
+// Encode builds the NATS message of an event in CloudEvents binary mode: ce- headers written
+// by the CloudEvents SDK's NATS binding, JSON data as the body, and the event id as
+// Nats-Msg-Id so JetStream stores a re-published event once.
+func Encode(e *Event) (*nats.Msg, error) {
+	kind, ok := KindOf(e.Data)
+	if !ok {
+		return nil, fmt.Errorf("encode event %s: %w: data of type %T", e.ID, ErrUnknownType, e.Data)
+	}
+	if e.Kind == "" {
+		e.Kind = kind
+	}
+	if e.Kind != kind {
+		return nil, fmt.Errorf("encode event %s: kind %s but data of type %T", e.ID, e.Kind, e.Data)
+	}
+	subject, err := Subject(e.User, e.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	if len(data) > MaxDataBytes {
+		return nil, fmt.Errorf("encode event %s: %w: data is %d bytes, at most %d", e.ID, ErrInvalidData, len(data), MaxDataBytes)
+	}
+	if err := ValidateData(e.Kind, data); err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+
+	ev := ce.New(ce.CloudEventsVersionV1)
+	ev.SetID(e.ID)
+	ev.SetSource(e.Source)
+	ev.SetType(e.Kind.Type())
+	if e.User != "" {
+		ev.SetSubject(e.User)
+	}
+	ev.SetTime(e.Time.UTC())
+	ev.SetDataSchema(e.Kind.DataSchema())
+	tok, _ := TenantToken(e.User)
+	ev.SetExtension(ExtTenant, tok)
+	if e.Actor != "" {
+		ev.SetExtension(ExtActor, e.Actor)
+	}
+	if e.CorrelationID != "" {
+		ev.SetExtension(ExtCorrelation, e.CorrelationID)
+	}
+	if e.CausationID != "" {
+		ev.SetExtension(ExtCausation, e.CausationID)
+	}
+	if err := ev.SetData(ContentType, json.RawMessage(data)); err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	var body bytes.Buffer
+	header, err := cenats.WriteMsg(context.Background(), binding.ToMessage(&ev), &body)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	header.Set(nats.MsgIdHdr, e.ID)
+	return &nats.Msg{Subject: subject, Header: header, Data: body.Bytes()}, nil
+}
+
+// MaxDataBytes bounds an event's data; the stream's message limit is 1 MiB including headers.
+const MaxDataBytes = 1<<20 - 16<<10
+
+// Decode reads an event from a stored message: it checks the envelope, that the subject's
+// tenant and kind agree with the headers, and the data against the kind's JSON Schema. Every
+// error wraps ErrUndecodable, ErrUnknownType, ErrInvalidData or ErrNoUser, which the
+// projector records as the dead-letter reason.
+func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
+	tok, subjKind, err := ParseSubject(subject)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := binding.ToEvent(context.Background(), cenats.NewMessage(&nats.Msg{Subject: subject, Header: header, Data: data}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	kind, ok := KindOfType(ev.Type())
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, ev.Type())
+	}
+	if kind != subjKind {
+		return nil, fmt.Errorf("%w: type %s on subject of kind %s", ErrUndecodable, ev.Type(), subjKind)
+	}
+	user := ev.Subject()
+	wantTok, err := TenantToken(user)
+	if err != nil {
+		return nil, fmt.Errorf("%w: subject attribute: %w", ErrUndecodable, err)
+	}
+	if wantTok != tok {
+		return nil, fmt.Errorf("%w: user %q does not belong on tenant %q", ErrUndecodable, user, tok)
+	}
+	if ext, _ := ev.Extensions()[ExtTenant].(string); ext != "" && ext != tok {
+		return nil, fmt.Errorf("%w: tenant extension %q differs from subject tenant %q", ErrUndecodable, ext, tok)
+	}
+	if ct := ev.DataContentType(); ct != "" && ct != ContentType {
+		return nil, fmt.Errorf("%w: datacontenttype %q", ErrUndecodable, ct)
+	}
+	raw := ev.Data()
+	if err := ValidateData(kind, raw); err != nil {
+		return nil, err
+	}
+	v := newData(kind)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
+	out := &Event{
+		ID:     ev.ID(),
+		Source: ev.Source(),
+		Kind:   kind,
+		User:   user,
+		Time:   ev.Time().UTC(),
+		Data:   deref(v),
+	}
+	out.Actor, _ = ev.Extensions()[ExtActor].(string)
+	out.CorrelationID, _ = ev.Extensions()[ExtCorrelation].(string)
+	out.CausationID, _ = ev.Extensions()[ExtCausation].(string)
+	if err := checkSemantics(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func deref(v any) any {
+	switch d := v.(type) {
+	case *UserUpserted:
+		return *d
+	case *MessageAdded:
+		return *d
+	case *PreferenceAdded:
+		return *d
+	case *PreferenceSuperseded:
+		return *d
+	case *TraceStarted:
+		return *d
+	case *TraceStepAdded:
+		return *d
+	case *ToolCallRecorded:
+		return *d
+	case *TraceCompleted:
+		return *d
+	case *UserErased:
+		return *d
+	}
+	return v
+}
+
+// checkSemantics holds the rules a JSON Schema cannot express: derived ids agree with the
+// user the event belongs to, so an event cannot write into another user's nodes.
+func checkSemantics(e *Event) error {
+	switch d := e.Data.(type) {
+	case UserUpserted:
+		if e.User == "" || d.Identifier != e.User {
+			return fmt.Errorf("%w: identifier %q differs from event user %q", ErrInvalidData, d.Identifier, e.User)
+		}
+		if d.UserID != UserID(d.Identifier) {
+			return fmt.Errorf("%w: user_id is not the id of %q", ErrInvalidData, d.Identifier)
+		}
+	case MessageAdded:
+		if d.ConversationID != ConversationID(e.User, d.SessionID) {
+			return fmt.Errorf("%w: conversation_id is not the id of session %q", ErrInvalidData, d.SessionID)
+		}
+	case UserErased:
+		if e.User == "" || d.Identifier != e.User {
+			return fmt.Errorf("%w: identifier %q differs from event user %q", ErrInvalidData, d.Identifier, e.User)
+		}
+	}
+	return nil
+}

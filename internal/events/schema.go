@@ -1,0 +1,62 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/engram-memory/engram/schemas"
+)
+
+var compiled = sync.OnceValues(func() (map[Kind]*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	for _, k := range Kinds {
+		raw, err := schemas.Events.ReadFile("events/" + string(k) + "." + SchemaVersion + ".json")
+		if err != nil {
+			return nil, err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", k, err)
+		}
+		if err := c.AddResource(k.DataSchema(), doc); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", k, err)
+		}
+	}
+	out := make(map[Kind]*jsonschema.Schema, len(Kinds))
+	for _, k := range Kinds {
+		s, err := c.Compile(k.DataSchema())
+		if err != nil {
+			return nil, fmt.Errorf("compile schema %s: %w", k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+})
+
+// ValidateData checks an event's JSON data against its kind's JSON Schema.
+func ValidateData(k Kind, data []byte) error {
+	all, err := compiled()
+	if err != nil {
+		return fmt.Errorf("load schemas: %w", err)
+	}
+	s, ok := all[k]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownType, k)
+	}
+	if !json.Valid(data) {
+		return fmt.Errorf("%w: %s data is not JSON", ErrInvalidData, k)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
+	if err := s.Validate(doc); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidData, k, err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/engram-memory/engram/internal/events"
+)
+
+// Sentinel errors of a publish; callers branch on them with errors.Is. The ingestor maps
+// ErrUnavailable and ErrTimeout to 503 with Retry-After, ErrStreamFull to 507.
+var (
+	// ErrUnavailable: NATS is not connected or no stream listens on the subject.
+	ErrUnavailable = errors.New("event store unavailable")
+	// ErrTimeout: JetStream did not acknowledge in time; the event may or may not be stored,
+	// and publishing it again (same id) is safe.
+	ErrTimeout = errors.New("event store did not acknowledge in time")
+	// ErrStreamFull: the stream refused the event because it reached a limit.
+	ErrStreamFull = errors.New("event store is full")
+	// ErrRejected: the stream refused the event for another reason (e.g. too large).
+	ErrRejected = errors.New("event store rejected the event")
+)
+
+// Stored says where JetStream stored an event: the consistency token a read can wait for.
+type Stored struct {
+	EventID   string `json:"event_id"`
+	Sequence  uint64 `json:"sequence"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// Publisher publishes events synchronously: Publish returns only after the PubAck.
+type Publisher struct {
+	js      jetstream.JetStream
+	timeout time.Duration
+}
+
+// NewPublisher returns a Publisher whose publishes give up after timeout.
+func NewPublisher(js jetstream.JetStream, timeout time.Duration) *Publisher {
+	return &Publisher{js: js, timeout: timeout}
+}
+
+// Publish encodes e and stores it; the event id is the Nats-Msg-Id, so publishing the same
+// event again within the duplicate window stores nothing new and returns the first sequence.
+func (p *Publisher) Publish(ctx context.Context, e *events.Event) (Stored, error) {
+	msg, err := events.Encode(e)
+	if err != nil {
+		return Stored{}, err
+	}
+	return p.PublishMsg(ctx, e.ID, msg)
+}
+
+// PublishMsg stores an encoded event.
+func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (Stored, error) {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(MemoryStream))
+	if err != nil {
+		return Stored{}, fmt.Errorf("publish %s: %w", id, classify(err))
+	}
+	return Stored{EventID: id, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// classify maps nats.go's errors onto the sentinels above, keeping the original in the chain.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrNoServers),
+		errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.As(err, &apiErr):
+		// 10077 is JSStreamStoreFailed; its description carries the store's reason.
+		if apiErr.ErrorCode == 10077 || apiErr.ErrorCode == 10023 {
+			d := strings.ToLower(apiErr.Description)
+			if strings.Contains(d, "maximum") || strings.Contains(d, "resources") {
+				return fmt.Errorf("%w: %w", ErrStreamFull, err)
+			}
+			if strings.Contains(d, "too large") {
+				return fmt.Errorf("%w: %w", ErrRejected, err)
+			}
+		}
+		if apiErr.Code == 503 {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	return err
+}

@@ -1,0 +1,88 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+)
+
+// Names of the streams deploy/nats defines.
+const (
+	MemoryStream     = "MEM"
+	DeadLetterStream = "MEM_DLQ"
+)
+
+// Connect opens a NATS connection that keeps reconnecting forever, so a service outlives a
+// NATS restart; callers see ErrUnavailable while it is down.
+func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	base := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	}
+	nc, err := nats.Connect(url, append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// Ensure creates or updates the memory stream and the dead-letter stream (idempotent).
+func Ensure(ctx context.Context, js jetstream.JetStream, duplicates time.Duration) error {
+	mem, err := natsdeploy.MemoryStream(duplicates)
+	if err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, mem); err != nil {
+		return fmt.Errorf("apply stream %s: %w", mem.Name, err)
+	}
+	dlq, err := natsdeploy.DeadLetterStream()
+	if err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+		return fmt.Errorf("apply stream %s: %w", dlq.Name, err)
+	}
+	return nil
+}
+
+// EnsureProjectorConsumers creates or updates the durable consumer of every partition.
+func EnsureProjectorConsumers(ctx context.Context, js jetstream.JetStream) ([]jetstream.Consumer, error) {
+	out := make([]jetstream.Consumer, 0, natsdeploy.Partitions)
+	for p := range natsdeploy.Partitions {
+		cfg, err := natsdeploy.ProjectorConsumer(p)
+		if err != nil {
+			return nil, err
+		}
+		c, err := js.CreateOrUpdateConsumer(ctx, MemoryStream, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("apply consumer %s: %w", cfg.Durable, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Ping reports whether JetStream answers (readiness).
+func Ping(ctx context.Context, js jetstream.JetStream) error {
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+var _ = errors.Is
