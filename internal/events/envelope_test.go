@@ -80,7 +80,9 @@ func TestDecodeRejects(t *testing.T) {
 		wantErr error
 	}{
 		{"garbage body", func(m *nats.Msg) { m.Data = []byte("{not json") }, ErrInvalidData},
-		{"unknown field", func(m *nats.Msg) { m.Data = []byte(`{"preference_id":"` + NewID() + `","category":"c","preference":"p","x":1}`) }, ErrInvalidData},
+		{"unknown field", func(m *nats.Msg) {
+			m.Data = []byte(`{"preference_id":"` + NewID() + `","category":"c","preference":"p","x":1}`)
+		}, ErrInvalidData},
 		{"missing required", func(m *nats.Msg) { m.Data = []byte(`{"category":"c","preference":"p"}`) }, ErrInvalidData},
 		{"unknown type", func(m *nats.Msg) { m.Header.Set("ce-type", "dev.engram.memory.nope.v1") }, ErrUnknownType},
 		{"no headers", func(m *nats.Msg) { m.Header = nats.Header{} }, ErrUndecodable},
