@@ -36,10 +36,14 @@ build() {
 
 start() {
   if running; then echo "neo4j: already running (pid $(cat "$pidfile")) on $uri"; return 0; fi
-  build
   if (exec 3<>"/dev/tcp/$NEO4J_BOLT_HOST/$NEO4J_BOLT_PORT") 2>/dev/null; then
+    if go run ./cmd/memctl wait-neo4j -uri "$uri" -timeout 5s >/dev/null 2>&1; then
+      echo "neo4j: a Neo4j not started by this script already answers on $uri; using it"
+      return 0
+    fi
     die "port $NEO4J_BOLT_HOST:$NEO4J_BOLT_PORT is already in use by another process: stop it, set NEO4J_BOLT_PORT, or point NEO4J_URI at that server and skip starting ours"
   fi
+  build
   mkdir -p "$run_dir" "$(dirname "$logfile")" "$NEO4J_DATA_DIR"
   nohup java -Xms512m -Xmx"$heap" -XX:+UseG1GC \
     -cp "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*" \
