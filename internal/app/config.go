@@ -125,7 +125,8 @@ func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, 
 	f.fs.DurationVar(p, name, def, usage+" (env "+env+")")
 }
 
-// Parse parses args and returns every error met so far, joined.
+// Parse parses args and returns every error met so far, joined. Callers join it with their
+// config's Validate so that one error lists every bad setting.
 func (f *Flags) Parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		f.errs = append(f.errs, err)
