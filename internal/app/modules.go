@@ -79,10 +79,15 @@ func NewDriver(lc fx.Lifecycle, c Common, logger *slog.Logger) (neo4j.DriverWith
 	return d, nil
 }
 
+// InboxPrefix is the reply-subject prefix of a service's NATS connection: _INBOX_<service>.
+// deploy/nats/accounts.conf lets each service subscribe to its own prefix only, so no service
+// sees another's replies (the projector's fetched events arrive on its inbox).
+func InboxPrefix(service string) string { return "_INBOX_" + service }
+
 // NewNATS connects to NATS. It takes the driver only to be started after it and so stopped
 // before it: the connection drains before the driver closes.
 func NewNATS(lc fx.Lifecycle, c Common, logger *slog.Logger, _ neo4j.DriverWithContext) (*nats.Conn, error) {
-	nc, err := stream.Connect(c.NATSURL, "engram-"+c.Service, logger)
+	nc, err := stream.Connect(c.NATSURL, "engram-"+c.Service, logger, nats.CustomInboxPrefix(InboxPrefix(c.Service)))
 	if err != nil {
 		return nil, fmt.Errorf("%w (start the dev stack with `make run` or set NATS_URL)", err)
 	}

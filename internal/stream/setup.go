@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,9 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
+		// No reconnect buffer: a publish while disconnected fails at once (ErrUnavailable)
+		// instead of being sent after the caller was told it failed.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			logger.Warn("nats disconnected", "err", err)
 		}),
@@ -36,9 +40,25 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
+}
+
+// RedactURL hides the credentials of NATS server URLs (comma-separated, as nats.Connect
+// takes them) so they can be logged: nats://user:pw@host becomes nats://REDACTED@host.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			scheme := ""
+			if j := strings.Index(p, "://"); j >= 0 && j < at {
+				scheme = p[:j+3]
+			}
+			parts[i] = scheme + "REDACTED" + p[at:]
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // Ensure creates or updates the memory stream and the dead-letter stream (idempotent).
