@@ -9,3 +9,13 @@ import "embed"
 //
 //go:embed events/*.json
 var Events embed.FS
+
+// QueryOpenAPI is the OpenAPI 3.1 document of the query service's HTTP API.
+//
+//go:embed query-openapi.yaml
+var QueryOpenAPI []byte
+
+// OpenAPI is openapi.yaml: the OpenAPI 3.1 document of the ingestor's /v1 HTTP API.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte

@@ -77,11 +77,11 @@ type EntityRef struct {
 // UserUpserted creates the user or updates their attributes. UserID is derived from the
 // identifier (UserID), so every upsert of one identifier carries the same id. Attributes
 // replace the stored attributes wholesale when present; absent (null) leaves them as they are;
-// {} clears them.
+// {} clears them. Hence omitzero, not omitempty: an empty map must stay distinct from nil.
 type UserUpserted struct {
 	UserID     string         `json:"user_id"`
 	Identifier string         `json:"identifier"`
-	Attributes map[string]any `json:"attributes,omitempty"`
+	Attributes map[string]any `json:"attributes,omitzero"`
 }
 
 // MessageAdded appends a message to the user's conversation of SessionID.

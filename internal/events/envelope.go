@@ -35,6 +35,8 @@ var (
 	ErrUnknownType = errors.New("unknown event type")
 	ErrInvalidData = errors.New("invalid event data")
 	ErrNoUser      = errors.New("event names no user")
+	// ErrDataTooLarge: the data is over MaxDataBytes; it also wraps ErrInvalidData.
+	ErrDataTooLarge = errors.New("event data too large")
 )
 
 // Event is one memory event: the CloudEvents envelope and its typed data.
@@ -112,7 +114,7 @@ func Encode(e *Event) (*nats.Msg, error) {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
 	if len(data) > MaxDataBytes {
-		return nil, fmt.Errorf("encode event %s: %w: data is %d bytes, at most %d", e.ID, ErrInvalidData, len(data), MaxDataBytes)
+		return nil, fmt.Errorf("encode event %s: %w: %w: data is %d bytes, at most %d", e.ID, ErrInvalidData, ErrDataTooLarge, len(data), MaxDataBytes)
 	}
 	if err := ValidateData(e.Kind, data); err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)

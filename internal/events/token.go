@@ -25,7 +25,8 @@ var ErrInvalidIdentifier = errors.New("invalid identifier")
 var ErrInvalidToken = errors.New("invalid tenant token")
 
 // ValidateIdentifier checks an identifier before it reaches a subject, a header or the graph:
-// non-empty, at most MaxIdentifierBytes of valid UTF-8, no control characters.
+// non-empty, at most MaxIdentifierBytes of valid UTF-8, no control characters, no leading or
+// trailing space.
 func ValidateIdentifier(id string) error {
 	switch {
 	case id == "":
@@ -34,6 +35,10 @@ func ValidateIdentifier(id string) error {
 		return fmt.Errorf("%w: %d bytes, at most %d allowed", ErrInvalidIdentifier, len(id), MaxIdentifierBytes)
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidIdentifier)
+	case id[0] == ' ' || id[len(id)-1] == ' ':
+		// NATS message headers (ce-subject) drop leading and trailing spaces, so such an
+		// identifier would not survive the trip through the stream.
+		return fmt.Errorf("%w: leading or trailing space", ErrInvalidIdentifier)
 	}
 	for i, r := range id {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {

@@ -27,6 +27,9 @@ func TestEncodeToken(t *testing.T) {
 		{id: "a\u0085b", wantErr: ErrInvalidIdentifier},
 		{id: string([]byte{0xff, 0xfe}), wantErr: ErrInvalidIdentifier},
 		{id: strings.Repeat("a", 257), wantErr: ErrInvalidIdentifier},
+		{id: " sara", wantErr: ErrInvalidIdentifier},
+		{id: "sara ", wantErr: ErrInvalidIdentifier},
+		{id: " ", wantErr: ErrInvalidIdentifier},
 	}
 	for _, tt := range tests {
 		got, err := EncodeToken(tt.id)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/engram-memory/engram/internal/events"
 )
@@ -62,11 +63,25 @@ func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (S
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
+	// A message handed to a reconnecting connection would be buffered and sent later, after
+	// the caller heard of the failure; refuse at once instead.
+	if !p.js.Conn().IsConnected() {
+		return Stored{}, fmt.Errorf("publish %s: %w: not connected", id, ErrUnavailable)
+	}
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(MemoryStream))
 	if err != nil {
 		return Stored{}, fmt.Errorf("publish %s: %w", id, classify(err))
 	}
 	return Stored{EventID: id, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// Classify maps an error of a JetStream publish (synchronous, asynchronous or batch) onto the
+// sentinels above, keeping the original in the chain; other errors are returned as they are.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	return classify(err)
 }
 
 // classify maps nats.go's errors onto the sentinels above, keeping the original in the chain.
@@ -76,10 +91,21 @@ func classify(err error) error {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrNoServers),
-		errors.Is(err, jetstream.ErrStreamNotFound):
+		errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, nats.ErrReconnectBufExceeded):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, jetstreamext.ErrInvalidBatchAck):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.Is(err, nats.ErrMaxPayload):
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID:
+		return fmt.Errorf("%w: %w", ErrDuplicateInBatch, err)
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishIncomplete ||
+		apiErr.ErrorCode == jetstreamext.JSErrCodeAtomicPublishTooManyInflight ||
+		apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishTooManyInflight):
+		// An abandoned (incomplete) batch stored nothing and too many open batches is load:
+		// both are worth retrying.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.As(err, &apiErr):
 		// 10077 is JSStreamStoreFailed; its description carries the store's reason.
 		if apiErr.ErrorCode == 10077 || apiErr.ErrorCode == 10023 {

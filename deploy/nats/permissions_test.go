@@ -1,0 +1,455 @@
+package natsdeploy_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
+
+	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/natsdev"
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// secured is a server running deploy/nats/accounts.conf, with two tenants' agents.
+type secured struct {
+	srv       *server.Server
+	passwords map[string]string // service user -> plain password
+	agents    map[string]nkeys.KeyPair
+	admin     jetstream.JetStream
+}
+
+// startSecured copies accounts.conf into a temporary directory beside a server
+// configuration that includes it and an agents.conf written with AgentUserConf, so the
+// server runs exactly the file operators deploy.
+func startSecured(t *testing.T, tenants ...string) *secured {
+	t.Helper()
+	dir := t.TempDir()
+	accounts, err := os.ReadFile("accounts.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &secured{passwords: map[string]string{}, agents: map[string]nkeys.KeyPair{}}
+	var users strings.Builder
+	users.WriteString("users: [\n")
+	for _, id := range tenants {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := kp.PublicKey()
+		entry, err := natsdeploy.AgentUserConf(id, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users.WriteString(entry)
+		s.agents[id] = kp
+	}
+	users.WriteString("]\n")
+	for name, content := range map[string]string{
+		"accounts.conf": string(accounts),
+		"agents.conf":   users.String(),
+		"server.conf":   "server_name: engram-auth-test\njetstream { store_dir: \"" + filepath.Join(dir, "js") + "\" }\ninclude \"accounts.conf\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Passwords reach the configuration through the environment, as in production; the
+	// admin's as a bcrypt hash, the form docs/security.md recommends.
+	for _, u := range []struct{ user, env string }{
+		{"engram-admin", "ENGRAM_NATS_ADMIN_PASSWORD"},
+		{"engram-ingestor", "ENGRAM_NATS_INGESTOR_PASSWORD"},
+		{"engram-projector", "ENGRAM_NATS_PROJECTOR_PASSWORD"},
+		{"engram-query", "ENGRAM_NATS_QUERY_PASSWORD"},
+	} {
+		pw := u.user + "-" + events.NewID()
+		s.passwords[u.user] = pw
+		val := pw
+		if u.user == "engram-admin" {
+			h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			val = string(h)
+		}
+		t.Setenv(u.env, val)
+	}
+	s.srv, err = natsdev.Start(natsdev.Options{ConfigFile: filepath.Join(dir, "server.conf"), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.srv.Shutdown)
+	_, s.admin, _ = s.service(t, "admin")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := stream.Ensure(ctx, s.admin, 2*time.Minute); err != nil {
+		t.Fatalf("admin applies the streams: %v", err)
+	}
+	return s
+}
+
+// violations collects the server's permission errors of one connection.
+type violations chan error
+
+func (v violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		select {
+		case v <- err:
+		default:
+		}
+	}
+}
+
+// wait returns the next permission violation mentioning want, failing the test without one.
+func (v violations) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case err := <-v:
+			if strings.Contains(err.Error(), want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no permissions violation for %q from the server", want)
+		}
+	}
+}
+
+func (s *secured) connect(t *testing.T, opts ...nats.Option) (*nats.Conn, violations) {
+	t.Helper()
+	v := make(violations, 64)
+	nc, err := nats.Connect(s.srv.ClientURL(), append(opts, nats.ErrorHandler(v.handler))...)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, v
+}
+
+// service connects as the NATS user engram-<name>, with the inbox prefix app.NewNATS uses
+// for the service of that name (the admin keeps the default).
+func (s *secured) service(t *testing.T, name string) (*nats.Conn, jetstream.JetStream, violations) {
+	t.Helper()
+	user := "engram-" + name
+	opts := []nats.Option{nats.UserInfo(user, s.passwords[user])}
+	if name != "admin" {
+		opts = append(opts, nats.CustomInboxPrefix(app.InboxPrefix(name)))
+	}
+	nc, v := s.connect(t, opts...)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, v
+}
+
+func (s *secured) agent(t *testing.T, id string, inbox bool) (*nats.Conn, jetstream.JetStream, violations) {
+	t.Helper()
+	kp := s.agents[id]
+	pub, _ := kp.PublicKey()
+	opts := []nats.Option{nats.Nkey(pub, kp.Sign)}
+	if inbox {
+		p, err := natsdeploy.Agent(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, nats.CustomInboxPrefix(p.InboxPrefix))
+	}
+	nc, v := s.connect(t, opts...)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, v
+}
+
+func userEvent(t *testing.T, user string) *nats.Msg {
+	t.Helper()
+	m, err := events.Encode(&events.Event{
+		ID: events.NewID(), Source: "/engram/test", User: user, Time: time.Now(),
+		Data: events.UserUpserted{UserID: events.UserID(user), Identifier: user},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// stored counts the memory stream's messages of one tenant, as the admin sees them.
+func (s *secured) stored(t *testing.T, user string) uint64 {
+	t.Helper()
+	tok, err := events.EncodeToken(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	st, err := s.admin.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("mem."+tok+".>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+// short is the context of a call the server must refuse: a refused request gets no reply.
+func short(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// cannotRead checks that a connection can neither read the memory stream through JetStream's
+// API nor subscribe to its subjects: the server refuses each request's publish (a refused
+// request gets no reply, so the violation is the server's answer) and the subscription.
+func cannotRead(t *testing.T, nc *nats.Conn, v violations) {
+	t.Helper()
+	for _, subj := range []string{
+		"$JS.API.CONSUMER.CREATE." + stream.MemoryStream + ".spy",
+		"$JS.API.CONSUMER.CREATE." + stream.MemoryStream + ".spy.mem.>",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + stream.MemoryStream + ".spy",
+		"$JS.API.CONSUMER.MSG.NEXT." + stream.MemoryStream + ".projector-p0",
+		"$JS.API.STREAM.MSG.GET." + stream.MemoryStream,
+		"$JS.API.DIRECT.GET." + stream.MemoryStream,
+		"$JS.API.DIRECT.GET." + stream.MemoryStream + ".mem.x.y",
+		"$JS.API.STREAM.PURGE." + stream.MemoryStream,
+		"$JS.API.STREAM.DELETE." + stream.MemoryStream,
+	} {
+		if err := nc.PublishRequest(subj, nc.NewRespInbox(), []byte(`{"seq":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Publish to "`+subj+`"`)
+	}
+	// Neither the stream's subjects nor replies meant for others (the projector's fetched
+	// events arrive on its inbox).
+	for _, subj := range []string{"mem.>", "_INBOX.>", app.InboxPrefix("projector") + ".>", ">"} {
+		if _, err := nc.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Subscription to "`+subj+`"`)
+	}
+}
+
+// cannotConsume checks, through the client API, that no consumer can be made on MEM.
+func cannotConsume(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	if _, err := js.CreateOrUpdateConsumer(short(t), stream.MemoryStream, jetstream.ConsumerConfig{Name: "spy"}); err == nil {
+		t.Error("created a consumer on MEM")
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	sara, liam := "sara+"+events.NewID()[24:]+"@omg.test", "liam+"+events.NewID()[24:]+"@omg.test"
+	s := startSecured(t, sara, liam)
+
+	t.Run("no anonymous or wrong credentials", func(t *testing.T) {
+		if nc, err := nats.Connect(s.srv.ClientURL()); err == nil {
+			nc.Close()
+			t.Error("connected without credentials")
+		}
+		if nc, err := nats.Connect(s.srv.ClientURL(), nats.UserInfo("engram-ingestor", "wrong")); err == nil {
+			nc.Close()
+			t.Error("connected with a wrong password")
+		}
+	})
+
+	t.Run("ingestor publishes and reads nothing", func(t *testing.T) {
+		nc, js, v := s.service(t, "ingestor")
+		// What every service does at start-up and for readiness.
+		if err := stream.Ensure(t.Context(), js, 2*time.Minute); err != nil {
+			t.Fatalf("apply streams: %v", err)
+		}
+		if err := stream.Ping(t.Context(), js); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		pub := stream.NewPublisher(js, 5*time.Second)
+		before := s.stored(t, sara)
+		m := userEvent(t, sara)
+		if _, err := pub.PublishMsg(t.Context(), m.Header.Get(nats.MsgIdHdr), m); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		batch := []*nats.Msg{userEvent(t, sara), userEvent(t, sara)}
+		if _, err := pub.PublishBatchMsgs(t.Context(), []string{batch[0].Header.Get(nats.MsgIdHdr), batch[1].Header.Get(nats.MsgIdHdr)}, batch); err != nil {
+			t.Fatalf("publish batch: %v", err)
+		}
+		if got := s.stored(t, sara); got != before+3 {
+			t.Errorf("stored %d events of sara, want %d", got, before+3)
+		}
+		cannotRead(t, nc, v)
+		if err := nc.PublishRequest("$JS.API.STREAM.INFO.MEM", nc.NewRespInbox(), nil); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Publish to "$JS.API.STREAM.INFO.MEM"`)
+		if err := nc.Publish("dlq.mem.x", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Publish to "dlq.mem.x"`)
+	})
+
+	t.Run("projector consumes, acks and dead-letters", func(t *testing.T) {
+		nc, js, v := s.service(t, "projector")
+		if err := stream.Ensure(t.Context(), js, 2*time.Minute); err != nil {
+			t.Fatalf("apply streams: %v", err)
+		}
+		consumers, err := stream.EnsureProjectorConsumers(t.Context(), js)
+		if err != nil {
+			t.Fatalf("consumers: %v", err)
+		}
+		tok, _ := events.EncodeToken(sara)
+		c := consumers[events.Partition(tok, natsdeploy.Partitions)]
+		batch, err := c.Fetch(3, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup("projector")) // the ingestor stored 3
+		if err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+			n++
+		}
+		if err := batch.Error(); err != nil || n == 0 {
+			t.Fatalf("fetched %d messages, err %v", n, err)
+		}
+		if _, err := js.Publish(t.Context(), "dlq.mem."+tok+".user_upserted", []byte(`{}`)); err != nil {
+			t.Fatalf("dead-letter: %v", err)
+		}
+		if _, err := js.Stream(t.Context(), stream.MemoryStream); err != nil {
+			t.Errorf("stream info: %v", err)
+		}
+		// It consumes; it does not write events.
+		if err := nc.Publish("mem."+tok+".user_upserted", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Publish to "mem.`+tok+`.user_upserted"`)
+	})
+
+	t.Run("query needs JetStream reachability only", func(t *testing.T) {
+		nc, js, v := s.service(t, "query")
+		if err := stream.Ensure(t.Context(), js, 2*time.Minute); err != nil {
+			t.Fatalf("apply streams: %v", err)
+		}
+		if err := stream.Ping(t.Context(), js); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		cannotRead(t, nc, v)
+		if err := nc.Publish("mem.x.y", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Publish to "mem.x.y"`)
+	})
+
+	t.Run("agent publishes its own tenant only and reads nothing", func(t *testing.T) {
+		nc, js, v := s.agent(t, sara, true)
+		saraBefore, liamBefore := s.stored(t, sara), s.stored(t, liam)
+
+		ack, err := js.PublishMsg(t.Context(), userEvent(t, sara))
+		if err != nil {
+			t.Fatalf("own tenant: %v", err)
+		}
+		if ack.Stream != stream.MemoryStream {
+			t.Errorf("ack from stream %q", ack.Stream)
+		}
+		if got := s.stored(t, sara); got != saraBefore+1 {
+			t.Errorf("sara has %d events, want %d", got, saraBefore+1)
+		}
+
+		liamTok, _ := events.EncodeToken(liam)
+		if _, err := js.PublishMsg(short(t), userEvent(t, liam)); err == nil {
+			t.Error("publish on another tenant's subject acknowledged")
+		}
+		v.wait(t, `Publish to "mem.`+liamTok+`.user_upserted"`)
+		// Core publish too, and beyond the stream's three tokens.
+		for _, subj := range []string{"mem." + liamTok + ".user_upserted", "mem." + liamTok + ".a.b", "dlq.mem.x.y"} {
+			if err := nc.Publish(subj, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			v.wait(t, `Publish to "`+subj+`"`)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.stored(t, liam); got != liamBefore {
+			t.Errorf("liam has %d events after sara's agent published for him, want %d", got, liamBefore)
+		}
+
+		cannotRead(t, nc, v)
+		cannotConsume(t, js)
+		if _, err := js.Stream(short(t), stream.MemoryStream); err == nil {
+			t.Error("agent read the stream's info")
+		}
+		// Nor another agent's inbox.
+		for _, subj := range []string{natsdeploy.AgentInboxPrefix(liamTok) + ".>"} {
+			if _, err := nc.SubscribeSync(subj); err != nil {
+				t.Fatal(err)
+			}
+			v.wait(t, `Subscription to "`+subj+`"`)
+		}
+	})
+
+	t.Run("agent without its inbox prefix gets no acknowledgement", func(t *testing.T) {
+		_, js, v := s.agent(t, liam, false)
+		if _, err := js.PublishMsg(short(t), userEvent(t, liam)); err == nil {
+			t.Error("acknowledged without the inbox prefix")
+		}
+		v.wait(t, `Subscription to "_INBOX.`)
+	})
+}
+
+func TestAgentUserConf(t *testing.T) {
+	t.Parallel()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	got, err := natsdeploy.AgentUserConf("sara@omg.com", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"mem.sara_40omg_2Ecom.*"`, `"_INBOX_sara_40omg_2Ecom.>"`, "nkey: " + pub} {
+		if !strings.Contains(got, want) {
+			t.Errorf("entry lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, string(seed)) {
+		t.Error("seed in the configuration")
+	}
+	tests := []struct {
+		id, key string
+		wantErr error
+	}{
+		{id: "", key: pub, wantErr: events.ErrInvalidIdentifier},
+		{id: "a\nb", key: pub, wantErr: events.ErrInvalidIdentifier},
+		{id: "sara@omg.com", key: string(seed)},
+		{id: "sara@omg.com", key: "UNOTAKEY"},
+	}
+	for _, tt := range tests {
+		_, err := natsdeploy.AgentUserConf(tt.id, tt.key)
+		if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+			t.Errorf("AgentUserConf(%q, %q) = %v, want %v", tt.id, tt.key, err, tt.wantErr)
+		}
+	}
+}

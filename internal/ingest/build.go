@@ -1,0 +1,475 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/engram-memory/engram/internal/events"
+)
+
+// Settings are what Build needs besides the command: the multi-tenant guardrail and the
+// CloudEvents attributes the writer sets.
+type Settings struct {
+	// MultiTenant requires every write to name its user (the seed's multi_tenant). When false,
+	// a write without a user belongs to the shared tenant (subject mem._shared.<kind>).
+	MultiTenant bool
+	// Source is the CloudEvents source, e.g. /engram/ingestor (default) or /engram/client.
+	Source string
+	// Actor is the principal that writes (CloudEvents extension "actor"); default "anonymous".
+	Actor string
+	// CorrelationID, when set, becomes the CloudEvents extension "correlationid".
+	CorrelationID string
+	// Now is the clock of the events' time; default time.Now.
+	Now func() time.Time
+}
+
+// Defaults of Settings.
+const (
+	DefaultSource  = "/engram/ingestor"
+	AnonymousActor = "anonymous"
+)
+
+// Minted are the ids a command produced: minted (UUIDv7) or derived from its input. Only the
+// ids the command concerns are set.
+type Minted struct {
+	UserID         string `json:"user_id,omitempty"`
+	ConversationID string `json:"conversation_id,omitempty"`
+	MessageID      string `json:"message_id,omitempty"`
+	PreferenceID   string `json:"preference_id,omitempty"`
+	TraceID        string `json:"trace_id,omitempty"`
+	StepID         string `json:"step_id,omitempty"`
+	ToolCallID     string `json:"tool_call_id,omitempty"`
+}
+
+// ErrInvalid is wrapped by every error Build returns for bad input (a *FieldError).
+var ErrInvalid = errors.New("invalid command")
+
+// FieldError says which field of a command is wrong and why. It wraps ErrInvalid and, for the
+// multi-tenant guardrail, events.ErrNoUser.
+type FieldError struct {
+	Field  string // JSON name, with the path inside a batch: commands[2].applies_to[0].name
+	Reason string
+	err    error
+}
+
+// Error says which field is wrong and why.
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// Unwrap returns ErrInvalid and the more specific sentinel, if any.
+func (e *FieldError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrInvalid, e.err}
+	}
+	return []error{ErrInvalid}
+}
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// prefixed returns err with its field placed under prefix (a batch entry).
+func prefixed(prefix string, err error) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	out := *fe
+	if out.Field == "" {
+		out.Field = prefix
+	} else {
+		out.Field = prefix + "." + out.Field
+	}
+	return &out
+}
+
+// Build validates a command, enforces the multi-tenant guardrail, mints the ids the command
+// creates, and returns its event with the ids. Bad input is a *FieldError wrapping ErrInvalid;
+// nothing is published by Build.
+func Build(cmd Command, s Settings) (*events.Event, Minted, error) {
+	if cmd == nil {
+		return nil, Minted{}, fieldErr("", "no command")
+	}
+	if s.Source == "" {
+		s.Source = DefaultSource
+	}
+	if s.Actor == "" {
+		s.Actor = AnonymousActor
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	// Both become CloudEvents extension headers.
+	if err := identifier("actor", s.Actor); err != nil {
+		return nil, Minted{}, err
+	}
+	if s.CorrelationID != "" {
+		if err := identifier("correlation_id", s.CorrelationID); err != nil {
+			return nil, Minted{}, err
+		}
+	}
+	id, err := mint("event_id", eventID(cmd))
+	if err != nil {
+		return nil, Minted{}, err
+	}
+	user, data, minted, err := cmd.build(&s)
+	if err != nil {
+		return nil, Minted{}, err
+	}
+	if user != "" {
+		minted.UserID = events.UserID(user)
+	}
+	return &events.Event{
+		ID:            id,
+		Source:        s.Source,
+		Kind:          cmd.Kind(),
+		User:          user,
+		Time:          s.Now().UTC(),
+		Actor:         s.Actor,
+		CorrelationID: s.CorrelationID,
+		Data:          data,
+	}, minted, nil
+}
+
+// Limits of command fields. They mirror the event schemas under schemas/events, so a command
+// Build accepts always encodes; text limits count characters, as JSON Schema does.
+const (
+	maxShortText  = 256     // category, tool_name, entity name and type
+	maxTitle      = 1024    // message title, erase reason
+	maxText       = 65536   // preference, context, task, thought, action, observation, outcome, error
+	maxContent    = 262144  // message content
+	maxProperties = 256     // attributes, metadata
+	maxAppliesTo  = 64      // applies_to entries
+	maxStepNumber = 1000000 // step_number
+)
+
+// mint returns given when it is a valid UUIDv7, a new UUIDv7 when given is empty: the ids of
+// what a command creates are minted at ingest, or chosen by a caller that wants safe retries.
+func mint(field, given string) (string, error) {
+	if given == "" {
+		return events.NewID(), nil
+	}
+	u, err := uuid.Parse(given)
+	if err != nil || u.String() != given {
+		return "", fieldErr(field, "must be a UUID in canonical lower-case form, got %q", clip(given))
+	}
+	if u.Version() != 7 {
+		return "", fieldErr(field, "must be a UUIDv7 (time-ordered), got version %d", u.Version())
+	}
+	return given, nil
+}
+
+// user resolves the user a write belongs to, enforcing the multi-tenant guardrail.
+func (s *Settings) user(given string) (string, error) {
+	if given == "" {
+		if s.MultiTenant {
+			return "", &FieldError{Field: "user_identifier", Reason: "is required: multi-tenant mode is on, so every write must name its user", err: events.ErrNoUser}
+		}
+		return "", nil
+	}
+	if err := identifier("user_identifier", given); err != nil {
+		return "", err
+	}
+	return given, nil
+}
+
+func identifier(field, v string) error {
+	if err := events.ValidateIdentifier(v); err != nil {
+		reason := strings.TrimPrefix(err.Error(), events.ErrInvalidIdentifier.Error()+": ")
+		if v == "" {
+			reason = "is required"
+		}
+		return &FieldError{Field: field, Reason: reason, err: events.ErrInvalidIdentifier}
+	}
+	return nil
+}
+
+func reference(field, v string) error {
+	if v == "" {
+		return fieldErr(field, "is required")
+	}
+	u, err := uuid.Parse(v)
+	if err != nil || u.String() != v {
+		return fieldErr(field, "must be a UUID in canonical lower-case form, got %q", clip(v))
+	}
+	return nil
+}
+
+func text(field, v string, min, max int) error {
+	if !utf8.ValidString(v) {
+		return fieldErr(field, "is not valid UTF-8")
+	}
+	n := utf8.RuneCountInString(v)
+	switch {
+	case n < min && n == 0:
+		return fieldErr(field, "is required")
+	case n < min:
+		return fieldErr(field, "must have at least %d characters", min)
+	case n > max:
+		return fieldErr(field, "has %d characters, at most %d allowed", n, max)
+	}
+	return nil
+}
+
+func object(field string, m map[string]any) error {
+	if len(m) > maxProperties {
+		return fieldErr(field, "has %d properties, at most %d allowed", len(m), maxProperties)
+	}
+	return nil
+}
+
+func oneOf(field, v string, allowed []string) error {
+	if !slices.Contains(allowed, v) {
+		if v == "" {
+			return fieldErr(field, "is required: one of %s", strings.Join(allowed, ", "))
+		}
+		return fieldErr(field, "%q is not one of %s", clip(v), strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+// clip shortens a value quoted in an error message.
+func clip(v string) string {
+	const n = 64
+	if len(v) <= n {
+		return v
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…"
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *UpsertUser) build(_ *Settings) (string, any, Minted, error) {
+	if err := firstErr(identifier("identifier", c.Identifier), object("attributes", c.Attributes)); err != nil {
+		return "", nil, Minted{}, err
+	}
+	return c.Identifier, events.UserUpserted{
+		UserID: events.UserID(c.Identifier), Identifier: c.Identifier, Attributes: c.Attributes,
+	}, Minted{}, nil
+}
+
+func (c *EraseUser) build(_ *Settings) (string, any, Minted, error) {
+	if err := firstErr(identifier("identifier", c.Identifier), text("reason", c.Reason, 0, maxTitle)); err != nil {
+		return "", nil, Minted{}, err
+	}
+	return c.Identifier, events.UserErased{Identifier: c.Identifier, Reason: c.Reason}, Minted{}, nil
+}
+
+func (c *AddMessage) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		identifier("session_id", c.SessionID),
+		oneOf("role", c.Role, events.Roles),
+		text("content", c.Content, 1, maxContent),
+		text("title", c.Title, 0, maxTitle),
+		object("metadata", c.Metadata),
+		instant("timestamp", c.Timestamp),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	id, err := mint("message_id", c.MessageID)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	conv := events.ConversationID(user, c.SessionID)
+	return user, events.MessageAdded{
+		MessageID: id, ConversationID: conv, SessionID: c.SessionID, Role: c.Role,
+		Content: c.Content, Timestamp: utc(c.Timestamp), Metadata: c.Metadata, Title: c.Title,
+	}, Minted{MessageID: id, ConversationID: conv}, nil
+}
+
+func (c *AddPreference) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		text("category", c.Category, 1, maxShortText),
+		text("preference", c.Preference, 1, maxText),
+		text("context", c.Context, 0, maxText),
+		object("metadata", c.Metadata),
+		instant("valid_from", c.ValidFrom),
+		appliesTo(c.AppliesTo),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.Confidence != nil && !(*c.Confidence >= 0 && *c.Confidence <= 1) {
+		return "", nil, Minted{}, fieldErr("confidence", "must be between 0 and 1, got %v", *c.Confidence)
+	}
+	id, err := mint("preference_id", c.PreferenceID)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.PreferenceAdded{
+		PreferenceID: id, Category: c.Category, Preference: c.Preference, Context: c.Context,
+		Confidence: c.Confidence, ValidFrom: utc(c.ValidFrom), Metadata: c.Metadata,
+		AppliesTo: slices.Clone(c.AppliesTo),
+	}, Minted{PreferenceID: id}, nil
+}
+
+func appliesTo(refs []events.EntityRef) error {
+	if len(refs) > maxAppliesTo {
+		return fieldErr("applies_to", "has %d entries, at most %d allowed", len(refs), maxAppliesTo)
+	}
+	for i, r := range refs {
+		f := fmt.Sprintf("applies_to[%d]", i)
+		if r.ID == "" && r.Name == "" {
+			return fieldErr(f, "needs an id or a name")
+		}
+		if r.ID != "" {
+			if err := reference(f+".id", r.ID); err != nil {
+				return err
+			}
+		}
+		if r.Name != "" {
+			if err := text(f+".name", r.Name, 1, maxShortText); err != nil {
+				return err
+			}
+		}
+		if err := text(f+".type", r.Type, 0, maxShortText); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *SupersedePreference) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(reference("old_id", c.OldID), reference("new_id", c.NewID), instant("valid_until", c.ValidUntil)); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.OldID == c.NewID {
+		return "", nil, Minted{}, fieldErr("new_id", "must differ from old_id: a preference cannot supersede itself")
+	}
+	return user, events.PreferenceSuperseded{OldID: c.OldID, NewID: c.NewID, ValidUntil: utc(c.ValidUntil)}, Minted{}, nil
+}
+
+func (c *StartTrace) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		identifier("session_id", c.SessionID),
+		text("task", c.Task, 1, maxText),
+		object("metadata", c.Metadata),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	id, err := mint("trace_id", c.TraceID)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.TraceStarted{TraceID: id, SessionID: c.SessionID, Task: c.Task, Metadata: c.Metadata},
+		Minted{TraceID: id}, nil
+}
+
+func (c *AddTraceStep) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		reference("trace_id", c.TraceID),
+		text("thought", c.Thought, 0, maxText),
+		text("action", c.Action, 0, maxText),
+		text("observation", c.Observation, 0, maxText),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.StepNumber < 0 || c.StepNumber > maxStepNumber {
+		return "", nil, Minted{}, fieldErr("step_number", "must be between 0 and %d, got %d", maxStepNumber, c.StepNumber)
+	}
+	id, err := mint("step_id", c.StepID)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.TraceStepAdded{
+		TraceID: c.TraceID, StepID: id, StepNumber: c.StepNumber,
+		Thought: c.Thought, Action: c.Action, Observation: c.Observation,
+	}, Minted{StepID: id}, nil
+}
+
+func (c *RecordToolCall) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	status := c.Status
+	if status == "" {
+		status = "success"
+	}
+	if err := firstErr(
+		reference("trace_id", c.TraceID),
+		reference("step_id", c.StepID),
+		text("tool_name", c.ToolName, 1, maxShortText),
+		oneOf("status", status, events.ToolCallStatuses),
+		text("error", c.Error, 0, maxText),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.DurationMS != nil && *c.DurationMS < 0 {
+		return "", nil, Minted{}, fieldErr("duration_ms", "must not be negative, got %d", *c.DurationMS)
+	}
+	id, err := mint("tool_call_id", c.ToolCallID)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.ToolCallRecorded{
+		TraceID: c.TraceID, StepID: c.StepID, ToolCallID: id, ToolName: c.ToolName,
+		Arguments: c.Arguments, Result: c.Result, Status: status, DurationMS: c.DurationMS, Error: c.Error,
+	}, Minted{ToolCallID: id}, nil
+}
+
+func (c *CompleteTrace) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(reference("trace_id", c.TraceID), text("outcome", c.Outcome, 0, maxText)); err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.TraceCompleted{TraceID: c.TraceID, Outcome: c.Outcome, Success: c.Success}, Minted{}, nil
+}
+
+func instant(field string, t *time.Time) error {
+	if t != nil && (t.UTC().Year() < 1 || t.UTC().Year() > 9999) {
+		return fieldErr(field, "year %d (in UTC) is outside 0001-9999", t.UTC().Year())
+	}
+	return nil
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -1,0 +1,429 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/stream"
+	"github.com/engram-memory/engram/schemas"
+)
+
+// CorrelationHeader, when a request carries it, becomes the "correlationid" extension of every
+// event the request writes. A batch without it is correlated by its minted batch id.
+const CorrelationHeader = "X-Correlation-ID"
+
+// RetryAfterSeconds is the Retry-After of a 503: the event store is unreachable or did not
+// acknowledge in time.
+const RetryAfterSeconds = 1
+
+// errUnsupportedMedia marks a *FieldError answered 415.
+var errUnsupportedMedia = errors.New("unsupported media type")
+
+// Accepted is the 202 answer to a command: the event id, the stream sequence it was stored at
+// (the consistency token a read can wait for), and the ids the command minted.
+type Accepted struct {
+	EventID string `json:"event_id"`
+	// Sequence is the stream sequence of the event: a consistency token.
+	Sequence uint64 `json:"sequence"`
+	// Duplicate is true when the stream already held an event with this id (a retry); nothing
+	// new was stored and Sequence is the first copy's.
+	Duplicate bool `json:"duplicate,omitempty"`
+	Minted
+}
+
+// BatchResult is one command's part of a BatchAccepted.
+type BatchResult struct {
+	Op string `json:"op"`
+	Accepted
+}
+
+// BatchAccepted is the 202 answer to a batch: every command's result in order, and the
+// sequence of the batch's last event (the consistency token of the whole batch).
+type BatchAccepted struct {
+	// BatchID is the correlationid of the batch's events: the X-Correlation-ID header, or a
+	// minted UUIDv7.
+	BatchID  string        `json:"batch_id"`
+	Sequence uint64        `json:"sequence"`
+	Results  []BatchResult `json:"results"`
+}
+
+// Problem is the body of every error answer: what is wrong and, for bad input, which field
+// (a JSON field, a path inside a batch such as commands[2].role, "body", or a header name).
+// A 503 lists the ids of the events that were not confirmed.
+type Problem struct {
+	Error    string   `json:"error"`
+	Field    string   `json:"field,omitempty"`
+	EventIDs []string `json:"event_ids,omitempty"`
+}
+
+// Handler serves the ingestor's /v1 HTTP API.
+type Handler struct {
+	pub     *stream.Publisher
+	cfg     Config
+	logger  *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+	mux     *http.ServeMux
+}
+
+// Option configures a Handler.
+type Option func(*Handler) error
+
+// WithLogger sets the handler's logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(h *Handler) error {
+		if l == nil {
+			return errors.New("ingest: nil logger")
+		}
+		h.logger = l
+		return nil
+	}
+}
+
+// WithMetrics makes the handler count requests and stored events.
+func WithMetrics(m *Metrics) Option {
+	return func(h *Handler) error { h.metrics = m; return nil }
+}
+
+// WithClock sets the clock of the events' time (tests).
+func WithClock(now func() time.Time) Option {
+	return func(h *Handler) error {
+		if now == nil {
+			return errors.New("ingest: nil clock")
+		}
+		h.now = now
+		return nil
+	}
+}
+
+// NewHandler returns the HTTP API publishing through pub. Of cfg it uses MaxBatch,
+// MaxBodyBytes, Source and Common.MultiTenant.
+func NewHandler(pub *stream.Publisher, cfg Config, opts ...Option) (*Handler, error) {
+	if pub == nil {
+		return nil, errors.New("ingest: nil publisher")
+	}
+	if err := cfg.validateLimits(); err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		pub: pub, cfg: cfg, now: time.Now,
+		logger: slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		if err := o(h); err != nil {
+			return nil, err
+		}
+	}
+	h.mux = http.NewServeMux()
+	h.Register(h.mux)
+	return h, nil
+}
+
+// ServeHTTP serves the /v1 routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Register adds the /v1 routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(schemas.OpenAPI)
+	})
+	identifier := func(c Command) *string {
+		switch c := c.(type) {
+		case *UpsertUser:
+			return &c.Identifier
+		case *EraseUser:
+			return &c.Identifier
+		}
+		panic("no identifier")
+	}
+	traceID := func(c Command) *string {
+		switch c := c.(type) {
+		case *AddTraceStep:
+			return &c.TraceID
+		case *RecordToolCall:
+			return &c.TraceID
+		case *CompleteTrace:
+			return &c.TraceID
+		}
+		panic("no trace_id")
+	}
+	oldID := func(c Command) *string { return &c.(*SupersedePreference).OldID }
+
+	mux.Handle("PUT /v1/users/{identifier}", h.command(OpUpsertUser, true, fromPath("identifier", "identifier", identifier)))
+	mux.Handle("POST /v1/users", h.command(OpUpsertUser, false, nil))
+	mux.Handle("DELETE /v1/users/{identifier}", h.command(OpEraseUser, true, fromPath("identifier", "identifier", identifier)))
+	mux.Handle("POST /v1/messages", h.command(OpAddMessage, false, nil))
+	mux.Handle("POST /v1/preferences", h.command(OpAddPreference, false, nil))
+	mux.Handle("POST /v1/preferences/{old_id}/supersede", h.command(OpSupersedePreference, false, fromPath("old_id", "old_id", oldID)))
+	mux.Handle("POST /v1/traces", h.command(OpStartTrace, false, nil))
+	mux.Handle("POST /v1/traces/{trace_id}/steps", h.command(OpAddTraceStep, false, fromPath("trace_id", "trace_id", traceID)))
+	mux.Handle("POST /v1/traces/{trace_id}/tool-calls", h.command(OpRecordToolCall, false, fromPath("trace_id", "trace_id", traceID)))
+	mux.Handle("POST /v1/traces/{trace_id}/complete", h.command(OpCompleteTrace, true, fromPath("trace_id", "trace_id", traceID)))
+	mux.Handle("POST /v1/batch", h.endpoint("batch", h.batch))
+}
+
+// fromPath copies a path parameter into the command's field; the body may repeat it only
+// with the same value.
+func fromPath(param, field string, ptr func(Command) *string) func(*http.Request, Command) error {
+	return func(r *http.Request, c Command) error {
+		v, f := r.PathValue(param), ptr(c)
+		if *f != "" && *f != v {
+			return fieldErr(field, "is %q in the body but %q in the path", clip(*f), clip(v))
+		}
+		*f = v
+		return nil
+	}
+}
+
+// endpoint runs fn and writes its answer: 202 with the result, or the error as a Problem.
+func (h *Handler) endpoint(op string, fn func(http.ResponseWriter, *http.Request) (any, []string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, eventIDs, err := fn(w, r)
+		if err != nil {
+			h.metrics.request(op, h.writeProblem(w, r, op, err, eventIDs))
+			return
+		}
+		app.WriteJSON(w, http.StatusAccepted, resp)
+		h.metrics.request(op, http.StatusAccepted)
+	})
+}
+
+// command serves one command's endpoint.
+func (h *Handler) command(op string, optionalBody bool, path func(*http.Request, Command) error) http.Handler {
+	return h.endpoint(op, func(w http.ResponseWriter, r *http.Request) (any, []string, error) {
+		s, err := h.settings(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		body, err := h.readBody(w, r, optionalBody)
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd := newCommand(op)
+		if body != nil {
+			if cmd, err = DecodeCommand(op, body); err != nil {
+				return nil, nil, err
+			}
+		}
+		if path != nil {
+			if err := path(r, cmd); err != nil {
+				return nil, nil, err
+			}
+		}
+		ev, minted, err := Build(cmd, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		msg, err := encode(ev, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		stored, err := h.pub.PublishMsg(r.Context(), ev.ID, msg)
+		if err != nil {
+			return nil, []string{ev.ID}, err
+		}
+		h.metrics.stored(string(ev.Kind), stored.Duplicate)
+		h.logger.Debug("event stored", "op", op, "event_id", ev.ID, "sequence", stored.Sequence, "duplicate", stored.Duplicate)
+		return Accepted{EventID: ev.ID, Sequence: stored.Sequence, Duplicate: stored.Duplicate, Minted: minted}, nil, nil
+	})
+}
+
+// batch serves POST /v1/batch: every command is validated and encoded before anything is
+// sent, then all events are stored in one JetStream atomic batch, or none.
+func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, error) {
+	s, err := h.settings(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := h.readBody(w, r, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmds, err := DecodeBatch(body, h.cfg.MaxBatch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.CorrelationID == "" {
+		s.CorrelationID = events.NewID()
+	}
+	evs, err := BuildBatch(cmds, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, len(evs))
+	msgs := make([]*nats.Msg, len(evs))
+	for i, b := range evs {
+		if msgs[i], err = encode(b.Event, fmt.Sprintf("commands[%d]", i)); err != nil {
+			return nil, nil, err
+		}
+		ids[i] = b.Event.ID
+	}
+	stored, err := h.pub.PublishBatchMsgs(r.Context(), ids, msgs)
+	if err != nil {
+		return nil, ids, err
+	}
+	out := BatchAccepted{BatchID: s.CorrelationID, Results: make([]BatchResult, len(evs))}
+	for i, b := range evs {
+		out.Results[i] = BatchResult{Op: cmds[i].Op(), Accepted: Accepted{EventID: ids[i], Sequence: stored[i].Sequence, Minted: b.Minted}}
+		h.metrics.stored(string(b.Event.Kind), false)
+	}
+	out.Sequence = stored[len(stored)-1].Sequence
+	h.logger.Debug("batch stored", "batch_id", out.BatchID, "events", len(evs), "sequence", out.Sequence)
+	return out, nil, nil
+}
+
+// Built is one command's event and minted ids.
+type Built struct {
+	Event  *events.Event
+	Minted Minted
+}
+
+// BuildBatch builds every command of a batch with the same settings; an error names the
+// command (commands[i].field). Two commands of one batch cannot share an event id.
+func BuildBatch(cmds []Command, s Settings) ([]Built, error) {
+	out := make([]Built, len(cmds))
+	seen := make(map[string]int, len(cmds))
+	for i, c := range cmds {
+		prefix := fmt.Sprintf("commands[%d]", i)
+		ev, m, err := Build(c, s)
+		if err != nil {
+			return nil, prefixed(prefix, err)
+		}
+		if j, dup := seen[ev.ID]; dup {
+			return nil, fieldErr(prefix+".event_id", "repeats the event id of commands[%d]", j)
+		}
+		seen[ev.ID] = i
+		out[i] = Built{Event: ev, Minted: m}
+	}
+	return out, nil
+}
+
+// encode encodes a built event; what the event schema still refuses is bad input of field.
+func encode(ev *events.Event, field string) (*nats.Msg, error) {
+	msg, err := events.Encode(ev)
+	switch {
+	case err == nil:
+		return msg, nil
+	case errors.Is(err, events.ErrDataTooLarge):
+		return nil, &FieldError{Field: orBody(field), Reason: "the event it makes is too large: " + err.Error(), err: errTooLarge}
+	case errors.Is(err, events.ErrInvalidData):
+		return nil, &FieldError{Field: orBody(field), Reason: err.Error()}
+	}
+	return nil, err
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return bodyField
+	}
+	return field
+}
+
+// settings are the Build settings of one request.
+func (h *Handler) settings(r *http.Request) (Settings, error) {
+	s := Settings{
+		MultiTenant: h.cfg.Common.MultiTenant,
+		Source:      h.cfg.Source,
+		Actor:       ActorFrom(r.Context()),
+		Now:         h.now,
+	}
+	if c := r.Header.Get(CorrelationHeader); c != "" {
+		if err := events.ValidateIdentifier(c); err != nil {
+			return s, fieldErr(CorrelationHeader, "%v", err)
+		}
+		s.CorrelationID = c
+	}
+	return s, nil
+}
+
+// readBody reads the request body within MaxBodyBytes and checks it is JSON. An empty body is
+// nil, allowed only when optional.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, optional bool) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !isJSON(ct) {
+		return nil, &FieldError{Field: "Content-Type", Reason: fmt.Sprintf("%q is not supported: send application/json", clip(ct)), err: errUnsupportedMedia}
+	}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		return nil, &FieldError{Field: bodyField, Reason: fmt.Sprintf("is %d bytes, at most %d allowed", r.ContentLength, h.cfg.MaxBodyBytes), err: errTooLarge}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &FieldError{Field: bodyField, Reason: fmt.Sprintf("is over %d bytes", h.cfg.MaxBodyBytes), err: errTooLarge}
+		}
+		return nil, fieldErr(bodyField, "could not be read: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil, nil
+		}
+		return nil, fieldErr(bodyField, "is empty: a JSON object is required")
+	}
+	if ct == "" {
+		return nil, &FieldError{Field: "Content-Type", Reason: "is missing: send application/json", err: errUnsupportedMedia}
+	}
+	return body, nil
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// writeProblem answers err and returns the status code.
+func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, op string, err error, eventIDs []string) int {
+	var fe *FieldError
+	p := Problem{Error: err.Error()}
+	code := http.StatusInternalServerError
+	switch {
+	case errors.As(err, &fe):
+		p.Field = fe.Field
+		code = http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		} else if errors.Is(err, errUnsupportedMedia) {
+			code = http.StatusUnsupportedMediaType
+		}
+	case errors.Is(err, stream.ErrTimeout):
+		code = http.StatusServiceUnavailable
+		p.Error = "the event store did not acknowledge in time: the events may or may not be stored; retrying with the same event_id (and ids) is safe"
+		p.EventIDs = eventIDs
+	case errors.Is(err, stream.ErrUnavailable), errors.Is(err, context.Canceled):
+		code = http.StatusServiceUnavailable
+		p.Error = "the event store is unavailable: nothing was stored; retry later"
+		p.EventIDs = eventIDs
+	case errors.Is(err, stream.ErrStreamFull):
+		code = http.StatusInsufficientStorage
+		p.Error = "the event store is full: nothing was stored"
+	case errors.Is(err, stream.ErrDuplicateInBatch):
+		code = http.StatusConflict
+		p.Error = "the batch holds an event id the store already has: nothing of the batch was stored (a retried batch was stored the first time)"
+		p.EventIDs = eventIDs
+	case errors.Is(err, stream.ErrRejected):
+		p.Error = "the event store refused the events: nothing was stored"
+	default:
+		p.Error = "internal error"
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", fmt.Sprint(RetryAfterSeconds))
+	}
+	if code >= 500 {
+		h.logger.Warn("write failed", "op", op, "status", code, "path", r.URL.Path, "err", err)
+	}
+	app.WriteJSON(w, code, p)
+	return code
+}

@@ -1,0 +1,29 @@
+package ingest
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// Module adds the write path to an app built with app.Module(cfg.Common): a publisher on the
+// app's JetStream and the /v1 routes on the app's HTTP mux.
+func Module(cfg Config) fx.Option {
+	return fx.Module("ingest",
+		fx.Provide(
+			func(js jetstream.JetStream) *stream.Publisher {
+				return stream.NewPublisher(js, cfg.Common.PublishTimeout)
+			},
+			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
+			func(pub *stream.Publisher, m *Metrics, logger *slog.Logger) (*Handler, error) {
+				return NewHandler(pub, cfg, WithLogger(logger.With("component", "ingest")), WithMetrics(m))
+			},
+		),
+		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),
+	)
+}
