@@ -39,6 +39,17 @@ lint:
 run:
 	@deploy/run.sh
 
+## bench: load benchmarks (memctl bench, docs/BENCHMARKS.md). Uses a running stack when NATS_URL /
+## INGESTOR_URL / QUERY_URL / PROJECTOR_URL are set, else starts what is missing (Neo4j too, and
+## stops what it started); BENCH_FLAGS adds flags, e.g. BENCH_FLAGS="-scenarios reads -users 20000".
+bench:
+	$(GO) build -o bin/memctl ./cmd/memctl
+	bin/memctl bench -out docs/BENCHMARKS.md -json var/bench/bench.json $(BENCH_FLAGS)
+
+## demo: the seed scenario against the running stack (start it with make run)
+demo:
+	$(GO) run ./cmd/memctl demo
+
 neo4j-start:
 	@$(NEO4J) start
 

@@ -1,0 +1,67 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Sentinel errors; every error the client returns for a failed call matches at most one of
+// them with errors.Is.
+var (
+	// ErrUserRequired: multi-tenant mode is on and the write names no user (ForUser).
+	ErrUserRequired = errors.New("multi-tenant mode: the write must name its user (ForUser)")
+	// ErrInvalid: the request was refused as bad input (locally, or HTTP 400/413/415/422).
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound: the user, conversation or trace does not exist (HTTP 404).
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthenticated (401) and ErrForbidden (403): see docs/security.md.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+	// ErrConflict: a batch held an event the stream already stored (HTTP 409).
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the event store or the graph is unavailable (HTTP 503/507); retry later.
+	ErrUnavailable = errors.New("engram unavailable")
+	// ErrNotCaughtUp: a read-your-writes read timed out waiting for the projector (HTTP 504).
+	ErrNotCaughtUp = errors.New("projection has not caught up with the write")
+)
+
+// APIError is an error answer of Engram's HTTP API.
+type APIError struct {
+	Op     string // e.g. "add_preference", "get_preferences_for"
+	Status int
+	Msg    string // the server's message
+	Field  string // the field, parameter or header it names, if any
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("engram %s: %d %s", e.Op, e.Status, http.StatusText(e.Status))
+	if e.Field != "" {
+		s += ": " + e.Field
+	}
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	return s
+}
+
+// Unwrap maps the status onto the sentinels above.
+func (e *APIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return ErrInvalid
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusUnauthorized:
+		return ErrUnauthenticated
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusServiceUnavailable, http.StatusInsufficientStorage, http.StatusBadGateway:
+		return ErrUnavailable
+	case http.StatusGatewayTimeout:
+		return ErrNotCaughtUp
+	}
+	return nil
+}
