@@ -1,0 +1,63 @@
+package query
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/engram-memory/engram/internal/app"
+)
+
+// DefaultConsistencyWait is how long a read waits for its consistency token by default.
+const DefaultConsistencyWait = 5 * time.Second
+
+// maxConsistencyWait bounds the configurable wait: a read holding a connection longer than
+// this is better answered 504 and retried.
+const maxConsistencyWait = time.Minute
+
+// Config is the query service's configuration.
+type Config struct {
+	Common app.Common
+	// ConsistencyWait is the longest a read waits for its consistency token before it answers
+	// 504 (CONSISTENCY_WAIT, default 5s).
+	ConsistencyWait time.Duration
+	// CheckpointGroup is the projector's checkpoint name prefix: partition p's checkpoint is
+	// "<group>-p<p>" (PROJECTOR_GROUP, the projector's own setting; default "projector").
+	CheckpointGroup string
+	// MaxLimit is the largest page a list read returns (MAX_LIMIT, default 1000).
+	MaxLimit int
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	errs := []error{c.Common.Validate()}
+	if c.ConsistencyWait <= 0 || c.ConsistencyWait > maxConsistencyWait {
+		errs = append(errs, fmt.Errorf("CONSISTENCY_WAIT %s: want more than 0 and at most %s", c.ConsistencyWait, maxConsistencyWait))
+	}
+	if !groupPattern.MatchString(c.CheckpointGroup) {
+		errs = append(errs, fmt.Errorf("PROJECTOR_GROUP %q: want 1-64 letters, digits, '-' or '_'", c.CheckpointGroup))
+	}
+	if c.MaxLimit < 1 || c.MaxLimit > 10000 {
+		errs = append(errs, fmt.Errorf("MAX_LIMIT %d: want 1 to 10000", c.MaxLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads the configuration from args and the environment (getenv) and validates it.
+// -h returns flag.ErrHelp after printing the settings.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	f := app.NewFlags(fs, getenv)
+	app.BindCommon(f, &c.Common, "query", "127.0.0.1:8081")
+	f.Duration(&c.ConsistencyWait, "consistency-wait", "CONSISTENCY_WAIT", DefaultConsistencyWait,
+		"longest wait of a read for its consistency token before it answers 504")
+	f.String(&c.CheckpointGroup, "projector-group", "PROJECTOR_GROUP", DefaultCheckpointGroup,
+		"the projector's checkpoint name prefix (<group>-p<partition>)")
+	f.Int(&c.MaxLimit, "max-limit", "MAX_LIMIT", DefaultMaxLimit, "largest page a list read returns")
+	if err := f.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}

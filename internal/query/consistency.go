@@ -1,0 +1,183 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// Read-your-writes. A write answers with its consistency token: the stream sequence JetStream
+// stored it at. The projector keeps one checkpoint per partition, (:EngramCheckpoint {name:
+// "<group>-p<partition>", stream_seq}), written in the transaction that applied the events up
+// to stream_seq. A user's events all go to the partition events.Partition(token) names, in
+// stored order, so for a read about the user who wrote, "checkpoint >= token" is exact.
+//
+// A token of another user's write (another partition) is covered too once the user's
+// partition holds nothing unapplied at or below it and can get nothing more there (the token
+// is not beyond the stream's end); sequences are global, so the reader asks the stream
+// (PartitionLog) for the partition's first event after its checkpoint instead of waiting for a
+// checkpoint that may never pass the token.
+
+const checkpointByName = `
+MATCH (c:EngramCheckpoint {name: $name})
+RETURN c {.stream_seq} AS checkpoint
+`
+
+// Poll intervals of WaitFor: short at first, since the projector usually catches up within a
+// batch, growing so that a slow wait costs few queries.
+const (
+	firstPoll = 5 * time.Millisecond
+	maxPoll   = 50 * time.Millisecond
+)
+
+// PartitionLog tells which events a projection partition holds.
+type PartitionLog interface {
+	// NextInPartition returns the stream sequence of the partition's first event in
+	// [from, upTo]; 0 when it has none there and can get none (upTo is at or below the
+	// stream's last sequence); a value above upTo when it cannot tell yet (upTo lies beyond
+	// the stream's end, so a future event of the partition could still take a sequence below it).
+	NextInPartition(ctx context.Context, partition int, from, upTo uint64) (uint64, error)
+}
+
+// StreamLog is the PartitionLog of the memory stream: the stored subject of an event ends in
+// its partition (mem.<tenant-token>.<kind>.<partition>), and JetStream finds the next message
+// of a subject filter by sequence without a consumer.
+type StreamLog struct {
+	js jetstream.JetStream
+	mu sync.Mutex
+	s  jetstream.Stream
+}
+
+// NewStreamLog returns the memory stream's PartitionLog.
+func NewStreamLog(js jetstream.JetStream) *StreamLog { return &StreamLog{js: js} }
+
+// NextInPartition implements PartitionLog.
+func (l *StreamLog) NextInPartition(ctx context.Context, partition int, from, upTo uint64) (uint64, error) {
+	s, err := l.stream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	subject := events.SubjectRoot + ".*.*." + strconv.Itoa(partition)
+	msg, err := s.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+	switch {
+	case err == nil && msg.Sequence <= upTo:
+		return msg.Sequence, nil
+	case err == nil:
+		return 0, nil // a later event exists, so every sequence up to upTo is taken
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, fmt.Errorf("next event of partition %d from %d: %w", partition, from, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream.MemoryStream, err)
+	}
+	if info.State.LastSeq >= upTo {
+		return 0, nil
+	}
+	return math.MaxUint64, nil
+}
+
+func (l *StreamLog) stream(ctx context.Context) (jetstream.Stream, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s != nil {
+		return l.s, nil
+	}
+	s, err := l.js.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream.MemoryStream, err)
+	}
+	l.s = s
+	return s, nil
+}
+
+// CheckpointName is the name of the projector checkpoint that covers identifier's writes.
+func (r *Reader) CheckpointName(identifier string) (string, error) {
+	owner, err := tenant(identifier)
+	if err != nil {
+		return "", err
+	}
+	return r.group + "-p" + strconv.Itoa(events.Partition(owner, r.partitions)), nil
+}
+
+// WaitFor returns once the graph reflects the write of consistency token for reads about
+// identifier, or a *ConsistencyError (ErrNotCaughtUp) after wait. It returns ctx's error when
+// ctx ends first.
+func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, wait time.Duration) error {
+	name, err := r.CheckpointName(identifier)
+	if err != nil {
+		return err
+	}
+	if token == 0 || token > math.MaxInt64 {
+		return badArg("consistency", "%d is not a stream sequence: want 1 to %d", token, int64(math.MaxInt64))
+	}
+	owner, _ := events.TenantToken(identifier)
+	partition := events.Partition(owner, r.partitions)
+	start := time.Now()
+	// Every call below is bounded by the wait, so a slow Neo4j or NATS cannot stretch it.
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var reached uint64
+	late := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return &ConsistencyError{Token: token, Checkpoint: name, Reached: reached, Waited: time.Since(start)}
+	}
+	poll := firstPoll
+	var pending uint64 // the partition's first unapplied event at or below token, once known
+	timer := time.NewTimer(maxPoll)
+	defer timer.Stop()
+	for {
+		cur, err := r.checkpoint(wctx, name)
+		if err != nil {
+			if wctx.Err() != nil {
+				return late()
+			}
+			return err
+		}
+		reached = cur
+		if reached >= token {
+			return nil
+		}
+		if r.log != nil && reached >= pending {
+			// Errors here only lose the shortcut; the checkpoint comparison stays exact.
+			next, err := r.log.NextInPartition(wctx, partition, reached+1, token)
+			switch {
+			case err != nil:
+			case next == 0:
+				return nil
+			case next <= token:
+				pending = next // no need to ask again before the checkpoint passes it
+			}
+		}
+		timer.Reset(poll)
+		select {
+		case <-wctx.Done():
+			return late()
+		case <-timer.C:
+		}
+		poll = min(poll*3/2, maxPoll)
+	}
+}
+
+// checkpoint returns the stream sequence the checkpoint reached, 0 when it does not exist yet.
+func (r *Reader) checkpoint(ctx context.Context, name string) (uint64, error) {
+	rows, err := r.read(ctx, "checkpoint", checkpointByName, map[string]any{"name": name})
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	if seq := int64p(rows[0], "stream_seq"); seq != nil && *seq > 0 {
+		return uint64(*seq), nil
+	}
+	return 0, nil
+}

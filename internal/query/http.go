@@ -1,0 +1,252 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/schemas"
+)
+
+// Handler serves the reads over HTTP (schemas/query-openapi.yaml). Every route but the
+// OpenAPI document is under /v1/users/{identifier}: single resources (the user, a trace)
+// answer 404 when absent, collections answer an empty list.
+type Handler struct {
+	reader   *Reader
+	wait     time.Duration
+	maxLimit int
+	logger   *slog.Logger
+	metrics  *Metrics
+}
+
+// NewHandler returns a Handler over reader. A read that carries a consistency token waits at
+// most wait for it; list reads return at most maxLimit items. metrics may be nil.
+func NewHandler(reader *Reader, wait time.Duration, maxLimit int, logger *slog.Logger, metrics *Metrics) *Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Handler{reader: reader, wait: wait, maxLimit: maxLimit, logger: logger.With("component", "query"), metrics: metrics}
+}
+
+// readFunc runs a read whose parameters are already validated.
+type readFunc func(ctx context.Context) (any, error)
+
+// endpoint validates a request's parameters (everything but the identifier, which the route
+// checks) and returns the read to run.
+type endpoint func(r *http.Request, identifier string) (readFunc, error)
+
+// Register mounts the routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/openapi-query.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(schemas.QueryOpenAPI)
+	})
+	mux.Handle("GET /v1/users/{identifier}", h.route("user", h.user))
+	mux.Handle("GET /v1/users/{identifier}/preferences", h.route("preferences", h.preferences))
+	mux.Handle("GET /v1/users/{identifier}/preferences/history", h.route("preference_history", h.history))
+	mux.Handle("GET /v1/users/{identifier}/conversations", h.route("conversations", h.conversations))
+	mux.Handle("GET /v1/users/{identifier}/conversations/{session_id}/messages", h.route("messages", h.messages))
+	mux.Handle("GET /v1/users/{identifier}/traces", h.route("traces", h.traces))
+	mux.Handle("GET /v1/users/{identifier}/traces/{trace_id}", h.route("trace", h.trace))
+}
+
+// route wraps an endpoint: validate the identifier and parameters, wait for the consistency
+// token when one is given, read, answer JSON; errors become problems (writeError).
+func (h *Handler) route(name string, ep endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := h.serve(w, r, ep)
+		if h.metrics != nil {
+			h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+			h.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int {
+	identifier := r.PathValue("identifier")
+	if _, err := tenant(identifier); err != nil {
+		return h.writeError(w, r, err)
+	}
+	token, err := parseConsistency(r.URL.Query(), r.Header.Get(ConsistencyHeader))
+	if err != nil {
+		return h.writeError(w, r, err)
+	}
+	read, err := ep(r, identifier)
+	if err != nil {
+		return h.writeError(w, r, err)
+	}
+	if token > 0 {
+		if err := h.waitFor(r.Context(), identifier, token); err != nil {
+			return h.writeError(w, r, err)
+		}
+	}
+	body, err := read(r.Context())
+	if err != nil {
+		return h.writeError(w, r, err)
+	}
+	app.WriteJSON(w, http.StatusOK, body)
+	return http.StatusOK
+}
+
+func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64) error {
+	start := time.Now()
+	err := h.reader.WaitFor(ctx, identifier, token, h.wait)
+	if h.metrics != nil {
+		outcome := "covered"
+		switch {
+		case errors.Is(err, ErrNotCaughtUp):
+			outcome = "timeout"
+		case ctx.Err() != nil:
+			outcome = "canceled"
+		case err != nil:
+			outcome = "error"
+		}
+		h.metrics.waits.WithLabelValues(outcome).Inc()
+		h.metrics.waitSeconds.Observe(time.Since(start).Seconds())
+	}
+	return err
+}
+
+// consistencyProblem is the 504 body: the token, the checkpoint watched and how far it got.
+type consistencyProblem struct {
+	app.Problem
+	Token      uint64 `json:"token"`
+	Checkpoint string `json:"checkpoint"`
+	Reached    uint64 `json:"reached"`
+}
+
+// writeError answers err as a problem and returns the status code.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	var arg *ArgumentError
+	var lag *ConsistencyError
+	switch {
+	case errors.As(err, &arg):
+		app.WriteError(w, http.StatusBadRequest, arg.Field, arg.Error())
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		msg := fmt.Sprintf("user %q not found", r.PathValue("identifier"))
+		if id := r.PathValue("trace_id"); id != "" {
+			msg = fmt.Sprintf("trace %q of user %q not found", id, r.PathValue("identifier"))
+		}
+		app.WriteError(w, http.StatusNotFound, "", msg)
+		return http.StatusNotFound
+	case errors.As(err, &lag):
+		app.WriteJSON(w, http.StatusGatewayTimeout, consistencyProblem{
+			Problem: app.Problem{Error: lag.Error(), Field: consistencyParam},
+			Token:   lag.Token, Checkpoint: lag.Checkpoint, Reached: lag.Reached,
+		})
+		return http.StatusGatewayTimeout
+	case r.Context().Err() != nil:
+		// The client is gone; nobody reads this answer.
+		h.logger.Debug("request canceled", "path", r.URL.Path)
+		return 499
+	case neo4j.IsConnectivityError(err):
+		h.logger.Warn("graph unavailable", "path", r.URL.Path, "err", err)
+		app.WriteError(w, http.StatusServiceUnavailable, "", "the graph database is unavailable; retry later")
+		return http.StatusServiceUnavailable
+	}
+	h.logger.Error("read failed", "path", r.URL.Path, "err", err)
+	app.WriteError(w, http.StatusInternalServerError, "", "internal error")
+	return http.StatusInternalServerError
+}
+
+func (h *Handler) user(r *http.Request, identifier string) (readFunc, error) {
+	if err := checkParams(r.URL.Query(), nil); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return h.reader.User(ctx, identifier)
+	}, nil
+}
+
+// Response bodies of the collections.
+type (
+	preferencesBody struct {
+		Preferences []Preference `json:"preferences"`
+	}
+	conversationsBody struct {
+		Conversations []Conversation `json:"conversations"`
+	}
+	tracesBody struct {
+		Traces []TraceSummary `json:"traces"`
+	}
+)
+
+func (h *Handler) preferences(r *http.Request, identifier string) (readFunc, error) {
+	opts, err := parsePreferenceQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		ps, err := h.reader.PreferencesFor(ctx, identifier, opts...)
+		return preferencesBody{Preferences: ps}, err
+	}, nil
+}
+
+func (h *Handler) history(r *http.Request, identifier string) (readFunc, error) {
+	opts, err := parseHistoryQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		ps, err := h.reader.PreferenceHistory(ctx, identifier, opts...)
+		return preferencesBody{Preferences: ps}, err
+	}, nil
+}
+
+func (h *Handler) conversations(r *http.Request, identifier string) (readFunc, error) {
+	n, err := parseListQuery(r.URL.Query(), h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		cs, err := h.reader.Conversations(ctx, identifier, n)
+		return conversationsBody{Conversations: cs}, err
+	}, nil
+}
+
+func (h *Handler) messages(r *http.Request, identifier string) (readFunc, error) {
+	session := r.PathValue("session_id")
+	if err := checkText("session_id", session, maxTextRunes); err != nil {
+		return nil, err
+	}
+	q, err := parseMessageQuery(r.URL.Query(), h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return h.reader.Messages(ctx, identifier, session, q)
+	}, nil
+}
+
+func (h *Handler) traces(r *http.Request, identifier string) (readFunc, error) {
+	q, err := parseTraceQuery(r.URL.Query(), h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		ts, err := h.reader.Traces(ctx, identifier, q)
+		return tracesBody{Traces: ts}, err
+	}, nil
+}
+
+func (h *Handler) trace(r *http.Request, identifier string) (readFunc, error) {
+	id := r.PathValue("trace_id")
+	if err := checkText("trace_id", id, maxTextRunes); err != nil {
+		return nil, err
+	}
+	if err := checkParams(r.URL.Query(), nil); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return h.reader.Trace(ctx, identifier, id)
+	}, nil
+}

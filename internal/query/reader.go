@@ -1,0 +1,116 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+	"github.com/engram-memory/engram/internal/events"
+)
+
+// DefaultCheckpointGroup is the name prefix of the projector's checkpoints: partition p's
+// checkpoint is "projector-p<p>", like its durable consumer.
+const DefaultCheckpointGroup = "projector"
+
+var groupPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Reader runs Engram's reads against the projected graph. Every read is scoped to one user:
+// it starts at (:User {identifier}) (a unique-constraint seek) and only follows edges from
+// there, also checking each node's owner, so no parameter can reach another user's data.
+type Reader struct {
+	driver     neo4j.DriverWithContext
+	database   string
+	group      string
+	partitions int
+	maxLimit   int
+	log        PartitionLog
+}
+
+// Option configures a Reader.
+type Option func(*Reader) error
+
+// WithCheckpointGroup sets the projector's checkpoint group (default "projector").
+func WithCheckpointGroup(group string) Option {
+	return func(r *Reader) error {
+		if !groupPattern.MatchString(group) {
+			return fmt.Errorf("checkpoint group %q: want 1-64 letters, digits, '-' or '_'", group)
+		}
+		r.group = group
+		return nil
+	}
+}
+
+// WithMaxLimit sets the largest page a list read returns (default DefaultMaxLimit).
+func WithMaxLimit(n int) Option {
+	return func(r *Reader) error {
+		if n < 1 {
+			return fmt.Errorf("max limit %d: must be at least 1", n)
+		}
+		r.maxLimit = n
+		return nil
+	}
+}
+
+// WithPartitionLog lets WaitFor finish early for a token of another partition's write: when the
+// user's partition holds no unapplied event at or below the token, the read is covered even
+// though that partition's checkpoint is below it (see PartitionLog).
+func WithPartitionLog(l PartitionLog) Option {
+	return func(r *Reader) error {
+		if l == nil {
+			return errors.New("partition log is nil")
+		}
+		r.log = l
+		return nil
+	}
+}
+
+// NewReader returns a Reader over driver that reads database ("" is the server's default).
+func NewReader(driver neo4j.DriverWithContext, database string, opts ...Option) (*Reader, error) {
+	if driver == nil {
+		return nil, errors.New("query: neo4j driver is nil")
+	}
+	r := &Reader{driver: driver, database: database, group: DefaultCheckpointGroup, partitions: natsdeploy.Partitions, maxLimit: DefaultMaxLimit}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, fmt.Errorf("query: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// tenant validates an identifier and returns its tenant token, the owner of its nodes.
+func tenant(identifier string) (string, error) {
+	if err := events.ValidateIdentifier(identifier); err != nil {
+		return "", &ArgumentError{Field: "identifier", Reason: err.Error()}
+	}
+	tok, err := events.TenantToken(identifier)
+	if err != nil {
+		return "", &ArgumentError{Field: "identifier", Reason: err.Error()}
+	}
+	return tok, nil
+}
+
+// read runs one read query and returns the values of its single column, one per record.
+func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]any) ([]map[string]any, error) {
+	res, err := neo4j.ExecuteQuery(ctx, r.driver, cypher, params, neo4j.EagerResultTransformer,
+		neo4j.ExecuteQueryWithDatabase(r.database), neo4j.ExecuteQueryWithReadersRouting())
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", op, err)
+	}
+	out := make([]map[string]any, 0, len(res.Records))
+	for _, rec := range res.Records {
+		if len(rec.Values) == 0 {
+			continue
+		}
+		m, ok := rec.Values[0].(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("query %s: record is %T, want a map", op, rec.Values[0])
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
