@@ -223,6 +223,7 @@ func short(t *testing.T) context.Context {
 // cannotRead checks that a connection can neither read the memory stream through JetStream's
 // API nor subscribe to its subjects: the server refuses each request's publish (a refused
 // request gets no reply, so the violation is the server's answer) and the subscription.
+// Purging is checked apart (cannotPurge): the ingestor may purge, to finish an erasure.
 func cannotRead(t *testing.T, nc *nats.Conn, v violations) {
 	t.Helper()
 	for _, subj := range []string{
@@ -233,7 +234,6 @@ func cannotRead(t *testing.T, nc *nats.Conn, v violations) {
 		"$JS.API.STREAM.MSG.GET." + stream.MemoryStream,
 		"$JS.API.DIRECT.GET." + stream.MemoryStream,
 		"$JS.API.DIRECT.GET." + stream.MemoryStream + ".mem.x.y",
-		"$JS.API.STREAM.PURGE." + stream.MemoryStream,
 		"$JS.API.STREAM.DELETE." + stream.MemoryStream,
 	} {
 		if err := nc.PublishRequest(subj, nc.NewRespInbox(), []byte(`{"seq":1}`)); err != nil {
@@ -297,6 +297,18 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("stored %d events of sara, want %d", got, before+3)
 		}
 		cannotRead(t, nc, v)
+		// Erasure: the ingestor purges an erased user's events below the tombstone.
+		gone := "gone@omg.com"
+		g := userEvent(t, gone)
+		if _, err := pub.PublishMsg(t.Context(), g.Header.Get(nats.MsgIdHdr), g); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		if err := stream.PurgeTenant(t.Context(), js, gone, 1<<62); err != nil {
+			t.Fatalf("purge an erased user's events: %v", err)
+		}
+		if got := s.stored(t, gone); got != 0 {
+			t.Errorf("%d events of %s left after the purge", got, gone)
+		}
 		if err := nc.PublishRequest("$JS.API.STREAM.INFO.MEM", nc.NewRespInbox(), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -354,6 +366,7 @@ func TestPermissions(t *testing.T) {
 			t.Fatalf("ping: %v", err)
 		}
 		cannotRead(t, nc, v)
+		cannotPurge(t, nc, v)
 		if err := nc.Publish("mem.x.y", []byte("x")); err != nil {
 			t.Fatal(err)
 		}
@@ -395,6 +408,7 @@ func TestPermissions(t *testing.T) {
 		}
 
 		cannotRead(t, nc, v)
+		cannotPurge(t, nc, v)
 		cannotConsume(t, js)
 		if _, err := js.Stream(short(t), stream.MemoryStream); err == nil {
 			t.Error("agent read the stream's info")
@@ -452,4 +466,14 @@ func TestAgentUserConf(t *testing.T) {
 			t.Errorf("AgentUserConf(%q, %q) = %v, want %v", tt.id, tt.key, err, tt.wantErr)
 		}
 	}
+}
+
+// cannotPurge checks that nc may not purge the memory stream.
+func cannotPurge(t *testing.T, nc *nats.Conn, v violations) {
+	t.Helper()
+	subj := "$JS.API.STREAM.PURGE." + stream.MemoryStream
+	if err := nc.PublishRequest(subj, nc.NewRespInbox(), []byte(`{"filter":"mem.>"}`)); err != nil {
+		t.Fatal(err)
+	}
+	v.wait(t, `Publish to "`+subj+`"`)
 }

@@ -3,7 +3,8 @@
 #   deploy/neo4j/neo4j.sh start|stop|status
 # Settings (environment, with defaults): NEO4J_BOLT_PORT=7687, NEO4J_DATA_DIR=var/neo4j,
 # NEO4J_PASSWORD=engram-dev-password, NEO4J_HEAP=2g, NEO4J_PAGECACHE=512m,
-# NEO4J_START_TIMEOUT=180 (seconds). The first start fetches the jars through Maven.
+# NEO4J_START_TIMEOUT=180 (seconds), NEO4J_INSTANCE (a name for a second server, e.g. the
+# scratch database of `memctl verify`: its own pid and log file). The first start fetches the jars through Maven.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -16,8 +17,9 @@ export NEO4J_USER="${NEO4J_USER:-neo4j}"
 heap="${NEO4J_HEAP:-2g}"
 timeout="${NEO4J_START_TIMEOUT:-180}"
 run_dir="$root/var/run"
-pidfile="$run_dir/neo4j.pid"
-logfile="$root/var/log/neo4j.log"
+instance="${NEO4J_INSTANCE:+-$NEO4J_INSTANCE}"
+pidfile="$run_dir/neo4j$instance.pid"
+logfile="$root/var/log/neo4j$instance.log"
 uri="bolt://$NEO4J_BOLT_HOST:$NEO4J_BOLT_PORT"
 
 die() { echo "neo4j: $*" >&2; exit 1; }

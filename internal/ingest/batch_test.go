@@ -2,12 +2,16 @@ package ingest_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/ingest"
+	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
@@ -63,6 +67,17 @@ func TestBatch(t *testing.T) {
 		if i > 0 && r.Sequence != b.Results[i-1].Sequence+1 {
 			t.Errorf("results[%d].sequence %d after %d: want consecutive", i, r.Sequence, b.Results[i-1].Sequence)
 		}
+		if users[i] == liam && kinds[i] != events.KindUserErased {
+			// Liam is erased later in the batch: his earlier events are purged from the stream.
+			s, err := h.js.Stream(t.Context(), stream.MemoryStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.GetMsg(t.Context(), r.Sequence); !errors.Is(err, jetstream.ErrMsgNotFound) {
+				t.Errorf("results[%d]: an erased user's event is still stored (%v)", i, err)
+			}
+			continue
+		}
 		m := stored(t, h.js, r.Sequence)
 		ev := checkEnvelope(t, m, r.EventID, users[i], kinds[i])
 		if got := m.Header.Get("ce-correlationid"); got != b.BatchID {
@@ -79,8 +94,8 @@ func TestBatch(t *testing.T) {
 		b.Results[2].ConversationID != events.ConversationID(sara, "sara-1") {
 		t.Errorf("minted ids in results: %+v", b.Results)
 	}
-	if n := count(t, h.js); n != uint64(len(cmds)) {
-		t.Errorf("stream holds %d events, want %d", n, len(cmds))
+	if n := count(t, h.js); n != uint64(len(cmds)-2) {
+		t.Errorf("stream holds %d events, want %d (all but Liam's two purged ones)", n, len(cmds)-2)
 	}
 
 	// X-Correlation-ID names the batch.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -26,11 +27,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Source is the CloudEvents source of the events the ingestor writes.
 	Source string
+	// Auth configures authentication (AUTH_*, docs/security.md); off in the dev stack.
+	Auth auth.Config
 }
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
-	return errors.Join(c.Common.Validate(), c.validateLimits())
+	return errors.Join(c.Common.Validate(), c.validateLimits(), c.Auth.Validate())
 }
 
 // validateLimits checks the ingestor's own settings.
@@ -55,6 +58,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("ingestor", flag.ContinueOnError)
 	f := app.NewFlags(fs, getenv)
 	app.BindCommon(f, &c.Common, "ingestor", DefaultHTTPAddr)
+	auth.Bind(f, &c.Auth)
 	f.Int(&c.MaxBatch, "max-batch", "INGEST_MAX_BATCH", DefaultMaxBatch, "most commands in one POST /v1/batch")
 	var body int
 	f.Int(&body, "max-body-bytes", "INGEST_MAX_BODY_BYTES", DefaultMaxBodyBytes, "largest request body in bytes")

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/schemas"
@@ -70,6 +71,7 @@ type Problem struct {
 
 // Handler serves the ingestor's /v1 HTTP API.
 type Handler struct {
+	auth    *auth.Authenticator
 	pub     *stream.Publisher
 	cfg     Config
 	logger  *slog.Logger
@@ -162,17 +164,17 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 	oldID := func(c Command) *string { return &c.(*SupersedePreference).OldID }
 
-	mux.Handle("PUT /v1/users/{identifier}", h.command(OpUpsertUser, true, fromPath("identifier", "identifier", identifier)))
-	mux.Handle("POST /v1/users", h.command(OpUpsertUser, false, nil))
-	mux.Handle("DELETE /v1/users/{identifier}", h.command(OpEraseUser, true, fromPath("identifier", "identifier", identifier)))
-	mux.Handle("POST /v1/messages", h.command(OpAddMessage, false, nil))
-	mux.Handle("POST /v1/preferences", h.command(OpAddPreference, false, nil))
-	mux.Handle("POST /v1/preferences/{old_id}/supersede", h.command(OpSupersedePreference, false, fromPath("old_id", "old_id", oldID)))
-	mux.Handle("POST /v1/traces", h.command(OpStartTrace, false, nil))
-	mux.Handle("POST /v1/traces/{trace_id}/steps", h.command(OpAddTraceStep, false, fromPath("trace_id", "trace_id", traceID)))
-	mux.Handle("POST /v1/traces/{trace_id}/tool-calls", h.command(OpRecordToolCall, false, fromPath("trace_id", "trace_id", traceID)))
-	mux.Handle("POST /v1/traces/{trace_id}/complete", h.command(OpCompleteTrace, true, fromPath("trace_id", "trace_id", traceID)))
-	mux.Handle("POST /v1/batch", h.endpoint("batch", h.batch))
+	mux.Handle("PUT /v1/users/{identifier}", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, true, fromPath("identifier", "identifier", identifier))))
+	mux.Handle("POST /v1/users", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, false, nil)))
+	mux.Handle("DELETE /v1/users/{identifier}", h.guard(auth.ScopeAdmin, h.command(OpEraseUser, true, fromPath("identifier", "identifier", identifier))))
+	mux.Handle("POST /v1/messages", h.guard(auth.ScopeWrite, h.command(OpAddMessage, false, nil)))
+	mux.Handle("POST /v1/preferences", h.guard(auth.ScopeWrite, h.command(OpAddPreference, false, nil)))
+	mux.Handle("POST /v1/preferences/{old_id}/supersede", h.guard(auth.ScopeWrite, h.command(OpSupersedePreference, false, fromPath("old_id", "old_id", oldID))))
+	mux.Handle("POST /v1/traces", h.guard(auth.ScopeWrite, h.command(OpStartTrace, false, nil)))
+	mux.Handle("POST /v1/traces/{trace_id}/steps", h.guard(auth.ScopeWrite, h.command(OpAddTraceStep, false, fromPath("trace_id", "trace_id", traceID))))
+	mux.Handle("POST /v1/traces/{trace_id}/tool-calls", h.guard(auth.ScopeWrite, h.command(OpRecordToolCall, false, fromPath("trace_id", "trace_id", traceID))))
+	mux.Handle("POST /v1/traces/{trace_id}/complete", h.guard(auth.ScopeWrite, h.command(OpCompleteTrace, true, fromPath("trace_id", "trace_id", traceID))))
+	mux.Handle("POST /v1/batch", h.guard(auth.ScopeWrite, h.endpoint("batch", h.batch)))
 }
 
 // fromPath copies a path parameter into the command's field; the body may repeat it only
@@ -227,6 +229,9 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := h.authorize(r.Context(), op, ev.User); err != nil {
+			return nil, nil, err
+		}
 		msg, err := encode(ev, "")
 		if err != nil {
 			return nil, nil, err
@@ -237,6 +242,12 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		}
 		h.metrics.stored(string(ev.Kind), stored.Duplicate)
 		h.logger.Debug("event stored", "op", op, "event_id", ev.ID, "sequence", stored.Sequence, "duplicate", stored.Duplicate)
+		if ev.Kind == events.KindUserErased {
+			if err := h.pub.PurgeTenant(r.Context(), ev.User, stored.Sequence); err != nil {
+				return nil, []string{ev.ID}, fmt.Errorf("erasure recorded, but purging the user's events failed (repeat the request; it is idempotent): %w", err)
+			}
+			h.logger.Info("user erased", "sequence", stored.Sequence)
+		}
 		return Accepted{EventID: ev.ID, Sequence: stored.Sequence, Duplicate: stored.Duplicate, Minted: minted}, nil, nil
 	})
 }
@@ -263,6 +274,11 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	for i, b := range evs {
+		if err := h.authorize(r.Context(), cmds[i].Op(), b.Event.User); err != nil {
+			return nil, nil, fmt.Errorf("commands[%d]: %w", i, err)
+		}
+	}
 	ids := make([]string, len(evs))
 	msgs := make([]*nats.Msg, len(evs))
 	for i, b := range evs {
@@ -281,6 +297,13 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 		h.metrics.stored(string(b.Event.Kind), false)
 	}
 	out.Sequence = stored[len(stored)-1].Sequence
+	for i, b := range evs {
+		if b.Event.Kind == events.KindUserErased {
+			if err := h.pub.PurgeTenant(r.Context(), b.Event.User, stored[i].Sequence); err != nil {
+				return nil, ids, fmt.Errorf("batch stored, but purging an erased user's events failed (erase them again; it is idempotent): %w", err)
+			}
+		}
+	}
 	h.logger.Debug("batch stored", "batch_id", out.BatchID, "events", len(evs), "sequence", out.Sequence)
 	return out, nil, nil
 }
@@ -337,7 +360,7 @@ func (h *Handler) settings(r *http.Request) (Settings, error) {
 	s := Settings{
 		MultiTenant: h.cfg.Common.MultiTenant,
 		Source:      h.cfg.Source,
-		Actor:       ActorFrom(r.Context()),
+		Actor:       actor(r.Context()),
 		Now:         h.now,
 	}
 	if c := r.Header.Get(CorrelationHeader); c != "" {
@@ -386,6 +409,10 @@ func isJSON(ct string) bool {
 
 // writeProblem answers err and returns the status code.
 func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, op string, err error, eventIDs []string) int {
+	if auth.IsAuthError(err) {
+		auth.WriteError(w, err)
+		return authStatus(err)
+	}
 	var fe *FieldError
 	p := Problem{Error: err.Error()}
 	code := http.StatusInternalServerError

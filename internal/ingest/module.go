@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
+	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -15,13 +16,14 @@ import (
 // app's JetStream and the /v1 routes on the app's HTTP mux.
 func Module(cfg Config) fx.Option {
 	return fx.Module("ingest",
+		auth.Module(cfg.Auth),
 		fx.Provide(
 			func(js jetstream.JetStream) *stream.Publisher {
 				return stream.NewPublisher(js, cfg.Common.PublishTimeout)
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
-			func(pub *stream.Publisher, m *Metrics, logger *slog.Logger) (*Handler, error) {
-				return NewHandler(pub, cfg, WithLogger(logger.With("component", "ingest")), WithMetrics(m))
+			func(pub *stream.Publisher, m *Metrics, a *auth.Authenticator, logger *slog.Logger) (*Handler, error) {
+				return NewHandler(pub, cfg, WithLogger(logger.With("component", "ingest")), WithMetrics(m), WithAuthenticator(a))
 			},
 		),
 		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/auth"
 )
 
 // DefaultConsistencyWait is how long a read waits for its consistency token by default.
@@ -27,11 +28,13 @@ type Config struct {
 	CheckpointGroup string
 	// MaxLimit is the largest page a list read returns (MAX_LIMIT, default 1000).
 	MaxLimit int
+	// Auth configures authentication (AUTH_*, docs/security.md); off in the dev stack.
+	Auth auth.Config
 }
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
-	errs := []error{c.Common.Validate()}
+	errs := []error{c.Common.Validate(), c.Auth.Validate()}
 	if c.ConsistencyWait <= 0 || c.ConsistencyWait > maxConsistencyWait {
 		errs = append(errs, fmt.Errorf("CONSISTENCY_WAIT %s: want more than 0 and at most %s", c.ConsistencyWait, maxConsistencyWait))
 	}
@@ -51,6 +54,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	f := app.NewFlags(fs, getenv)
 	app.BindCommon(f, &c.Common, "query", "127.0.0.1:8081")
+	auth.Bind(f, &c.Auth)
 	f.Duration(&c.ConsistencyWait, "consistency-wait", "CONSISTENCY_WAIT", DefaultConsistencyWait,
 		"longest wait of a read for its consistency token before it answers 504")
 	f.String(&c.CheckpointGroup, "projector-group", "PROJECTOR_GROUP", DefaultCheckpointGroup,

@@ -12,6 +12,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/schemas"
 )
 
@@ -24,15 +25,44 @@ type Handler struct {
 	maxLimit int
 	logger   *slog.Logger
 	metrics  *Metrics
+	auth     *auth.Authenticator
+}
+
+// HandlerOption refines a Handler.
+type HandlerOption func(*Handler)
+
+// WithAuthenticator makes every read authenticate its caller and require the read scope for
+// the user in the path (docs/security.md); the OpenAPI document stays public.
+func WithAuthenticator(a *auth.Authenticator) HandlerOption {
+	return func(h *Handler) { h.auth = a }
 }
 
 // NewHandler returns a Handler over reader. A read that carries a consistency token waits at
 // most wait for it; list reads return at most maxLimit items. metrics may be nil.
-func NewHandler(reader *Reader, wait time.Duration, maxLimit int, logger *slog.Logger, metrics *Metrics) *Handler {
+func NewHandler(reader *Reader, wait time.Duration, maxLimit int, logger *slog.Logger, metrics *Metrics, opts ...HandlerOption) *Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{reader: reader, wait: wait, maxLimit: maxLimit, logger: logger.With("component", "query"), metrics: metrics}
+	h := &Handler{reader: reader, wait: wait, maxLimit: maxLimit, logger: logger.With("component", "query"), metrics: metrics}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// guard authenticates a route's caller and authorizes the read of the path's user.
+func (h *Handler) guard(next http.Handler) http.Handler {
+	if h.auth == nil {
+		return next
+	}
+	authorized := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := auth.Authorize(r.Context(), r.PathValue("identifier"), auth.ScopeRead); err != nil {
+			auth.WriteError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	return auth.Handler(h.auth, h.logger, auth.ScopeRead, authorized)
 }
 
 // readFunc runs a read whose parameters are already validated.
@@ -48,13 +78,13 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(schemas.QueryOpenAPI)
 	})
-	mux.Handle("GET /v1/users/{identifier}", h.route("user", h.user))
-	mux.Handle("GET /v1/users/{identifier}/preferences", h.route("preferences", h.preferences))
-	mux.Handle("GET /v1/users/{identifier}/preferences/history", h.route("preference_history", h.history))
-	mux.Handle("GET /v1/users/{identifier}/conversations", h.route("conversations", h.conversations))
-	mux.Handle("GET /v1/users/{identifier}/conversations/{session_id}/messages", h.route("messages", h.messages))
-	mux.Handle("GET /v1/users/{identifier}/traces", h.route("traces", h.traces))
-	mux.Handle("GET /v1/users/{identifier}/traces/{trace_id}", h.route("trace", h.trace))
+	mux.Handle("GET /v1/users/{identifier}", h.guard(h.route("user", h.user)))
+	mux.Handle("GET /v1/users/{identifier}/preferences", h.guard(h.route("preferences", h.preferences)))
+	mux.Handle("GET /v1/users/{identifier}/preferences/history", h.guard(h.route("preference_history", h.history)))
+	mux.Handle("GET /v1/users/{identifier}/conversations", h.guard(h.route("conversations", h.conversations)))
+	mux.Handle("GET /v1/users/{identifier}/conversations/{session_id}/messages", h.guard(h.route("messages", h.messages)))
+	mux.Handle("GET /v1/users/{identifier}/traces", h.guard(h.route("traces", h.traces)))
+	mux.Handle("GET /v1/users/{identifier}/traces/{trace_id}", h.guard(h.route("trace", h.trace)))
 }
 
 // route wraps an endpoint: validate the identifier and parameters, wait for the consistency

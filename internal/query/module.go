@@ -8,6 +8,8 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
+
+	"github.com/engram-memory/engram/internal/auth"
 )
 
 // Module serves the reads on the app's HTTP mux. It needs app.Module (driver, JetStream,
@@ -15,6 +17,7 @@ import (
 func Module(c Config) fx.Option {
 	return fx.Module("query",
 		fx.Supply(c),
+		auth.Module(c.Auth),
 		fx.Provide(
 			func(d neo4j.DriverWithContext, js jetstream.JetStream, c Config) (*Reader, error) {
 				return NewReader(d, c.Common.Neo4j.Database,
@@ -23,8 +26,8 @@ func Module(c Config) fx.Option {
 					WithPartitionLog(NewStreamLog(js)))
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
-			func(r *Reader, c Config, logger *slog.Logger, m *Metrics) *Handler {
-				return NewHandler(r, c.ConsistencyWait, c.MaxLimit, logger, m)
+			func(r *Reader, c Config, logger *slog.Logger, m *Metrics, a *auth.Authenticator) *Handler {
+				return NewHandler(r, c.ConsistencyWait, c.MaxLimit, logger, m, WithAuthenticator(a))
 			},
 		),
 		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),

@@ -86,7 +86,9 @@ func StartStack(t testing.TB, extraEnv ...string) *Stack {
 	s.env = append(os.Environ(),
 		"NATS_URL="+s.NATSURL, "NEO4J_URI="+n.URI, "NEO4J_USER="+n.User, "NEO4J_PASSWORD="+n.Password,
 		"PROJECTOR_GROUP="+s.Group, "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=info",
-		"PROJECTOR_BATCH_WAIT=5ms")
+		"PROJECTOR_BATCH_WAIT=5ms",
+		// Tests share two cores with Neo4j and each other: let read-your-writes wait longer.
+		"CONSISTENCY_WAIT=30s")
 	s.env = append(s.env, extraEnv...)
 	s.IngestorURL = s.Start("ingestor")
 	s.ProjectorURL = s.Start("projector")
