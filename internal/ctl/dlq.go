@@ -1,0 +1,185 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/engram-memory/engram/internal/projection"
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+func init() {
+	register("dlq", "dead letters: list | show <seq> | retry <seq>|--all | drop <seq>|--all", runDLQ)
+}
+
+func runDLQ(ctx context.Context, args []string, out, errOut io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(errOut, "usage: memctl dlq list [--reason R] | show <seq> | retry <seq>... | retry --all [--reason R] | drop <seq>... | drop --all [--reason R]")
+		return errUsage
+	}
+	sub, rest := args[0], args[1:]
+	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	natsURL := fs.String("nats-url", envOr(getenv, "NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	reason := fs.String("reason", "", "only dead letters of this reason (e.g. schema_invalid)")
+	all := fs.Bool("all", false, "every dead letter (with --reason: every one of that reason)")
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	var seqs []uint64
+	for _, a := range fs.Args() {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%q is not a dead-letter sequence number", a)
+		}
+		seqs = append(seqs, n)
+	}
+	nc, js, err := connectJS(*natsURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	s, err := js.Stream(ctx, stream.DeadLetterStream)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream: %w", err)
+	}
+	switch sub {
+	case "list":
+		letters, err := deadLetters(ctx, s, *reason)
+		if err != nil {
+			return err
+		}
+		return printDeadLetters(out, letters)
+	case "show":
+		if len(seqs) != 1 {
+			return errors.New("show takes one sequence number")
+		}
+		m, err := s.GetMsg(ctx, seqs[0])
+		if err != nil {
+			return fmt.Errorf("dead letter %d: %w", seqs[0], err)
+		}
+		fmt.Fprintf(out, "sequence: %d\nstored:   %s\nsubject:  %s\n", m.Sequence, m.Time.UTC().Format(time.RFC3339Nano), m.Subject)
+		keys := make([]string, 0, len(m.Header))
+		for k := range m.Header {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(out, "%s: %s\n", k, strings.Join(m.Header[k], ", "))
+		}
+		fmt.Fprintf(out, "\n%s\n", m.Data)
+		return nil
+	case "retry", "drop":
+		if len(seqs) == 0 && !*all {
+			return fmt.Errorf("%s takes sequence numbers or --all", sub)
+		}
+		if *all {
+			letters, err := deadLetters(ctx, s, *reason)
+			if err != nil {
+				return err
+			}
+			for _, l := range letters {
+				seqs = append(seqs, l.Sequence)
+			}
+		}
+		for _, seq := range seqs {
+			if sub == "retry" {
+				if err := retryDeadLetter(ctx, js, s, seq); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "retried dead letter %d\n", seq)
+				continue
+			}
+			if err := s.DeleteMsg(ctx, seq); err != nil {
+				return fmt.Errorf("drop %d: %w", seq, err)
+			}
+			fmt.Fprintf(out, "dropped dead letter %d\n", seq)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown dlq command %q (list, show, retry, drop)", sub)
+}
+
+func deadLetters(ctx context.Context, s jetstream.Stream, reason string) ([]*jetstream.RawStreamMsg, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if reason == "" || m.Header.Get(projection.HeaderDlqReason) == reason {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func printDeadLetters(out io.Writer, letters []*jetstream.RawStreamMsg) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tDEAD-LETTERED\tREASON\tEVENT\tORIGINAL\tERROR")
+	for _, m := range letters {
+		h := m.Header
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s@%s\t%s\n", m.Sequence, m.Time.UTC().Format(time.RFC3339), h.Get(projection.HeaderDlqReason),
+			h.Get("ce-id"), h.Get(projection.HeaderDlqSubject), h.Get(projection.HeaderDlqSeq), clip(h.Get(projection.HeaderDlqError), 100))
+	}
+	if len(letters) == 0 {
+		fmt.Fprintln(tw, "(no dead letters)")
+	}
+	return tw.Flush()
+}
+
+// retryDeadLetter publishes the original event again on its tenant's subject, under a new
+// message id (the original id may still be in the duplicate window), then deletes the dead
+// letter. The event keeps its CloudEvents id; projection is idempotent.
+func retryDeadLetter(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, seq uint64) error {
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	orig := m.Header.Get(projection.HeaderDlqSubject)
+	parts := strings.Split(orig, ".")
+	if len(parts) < 3 {
+		return fmt.Errorf("dead letter %d: original subject %q is not mem.<tenant>.<kind>", seq, orig)
+	}
+	h := nats.Header{}
+	for k, v := range m.Header {
+		if strings.HasPrefix(k, "Engram-Dlq-") || strings.HasPrefix(strings.ToLower(k), "nats-") {
+			continue
+		}
+		h[k] = v
+	}
+	msg := &nats.Msg{Subject: strings.Join(parts[:3], "."), Header: h, Data: m.Data}
+	id := "dlq-retry-" + strconv.FormatUint(seq, 10) + "-" + m.Header.Get(projection.HeaderDlqMsgID)
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream.MemoryStream)); err != nil {
+		return fmt.Errorf("retry %d: %w", seq, stream.Classify(err))
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("retry %d: published, but deleting the dead letter failed: %w", seq, err)
+	}
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,113 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// Headers of a dead letter: the event's own headers (CloudEvents ce-*) are kept, JetStream's
+// control headers (Nats-*) are dropped, and these say why and where from.
+const (
+	HeaderDlqReason   = "Engram-Dlq-Reason"     // a Reason, e.g. schema_invalid
+	HeaderDlqError    = "Engram-Dlq-Error"      // the error message, one line
+	HeaderDlqStream   = "Engram-Dlq-Stream"     // MEM
+	HeaderDlqSeq      = "Engram-Dlq-Stream-Seq" // the event's stream sequence
+	HeaderDlqSubject  = "Engram-Dlq-Subject"    // the event's stored subject
+	HeaderDlqStoredAt = "Engram-Dlq-Stored-At"  // when the memory stream stored it (RFC 3339)
+	HeaderDlqGroup    = "Engram-Dlq-Group"      // the projector group that dead-lettered it
+	HeaderDlqMsgID    = "Engram-Dlq-Msg-Id"     // the event's Nats-Msg-Id, if it had one
+)
+
+// DeadLetterSubjectPrefix starts the subject of every dead letter: dlq.<stored subject>.
+const DeadLetterSubjectPrefix = "dlq."
+
+// maxErrorHeader bounds the Engram-Dlq-Error header.
+const maxErrorHeader = 1024
+
+// DeadLetter is a stored event the projector could not apply.
+type DeadLetter struct {
+	Subject  string // stored subject
+	Sequence uint64 // stream sequence
+	Stored   time.Time
+	Header   nats.Header
+	Data     []byte
+	Reason   Reason
+	Err      error
+}
+
+// DeadLetters copies events to the dead-letter stream MEM_DLQ.
+type DeadLetters struct {
+	js      jetstream.JetStream
+	group   string
+	timeout time.Duration
+}
+
+// NewDeadLetters returns a sender of dead letters marked with group; each publish waits at
+// most timeout for JetStream's acknowledgement.
+func NewDeadLetters(js jetstream.JetStream, group string, timeout time.Duration) *DeadLetters {
+	return &DeadLetters{js: js, group: group, timeout: timeout}
+}
+
+// Send stores d on dlq.<stored subject>. Its message id is derived from the stream sequence, so
+// sending one event again (a retried batch) within the duplicate window stores it once.
+func (s *DeadLetters) Send(ctx context.Context, d DeadLetter) error {
+	msg := DeadLetterMsg(d, s.group)
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(stream.DeadLetterStream)); err != nil {
+		return fmt.Errorf("%w: dead-letter stream sequence %d: %w", errNATS, d.Sequence, err)
+	}
+	return nil
+}
+
+// DeadLetterMsg builds the dead-letter message of d.
+func DeadLetterMsg(d DeadLetter, group string) *nats.Msg {
+	h := nats.Header{}
+	for k, vs := range d.Header {
+		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+			continue
+		}
+		h[k] = append([]string(nil), vs...)
+	}
+	if id := d.Header.Get(nats.MsgIdHdr); id != "" {
+		h.Set(HeaderDlqMsgID, id)
+	}
+	h.Set(HeaderDlqReason, string(d.Reason))
+	if d.Err != nil {
+		h.Set(HeaderDlqError, oneLine(d.Err.Error(), maxErrorHeader))
+	}
+	h.Set(HeaderDlqStream, stream.MemoryStream)
+	h.Set(HeaderDlqSeq, strconv.FormatUint(d.Sequence, 10))
+	h.Set(HeaderDlqSubject, d.Subject)
+	if !d.Stored.IsZero() {
+		h.Set(HeaderDlqStoredAt, d.Stored.UTC().Format(time.RFC3339Nano))
+	}
+	h.Set(HeaderDlqGroup, group)
+	h.Set(nats.MsgIdHdr, stream.MemoryStream+"-"+strconv.FormatUint(d.Sequence, 10))
+	return &nats.Msg{Subject: DeadLetterSubjectPrefix + d.Subject, Header: h, Data: d.Data}
+}
+
+// oneLine makes s fit a header: control characters become spaces, at most n bytes of it.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	return s
+}

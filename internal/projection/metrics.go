@@ -1,0 +1,93 @@
+package projection
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/engram-memory/engram/internal/events"
+)
+
+// Metrics are the projector's Prometheus metrics, all named and described here
+// (docs/projector.md lists them).
+type Metrics struct {
+	Applied      *prometheus.CounterVec // events whose effects were written, by kind
+	Skipped      *prometheus.CounterVec // events acknowledged without effect, by cause
+	DeadLettered *prometheus.CounterVec // events copied to the dead-letter stream, by reason
+	Retries      *prometheus.CounterVec // failed batch attempts that are retried, by cause
+	BatchSize    prometheus.Histogram   // events per committed transaction
+	ApplySeconds prometheus.Histogram   // duration of a committed batch transaction
+	GapFilled    prometheus.Counter     // events read from the stream to close a delivery gap
+	Lag          *prometheus.GaugeVec   // events of a partition not yet applied, by partition
+	Checkpoint   *prometheus.GaugeVec   // committed checkpoint, by partition
+	Active       *prometheus.GaugeVec   // 1 while this process applies the partition
+
+	registerer prometheus.Registerer
+	collectors []prometheus.Collector
+}
+
+// Retry causes of the retries counter.
+const (
+	retryNeo4j     = "neo4j"
+	retryNATS      = "nats"
+	retryIsolation = "isolation"
+)
+
+// NewMetrics creates the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	const ns, sub = "engram", "projector"
+	m := &Metrics{
+		Applied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_applied_total",
+			Help: "Events whose effects the projector wrote to the graph, by kind."}, []string{"kind"}),
+		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_skipped_total",
+			Help: "Events acknowledged without writing: at or below the checkpoint (redelivered), or already in the graph (duplicate)."}, []string{"cause"}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_lettered_total",
+			Help: "Events copied to the dead-letter stream MEM_DLQ, by reason."}, []string{"reason"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
+			Help: "Batch attempts that failed and are tried again, by cause (neo4j, nats, isolation)."}, []string{"cause"}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_size",
+			Help:    "Events per committed batch transaction.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}}),
+		ApplySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "apply_duration_seconds",
+			Help:    "Duration of a committed batch transaction, from its start to its commit.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		GapFilled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "gap_filled_total",
+			Help: "Events read straight from the stream because their delivery went to another process (partition take-over)."}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lag_events",
+			Help: "Events of a partition not yet applied: the consumer's pending plus unacknowledged events."}, []string{"partition"}),
+		Checkpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_sequence",
+			Help: "Stream sequence of the partition's last applied event, as committed by this process."}, []string{"partition"}),
+		Active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "partition_active",
+			Help: "1 while this process is the one applying the partition (it received its events last)."}, []string{"partition"}),
+	}
+	m.collectors = []prometheus.Collector{m.Applied, m.Skipped, m.DeadLettered, m.Retries, m.BatchSize,
+		m.ApplySeconds, m.GapFilled, m.Lag, m.Checkpoint, m.Active}
+	for _, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.registerer = reg
+	for _, k := range events.Kinds {
+		m.Applied.WithLabelValues(string(k))
+	}
+	for _, r := range Reasons {
+		m.DeadLettered.WithLabelValues(string(r))
+	}
+	for _, c := range []string{retryNeo4j, retryNATS, retryIsolation} {
+		m.Retries.WithLabelValues(c)
+	}
+	for _, c := range []string{"checkpoint", "duplicate"} {
+		m.Skipped.WithLabelValues(c)
+	}
+	return m, nil
+}
+
+// Unregister removes the metrics from the registry they were registered on.
+func (m *Metrics) Unregister() {
+	for _, c := range m.collectors {
+		m.registerer.Unregister(c)
+	}
+}
+
+func partitionLabel(p int) string { return strconv.Itoa(p) }

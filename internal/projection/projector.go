@@ -1,0 +1,252 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"github.com/prometheus/client_golang/prometheus"
+
+	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// ErrNotRunning is what Ready reports before Start and after Stop.
+var ErrNotRunning = errors.New("projector not running")
+
+// Projector consumes the memory stream's partitions and applies them to the graph: one worker
+// per partition of Config.Partitions, each competing with the other processes of its group
+// for the partition's pinned consumer.
+type Projector struct {
+	cfg     Config
+	driver  neo4j.DriverWithContext
+	js      jetstream.JetStream
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	metrics *Metrics
+	dlq     *DeadLetters
+
+	warm *warmer
+
+	mu         sync.Mutex // serializes Start and Stop
+	running    atomic.Bool
+	stop, hard context.CancelFunc
+	workers    []*worker
+	done       sync.WaitGroup
+}
+
+// Option configures a Projector.
+type Option func(*Projector) error
+
+// WithLogger logs through l (default: nothing is logged).
+func WithLogger(l *slog.Logger) Option {
+	return func(p *Projector) error {
+		if l == nil {
+			return errors.New("projection: nil logger")
+		}
+		p.log = l
+		return nil
+	}
+}
+
+// WithRegisterer registers the metrics on r (default: a registry of the Projector's own).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(p *Projector) error {
+		if r == nil {
+			return errors.New("projection: nil registerer")
+		}
+		p.reg = r
+		return nil
+	}
+}
+
+// New returns a Projector of cfg over the Neo4j driver and JetStream; Start runs it.
+func New(cfg Config, driver neo4j.DriverWithContext, js jetstream.JetStream, opts ...Option) (*Projector, error) {
+	if err := cfg.validateOwn(); err != nil {
+		return nil, err
+	}
+	if driver == nil || js == nil {
+		return nil, errors.New("projection: a Neo4j driver and a JetStream handle are required")
+	}
+	p := &Projector{cfg: cfg, driver: driver, js: js,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), reg: prometheus.NewRegistry()}
+	for _, o := range opts {
+		if err := o(p); err != nil {
+			return nil, err
+		}
+	}
+	// instance tells the processes (and in-process projectors) of one group apart in logs.
+	instance := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	p.log = p.log.With("component", "projector", "group", cfg.Group, "instance", instance)
+	m, err := NewMetrics(p.reg)
+	if err != nil {
+		return nil, fmt.Errorf("projection metrics: %w", err)
+	}
+	p.metrics = m
+	timeout := cfg.Common.PublishTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	p.dlq = NewDeadLetters(js, cfg.Group, timeout)
+	p.warm = &warmer{driver: driver, database: cfg.Common.Neo4j.Database, cold: true}
+	return p, nil
+}
+
+// warmer runs Warm once at start and again after Neo4j was unreachable (a restarted server
+// has an empty plan cache): one worker plans the statements while the others wait, instead of
+// every partition planning them at once.
+type warmer struct {
+	driver   neo4j.DriverWithContext
+	database string
+
+	mu   sync.Mutex
+	cold bool
+}
+
+func (w *warmer) markCold() {
+	w.mu.Lock()
+	w.cold = true
+	w.mu.Unlock()
+}
+
+func (w *warmer) ensure(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.cold {
+		return nil
+	}
+	if err := Warm(ctx, w.driver, w.database); err != nil {
+		return err
+	}
+	w.cold = false
+	return nil
+}
+
+// ConsumerConfig is the durable consumer of a group's partition: deploy/nats's definition,
+// named "<group>-p<partition>", with the configured ack wait and pin timeout.
+func ConsumerConfig(cfg Config, partition int) (jetstream.ConsumerConfig, error) {
+	c, err := natsdeploy.ProjectorConsumer(partition)
+	if err != nil {
+		return c, err
+	}
+	c.Durable = CheckpointName(cfg.Group, partition)
+	c.Name = ""
+	c.Description = fmt.Sprintf("Engram projector group %s, partition %d: applies events to Neo4j in stored order.", cfg.Group, partition)
+	if cfg.AckWait > 0 {
+		c.AckWait = cfg.AckWait
+	}
+	if cfg.PinTimeout > 0 {
+		c.PinnedTTL = cfg.PinTimeout
+	}
+	if len(c.PriorityGroups) != 1 || c.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		return c, fmt.Errorf("consumer-projector.json: want one priority group with the pinned_client policy")
+	}
+	return c, nil
+}
+
+// Start creates or updates the consumers of the configured partitions (a failure fails
+// start-up) and starts one worker per partition.
+func (p *Projector) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running.Load() {
+		return errors.New("projection: already started")
+	}
+	mem, err := p.js.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		return fmt.Errorf("projector: stream %s: %w", stream.MemoryStream, err)
+	}
+	var workers []*worker
+	for _, part := range p.cfg.Partitions {
+		cc, err := ConsumerConfig(p.cfg, part)
+		if err != nil {
+			return err
+		}
+		cons, err := p.js.CreateOrUpdateConsumer(ctx, stream.MemoryStream, cc)
+		if err != nil {
+			return fmt.Errorf("projector: apply consumer %s: %w", cc.Durable, err)
+		}
+		workers = append(workers, &worker{
+			partition: part, consumer: cc.Durable, filter: cc.FilterSubject, cfg: p.cfg,
+			group: cc.PriorityGroups[0], js: p.js, ccfg: cc, cons: cons, stream: mem, driver: p.driver,
+			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm,
+			log:       p.log.With("partition", part),
+			multiUser: p.cfg.Common.MultiTenant,
+			backoff:   Backoff{Min: p.cfg.RetryMin, Max: p.cfg.RetryMax},
+			// A pinned process renews its pin with every pull request; an idle one sends one
+			// per expiry, three per pin timeout.
+			pullExpiry: min(max(p.cfg.PinTimeout/3, time.Second), 30*time.Second),
+		})
+	}
+	stop, cancelStop := context.WithCancel(context.Background())
+	hard, cancelHard := context.WithCancel(context.Background())
+	p.stop, p.hard, p.workers = cancelStop, cancelHard, workers
+	for _, w := range workers {
+		w.init(stop)
+		p.done.Add(1)
+		go func() {
+			defer p.done.Done()
+			_ = w.run(stop, hard)
+		}()
+	}
+	p.running.Store(true)
+	p.log.Info("projector started", "partitions", p.cfg.Partitions, "batch_size", p.cfg.BatchSize, "batch_wait", p.cfg.BatchWait)
+	return nil
+}
+
+// Stop stops pulling, lets each partition's transaction in flight finish (until ctx ends:
+// then it is abandoned and rolled back), hands back what was received but not applied, and
+// releases the partitions this process holds so another process takes them over at once.
+func (p *Projector) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running.Load() {
+		return nil
+	}
+	p.running.Store(false)
+	p.stop()
+	finished := make(chan struct{})
+	go func() {
+		p.done.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		p.hard()
+		<-finished
+	}
+	p.hard()
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for _, w := range p.workers {
+		w.unpin(uctx)
+	}
+	p.log.Info("projector stopped")
+	return nil
+}
+
+// Ready reports whether the projector runs (a readiness check).
+func (p *Projector) Ready(context.Context) error {
+	if !p.running.Load() {
+		return ErrNotRunning
+	}
+	return nil
+}
+
+// Metrics returns the projector's metrics.
+func (p *Projector) Metrics() *Metrics { return p.metrics }
+
+// PartitionFilter is the subject filter of a partition's events in the memory stream.
+func PartitionFilter(partition int) string {
+	return fmt.Sprintf("%s.*.*.%d", events.SubjectRoot, partition)
+}

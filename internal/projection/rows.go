@@ -1,0 +1,290 @@
+package projection
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/engram-memory/engram/internal/events"
+)
+
+// kindStatement is the Cypher of one kind and the parameters of one event's row.
+type kindStatement struct {
+	cypher string
+	row    func(r Record, base map[string]any) error
+}
+
+var statements = map[events.Kind]kindStatement{
+	events.KindUserUpserted:         {cypherUserUpserted, userUpsertedRow},
+	events.KindMessageAdded:         {cypherMessageAdded, messageAddedRow},
+	events.KindPreferenceAdded:      {cypherPreferenceAdded, preferenceAddedRow},
+	events.KindPreferenceSuperseded: {cypherPreferenceSuperseded, preferenceSupersededRow},
+	events.KindTraceStarted:         {cypherTraceStarted, traceStartedRow},
+	events.KindTraceStepAdded:       {cypherTraceStepAdded, traceStepAddedRow},
+	events.KindToolCallRecorded:     {cypherToolCallRecorded, toolCallRecordedRow},
+	events.KindTraceCompleted:       {cypherTraceCompleted, traceCompletedRow},
+	events.KindUserErased:           {cypherUserErased, userErasedRow},
+}
+
+// row builds the parameters of one event: what every kind shares (stream sequence, owner,
+// user, event time, stored time) plus the kind's own.
+func row(r Record) (map[string]any, error) {
+	ev := r.Event
+	owner, err := ev.Tenant()
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	m := map[string]any{
+		"seq":         int64(r.Sequence),
+		"owner":       owner,
+		"time":        ev.Time.UTC(),
+		"recorded_at": r.Stored.UTC(),
+		"user":        nil,
+		"user_id":     nil,
+	}
+	if ev.User != "" {
+		m["user"] = ev.User
+		m["user_id"] = events.UserID(ev.User)
+	}
+	st, ok := statements[ev.Kind]
+	if !ok {
+		return nil, fmt.Errorf("event %s: %w: %q", ev.ID, events.ErrUnknownType, ev.Kind)
+	}
+	if err := st.row(r, m); err != nil {
+		return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Kind, err)
+	}
+	return m, nil
+}
+
+func dataAs[T any](r Record) (T, error) {
+	switch d := r.Event.Data.(type) {
+	case T:
+		return d, nil
+	case *T:
+		if d != nil {
+			return *d, nil
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("%w: data of type %T for kind %s", events.ErrInvalidData, r.Event.Data, r.Event.Kind)
+}
+
+func userUpsertedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.UserUpserted](r)
+	if err != nil {
+		return err
+	}
+	m["user"], m["user_id"] = d.Identifier, events.UserID(d.Identifier)
+	m["attributes_json"] = nil
+	if d.Attributes != nil {
+		s, err := jsonText(d.Attributes)
+		if err != nil {
+			return fmt.Errorf("attributes: %w", err)
+		}
+		m["attributes_json"] = s
+	}
+	return nil
+}
+
+func messageAddedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.MessageAdded](r)
+	if err != nil {
+		return err
+	}
+	meta, err := jsonObject(d.Metadata)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	m["id"] = d.MessageID
+	m["conversation_id"] = d.ConversationID
+	m["session_id"] = d.SessionID
+	m["role"] = d.Role
+	m["content"] = d.Content
+	m["timestamp"] = timeOr(d.Timestamp, r.Event.Time)
+	m["metadata"] = meta
+	m["title"] = nilIfEmpty(d.Title)
+	return nil
+}
+
+func preferenceAddedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.PreferenceAdded](r)
+	if err != nil {
+		return err
+	}
+	meta, err := jsonObject(d.Metadata)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	confidence := 1.0
+	if d.Confidence != nil {
+		confidence = *d.Confidence
+	}
+	// References by id are checked against the graph; by name and type they name the owner's
+	// entity of the derived id. Duplicates collapse, in a stable order.
+	ids := map[string]bool{}
+	named := map[string]map[string]any{}
+	for _, ref := range d.AppliesTo {
+		if ref.ID != "" {
+			ids[ref.ID] = true
+			continue
+		}
+		id := events.EntityID(r.Event.User, ref.Name, ref.Type)
+		named[id] = map[string]any{"id": id, "name": ref.Name, "type": nilIfEmpty(ref.Type)}
+	}
+	entityIDs := make([]any, 0, len(ids))
+	for _, id := range sortedKeys(ids) {
+		entityIDs = append(entityIDs, id)
+	}
+	entities := make([]any, 0, len(named))
+	for _, id := range sortedKeys(named) {
+		entities = append(entities, named[id])
+	}
+	m["id"] = d.PreferenceID
+	m["category"] = d.Category
+	m["preference"] = d.Preference
+	m["context"] = nilIfEmpty(d.Context)
+	m["confidence"] = confidence
+	m["valid_from"] = timeOr(d.ValidFrom, r.Event.Time)
+	m["metadata"] = meta
+	m["entity_ids"] = entityIDs
+	m["entities"] = entities
+	return nil
+}
+
+func preferenceSupersededRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.PreferenceSuperseded](r)
+	if err != nil {
+		return err
+	}
+	m["old_id"] = d.OldID
+	m["new_id"] = d.NewID
+	m["valid_until"] = timeOr(d.ValidUntil, r.Event.Time)
+	return nil
+}
+
+func traceStartedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.TraceStarted](r)
+	if err != nil {
+		return err
+	}
+	meta, err := jsonObject(d.Metadata)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	m["id"] = d.TraceID
+	m["session_id"] = d.SessionID
+	m["task"] = d.Task
+	m["metadata"] = meta
+	return nil
+}
+
+func traceStepAddedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.TraceStepAdded](r)
+	if err != nil {
+		return err
+	}
+	m["id"] = d.StepID
+	m["trace_id"] = d.TraceID
+	m["step_number"] = int64(d.StepNumber)
+	m["thought"] = nilIfEmpty(d.Thought)
+	m["action"] = nilIfEmpty(d.Action)
+	m["observation"] = nilIfEmpty(d.Observation)
+	return nil
+}
+
+func toolCallRecordedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.ToolCallRecorded](r)
+	if err != nil {
+		return err
+	}
+	args := "{}"
+	if d.Arguments != nil {
+		if args, err = jsonText(d.Arguments); err != nil {
+			return fmt.Errorf("arguments: %w", err)
+		}
+	}
+	var result any
+	if d.Result != nil {
+		if result, err = jsonText(d.Result); err != nil {
+			return fmt.Errorf("result: %w", err)
+		}
+	}
+	var duration any
+	if d.DurationMS != nil {
+		duration = *d.DurationMS
+	}
+	m["id"] = d.ToolCallID
+	m["trace_id"] = d.TraceID
+	m["step_id"] = d.StepID
+	m["tool_name"] = d.ToolName
+	m["arguments"] = args
+	m["result"] = result
+	m["status"] = d.Status
+	m["duration_ms"] = duration
+	m["error"] = nilIfEmpty(d.Error)
+	return nil
+}
+
+func traceCompletedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.TraceCompleted](r)
+	if err != nil {
+		return err
+	}
+	var success any
+	if d.Success != nil {
+		success = *d.Success
+	}
+	m["trace_id"] = d.TraceID
+	m["outcome"] = nilIfEmpty(d.Outcome)
+	m["success"] = success
+	return nil
+}
+
+func userErasedRow(r Record, _ map[string]any) error {
+	_, err := dataAs[events.UserErased](r)
+	return err
+}
+
+// jsonText is the canonical JSON text of v: map keys sorted (encoding/json), no HTML escaping.
+func jsonText(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimRight(b.Bytes(), "\n")), nil
+}
+
+// jsonObject is jsonText of a metadata object; absent metadata is "{}".
+func jsonObject(v map[string]any) (string, error) {
+	if v == nil {
+		return "{}", nil
+	}
+	return jsonText(v)
+}
+
+func timeOr(t *time.Time, def time.Time) time.Time {
+	if t != nil {
+		return t.UTC()
+	}
+	return def.UTC()
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,562 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// entry is one event of a partition on its way to the graph: delivered by the partition's
+// consumer, or read straight from the stream to close a gap.
+type entry struct {
+	seq     uint64
+	subject string
+	stored  time.Time
+	header  nats.Header
+	data    []byte
+
+	msg   jetstream.Msg // nil for an event read from the stream
+	dseq  uint64        // consumer delivery sequence
+	fresh bool          // first delivery
+	// after, when non-zero, is the partition's event just before this one: known when this
+	// delivery directly followed the delivery of that event (see receive).
+	after uint64
+
+	record    Record
+	rejection *Rejection // set when the event cannot be applied
+}
+
+func (e *entry) deadLetter() DeadLetter {
+	return DeadLetter{Subject: e.subject, Sequence: e.seq, Stored: e.stored, Header: e.header, Data: e.data,
+		Reason: e.rejection.Reason, Err: e.rejection.Err}
+}
+
+// worker applies one partition: it pulls from the partition's durable consumer (pinned to one
+// process at a time), batches what arrives, and applies each batch in one transaction that
+// also moves the partition's checkpoint.
+type worker struct {
+	partition  int
+	consumer   string // durable name, also the checkpoint name
+	filter     string // mem.*.*.<partition>
+	cfg        Config
+	group      string // the consumer's priority group
+	js         jetstream.JetStream
+	ccfg       jetstream.ConsumerConfig
+	cons       jetstream.Consumer
+	stream     jetstream.Stream
+	driver     neo4j.DriverWithContext
+	database   string
+	dlq        *DeadLetters
+	warm       *warmer
+	metrics    *Metrics
+	log        *slog.Logger
+	multiUser  bool
+	backoff    Backoff
+	pullExpiry time.Duration
+
+	pending   []*entry              // received, not yet acknowledged, in delivery order
+	tail      *entry                // the last entry delivered to this worker
+	lastPend  uint64                // NumPending of the last delivery
+	pinID     string                // the pin this process last held on the consumer
+	isolateTo uint64                // apply one event per transaction up to this sequence
+	forced    map[uint64]*Rejection // events Neo4j refused alone: dead-lettered when next planned
+
+	apply stepFunc  // step with its decorators (retry, rejection check, metrics)
+	limit int       // most events the next step applies
+	plan  *stepPlan // what the last attempt of the step planned
+}
+
+// init builds the decorated step.
+func (w *worker) init(stop context.Context) {
+	w.forced = map[uint64]*Rejection{}
+	step := func(ctx context.Context) (stepStats, error) {
+		plan, st, err := w.step(ctx, w.limit)
+		w.plan = plan
+		if isUnreachable(err) {
+			w.warm.markCold()
+		}
+		return st, err
+	}
+	w.apply = withRetry(withRejectionCheck(withRecover(withMetrics(step, w.metrics, w.partition), w.log)),
+		w.backoff, stop, w.keepAlive, w.metrics, w.log)
+}
+
+// idlePoll is how long the worker waits for a first event before it refreshes its lag metric.
+const idlePoll = 5 * time.Second
+
+// run consumes until stop ends; the transaction in flight then finishes (or ends with hard).
+func (w *worker) run(stop, hard context.Context) error {
+	label := partitionLabel(w.partition)
+	for stop.Err() == nil {
+		it, err := w.cons.Messages(
+			jetstream.PullMaxMessages(w.cfg.BatchSize),
+			jetstream.PullExpiry(w.pullExpiry),
+			jetstream.PullPriorityGroup(w.group),
+		)
+		if err != nil {
+			w.log.Warn("cannot consume partition, retrying", "err", err)
+			if !sleep(stop, w.backoff.Delay(3)) {
+				break
+			}
+			w.recreate(stop)
+			continue
+		}
+		err = w.consume(stop, hard, it)
+		if errors.Is(err, errStopping) || stop.Err() != nil {
+			w.handBack(it)
+			break
+		}
+		it.Stop()
+		w.log.Warn("consumer iterator ended, restarting", "err", err)
+		if !sleep(stop, w.backoff.Delay(1)) {
+			break
+		}
+		w.recreate(stop)
+	}
+	w.nakPending()
+	w.metrics.Active.WithLabelValues(label).Set(0)
+	return nil
+}
+
+// recreate applies the consumer's definition again (it may have been deleted).
+func (w *worker) recreate(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, stream.MemoryStream, w.ccfg)
+	if err != nil {
+		w.log.Warn("cannot apply the consumer", "err", err)
+		return
+	}
+	w.cons = cons
+	w.tail = nil // a recreated consumer numbers its deliveries anew
+}
+
+// consume loops batch by batch over one iterator.
+func (w *worker) consume(stop, hard context.Context, it jetstream.MessagesContext) error {
+	for {
+		if err := w.collect(stop, it); err != nil {
+			return err
+		}
+		if len(w.pending) == 0 {
+			continue
+		}
+		if err := w.process(stop, hard); err != nil {
+			return err
+		}
+	}
+}
+
+// collect waits for a first event (refreshing the lag metric while idle), then takes more
+// until the batch is full or BatchWait has passed since the first.
+func (w *worker) collect(stop context.Context, it jetstream.MessagesContext) error {
+	if len(w.pending) == 0 {
+		ctx, cancel := context.WithTimeout(stop, idlePoll)
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		cancel()
+		switch {
+		case err == nil:
+			w.receive(msg)
+		case stop.Err() != nil:
+			return errStopping
+		case errors.Is(err, context.DeadlineExceeded):
+			w.refreshIdle(stop)
+			return nil
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return err
+		default:
+			w.log.Debug("waiting for events", "err", err)
+			return nil
+		}
+	}
+	deadline := time.Now().Add(w.cfg.BatchWait)
+	for len(w.pending) < w.cfg.BatchSize {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(left))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return err
+			}
+			break
+		}
+		w.receive(msg)
+	}
+	return nil
+}
+
+// receive records a delivered event. A first delivery whose consumer sequence directly
+// follows that of the worker's previous first delivery is the partition's next event after
+// it: the consumer hands out the partition in stream order, and any delivery in between (to
+// this process or another) would have taken a consumer sequence. Everything else is checked
+// against the stream before it is applied.
+func (w *worker) receive(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("delivery without metadata, terminating it", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	e := &entry{
+		seq: meta.Sequence.Stream, subject: msg.Subject(), stored: meta.Timestamp.UTC(),
+		header: msg.Headers(), data: msg.Data(), msg: msg,
+		dseq: meta.Sequence.Consumer, fresh: meta.NumDelivered == 1,
+	}
+	if t := w.tail; t != nil && t.fresh && e.fresh && e.dseq == t.dseq+1 && e.seq > t.seq {
+		e.after = t.seq
+	}
+	w.tail = e
+	w.lastPend = meta.NumPending
+	if pin := msg.Headers().Get("Nats-Pin-Id"); pin != "" && pin != w.pinID {
+		w.pinID = pin
+		w.log.Info("partition taken", "consumer", w.consumer)
+		w.metrics.Active.WithLabelValues(partitionLabel(w.partition)).Set(1)
+	}
+	w.decode(e)
+	w.pending = append(w.pending, e)
+}
+
+func (w *worker) decode(e *entry) {
+	rec, err := Decode(e.subject, e.header, e.data, e.seq, e.stored, w.multiUser)
+	if err != nil {
+		var rej *Rejection
+		if !errors.As(err, &rej) {
+			rej = &Rejection{Sequence: e.seq, Reason: ReasonUndecodable, Err: err}
+		}
+		e.rejection = rej
+		return
+	}
+	e.record = rec
+}
+
+// process applies everything pending, one transaction after another.
+func (w *worker) process(stop, hard context.Context) error {
+	for len(w.pending) > 0 {
+		w.limit = w.cfg.BatchSize
+		if w.isolateTo > 0 {
+			w.limit = 1
+		}
+		w.plan = nil
+		_, err := w.apply(hard)
+		plan := w.plan
+		if err == nil {
+			w.finish(plan)
+			if w.isolateTo > 0 && plan.last >= w.isolateTo {
+				w.isolateTo = 0
+			}
+			continue
+		}
+		if !errors.Is(err, errRejectedByGraph) {
+			return err
+		}
+		w.metrics.Retries.WithLabelValues(retryIsolation).Inc()
+		switch {
+		case plan == nil || len(plan.apply) == 0:
+			// Not an event's fault after all: wait and try again.
+			w.log.Error("neo4j rejected a step without events", "err", err)
+			if !sleep(stop, w.backoff.Max) {
+				return errStopping
+			}
+		case w.limit > 1:
+			// Apply one event per transaction through this batch: the one at fault then
+			// fails alone and is dead-lettered, the others are applied.
+			w.isolateTo = plan.last
+			w.log.Warn("neo4j rejected a batch, applying its events one by one", "through", w.isolateTo, "err", err)
+		default:
+			e := plan.apply[0]
+			reason := ReasonGraphRejected
+			if errors.Is(err, errPanicked) {
+				reason = ReasonInternal
+			}
+			w.forced[e.seq] = &Rejection{Sequence: e.seq, Reason: reason, Err: err}
+			w.log.Warn("event refused", "seq", e.seq, "reason", reason, "err", err)
+		}
+	}
+	w.metrics.Lag.WithLabelValues(partitionLabel(w.partition)).Set(float64(w.lastPend))
+	return nil
+}
+
+// stepPlan is what one transaction covers.
+type stepPlan struct {
+	done  []*entry // pending entries at or below the checkpoint: acknowledged only
+	apply []*entry // in stream order, gap entries included
+	last  uint64   // checkpoint after the step
+}
+
+// step runs one transaction: lock the checkpoint, drop what it covers, make sure the rest
+// follows it without a gap (reading the missing events from the stream), dead-letter what
+// cannot be applied, apply the rest, move the checkpoint, commit. It changes no worker state;
+// finish does, after the commit.
+func (w *worker) step(ctx context.Context, limit int) (*stepPlan, stepStats, error) {
+	var st stepStats
+	if err := w.warm.ensure(ctx); err != nil {
+		return nil, st, errors.Join(errWarmUp, err)
+	}
+	sess := w.driver.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeWrite, DatabaseName: w.database})
+	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
+	tx, err := sess.BeginTransaction(ctx)
+	if err != nil {
+		return nil, st, fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() { _ = tx.Close(context.WithoutCancel(ctx)) }()
+
+	cp, err := LockCheckpoint(ctx, tx, w.consumer, w.partition)
+	if err != nil {
+		return nil, st, err
+	}
+	plan, err := w.planStep(ctx, cp, limit)
+	if err != nil {
+		return plan, st, err
+	}
+	st.skipped = len(plan.done)
+	if len(plan.apply) == 0 {
+		return plan, st, tx.Commit(ctx)
+	}
+	for _, e := range plan.apply {
+		if e.msg == nil {
+			st.gapFilled++
+		}
+	}
+
+	records := make([]Record, 0, len(plan.apply))
+	bySeq := make(map[uint64]*entry, len(plan.apply))
+	var letters []DeadLetter
+	for _, e := range plan.apply {
+		bySeq[e.seq] = e
+		if e.rejection != nil {
+			letters = append(letters, e.deadLetter())
+			continue
+		}
+		records = append(records, e.record)
+	}
+	out, err := Apply(ctx, tx, records)
+	if err != nil {
+		return plan, st, err
+	}
+	for _, rej := range out.Rejected {
+		e := bySeq[rej.Sequence]
+		d := DeadLetter{Subject: e.subject, Sequence: e.seq, Stored: e.stored, Header: e.header, Data: e.data,
+			Reason: rej.Reason, Err: rej.Err}
+		letters = append(letters, d)
+	}
+	st.deadLettered = map[Reason]int{}
+	for _, d := range letters {
+		// Inside the transaction: if it fails, the dead letters are sent again (their message
+		// ids make JetStream store each once within its duplicate window).
+		if err := w.dlq.Send(ctx, d); err != nil {
+			return plan, st, err
+		}
+		st.deadLettered[d.Reason]++
+		w.log.Warn("event dead-lettered", "seq", d.Sequence, "subject", d.Subject, "reason", d.Reason, "err", d.Err)
+	}
+	lastEntry := plan.apply[len(plan.apply)-1]
+	if err := WriteCheckpoint(ctx, tx, w.consumer, lastEntry.seq, lastEntry.stored); err != nil {
+		return plan, st, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return plan, st, fmt.Errorf("commit: %w", err)
+	}
+	w.log.Debug("batch committed", "from_checkpoint", cp, "first", plan.apply[0].seq, "last", lastEntry.seq, "events", len(plan.apply), "skipped", len(plan.done))
+	st.entries = len(plan.apply)
+	st.applied = out.Applied
+	st.duplicates = out.Duplicates
+	st.checkpoint = lastEntry.seq
+	return plan, st, nil
+}
+
+// planStep decides what the step covers, given the checkpoint cp: pending entries at or below
+// it are done; the others are applied in stream order, as long as each directly follows the
+// one before (or the checkpoint). Where that is not known from the deliveries, the stream
+// says which event comes next; events missing from the deliveries (delivered to a process
+// that died or lost the partition) are read from the stream and applied in their place.
+func (w *worker) planStep(ctx context.Context, cp uint64, limit int) (*stepPlan, error) {
+	plan := &stepPlan{last: cp}
+	todo := make([]*entry, 0, len(w.pending))
+	seen := map[uint64]bool{}
+	for _, e := range w.pending {
+		switch {
+		case e.seq <= cp || seen[e.seq]:
+			plan.done = append(plan.done, e)
+		default:
+			seen[e.seq] = true
+			todo = append(todo, e)
+		}
+	}
+	slices.SortStableFunc(todo, func(a, b *entry) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	for _, e := range todo {
+		if len(plan.apply) >= limit {
+			break
+		}
+		if e.after == 0 || e.after != plan.last {
+			for len(plan.apply) < limit {
+				next, err := w.nextInPartition(ctx, plan.last+1)
+				if err != nil {
+					return plan, err
+				}
+				if next == nil || next.seq >= e.seq {
+					break // e is next (or the stream no longer holds it: it is still next)
+				}
+				plan.apply = append(plan.apply, next)
+				plan.last = next.seq
+			}
+			if len(plan.apply) >= limit {
+				break
+			}
+		}
+		plan.apply = append(plan.apply, e)
+		plan.last = e.seq
+	}
+	for _, e := range plan.apply {
+		if r := w.forced[e.seq]; r != nil {
+			e.rejection = r
+		}
+	}
+	return plan, nil
+}
+
+// nextInPartition reads the partition's first event at or after seq from the stream; nil
+// when there is none.
+func (w *worker) nextInPartition(ctx context.Context, seq uint64) (*entry, error) {
+	m, err := w.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(w.filter))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read partition %d from sequence %d: %w", errNATS, w.partition, seq, err)
+	}
+	e := &entry{seq: m.Sequence, subject: m.Subject, stored: m.Time.UTC(), header: m.Header, data: m.Data}
+	w.decode(e)
+	return e, nil
+}
+
+// finish acknowledges what a committed step covered and drops it from pending.
+func (w *worker) finish(plan *stepPlan) {
+	covered := map[*entry]bool{}
+	for _, e := range plan.done {
+		covered[e] = true
+	}
+	for _, e := range plan.apply {
+		covered[e] = true
+	}
+	kept := w.pending[:0]
+	for _, e := range w.pending {
+		if !covered[e] {
+			kept = append(kept, e)
+			continue
+		}
+		if e.msg != nil {
+			if err := e.msg.Ack(); err != nil {
+				w.log.Debug("ack failed; the event will be delivered again and skipped", "seq", e.seq, "err", err)
+			}
+		}
+	}
+	clear(w.pending[len(kept):])
+	w.pending = kept
+	for seq := range w.forced {
+		if seq <= plan.last {
+			delete(w.forced, seq)
+		}
+	}
+}
+
+// keepAlive tells JetStream the pending events are still being worked on, so a batch that
+// retries for longer than the ack wait is not delivered again meanwhile.
+func (w *worker) keepAlive() {
+	for _, e := range w.pending {
+		if e.msg != nil {
+			_ = e.msg.InProgress()
+		}
+	}
+}
+
+// handBack stops pulling and hands back the events the iterator buffered but the worker did
+// not take yet, so the next process of the partition gets them at once, in order.
+func (w *worker) handBack(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(200 * time.Millisecond))
+		if err != nil {
+			return
+		}
+		_ = msg.Nak()
+	}
+}
+
+// nakPending hands back what this worker received but did not apply, for prompt delivery to
+// whichever process takes the partition next.
+func (w *worker) nakPending() {
+	for _, e := range w.pending {
+		if e.msg != nil {
+			_ = e.msg.Nak()
+		}
+	}
+	w.pending = nil
+	w.tail = nil
+}
+
+// refreshIdle updates the lag and activity metrics from the consumer while no event arrives.
+func (w *worker) refreshIdle(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := w.cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	label := partitionLabel(w.partition)
+	w.metrics.Lag.WithLabelValues(label).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+	active := 0.0
+	for _, g := range info.PriorityGroups {
+		if g.Group == w.group && g.PinnedClientID != "" && g.PinnedClientID == w.pinID {
+			active = 1
+		}
+	}
+	w.metrics.Active.WithLabelValues(label).Set(active)
+}
+
+// unpin releases the partition if this process holds it, so another process takes it over
+// without waiting for the pin timeout.
+func (w *worker) unpin(ctx context.Context) {
+	if w.pinID == "" {
+		return
+	}
+	info, err := w.cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == w.group && g.PinnedClientID == w.pinID {
+			if err := w.stream.UnpinConsumer(ctx, w.consumer, w.group); err != nil {
+				w.log.Debug("unpin failed", "err", err)
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,166 @@
+// Package replay rebuilds the graph from the log: the whole memory stream into an empty (or
+// wiped) database, or one tenant's subjects after deleting that tenant's subgraph, through
+// the projector's own apply code (projection.Apply). Progress is checkpointed in the same
+// transactions as the effects, so an interrupted replay resumes where it stopped.
+//
+// Replay and live projection must not write the same tenants at once: Run refuses while a
+// projector of the live group is pulling (its consumers have waiting pull requests) unless
+// Force is set. See docs/replay.md for the procedure.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/projection"
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// Options configure a replay.
+type Options struct {
+	// User, when set, replays only that user's tenant (mem.<token>.>), deleting its subgraph
+	// first; Shared replays the shared tenant. Neither: the whole stream.
+	User   string
+	Shared bool
+	// Wipe deletes the whole graph before a whole-stream replay into a database that is not
+	// empty. Without it such a replay is refused (ErrNotEmpty).
+	Wipe bool
+	// Group names the replay's checkpoint (<Group>-replay[-<token>]); default "replay".
+	Group string
+	// LiveGroup is the projector group whose checkpoints a whole-stream replay sets to the
+	// last replayed sequence, so the live projector resumes after it; default "projector".
+	LiveGroup string
+	// Force skips the check that no projector of LiveGroup is running.
+	Force       bool
+	BatchSize   int // events per transaction; default 500
+	MultiTenant bool
+	Database    string
+	Progress    io.Writer // progress line every 500 ms; nil: none
+}
+
+// Stats summarise a replay.
+type Stats struct {
+	Applied   int    // events applied
+	Skipped   int    // events not applied: undecodable or rejected (they are in the DLQ)
+	Resumed   bool   // continued an interrupted replay
+	FirstSeq  uint64 // first stream sequence read
+	LastSeq   uint64 // last stream sequence covered
+	Duration  time.Duration
+	EventsPer float64
+}
+
+// Errors callers branch on.
+var (
+	ErrNotEmpty        = errors.New("the database is not empty")
+	ErrProjectorActive = errors.New("a live projector is running")
+)
+
+// Run replays according to o.
+func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream, o Options) (Stats, error) {
+	if o.Group == "" {
+		o.Group = "replay"
+	}
+	if o.LiveGroup == "" {
+		o.LiveGroup = projection.DefaultGroup
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	var st Stats
+	filter, name := "", o.Group+"-replay"
+	tenant := o.User != "" || o.Shared
+	if tenant {
+		if o.User != "" {
+			if err := events.ValidateIdentifier(o.User); err != nil {
+				return st, fmt.Errorf("user: %w", err)
+			}
+		}
+		f, err := events.TenantSubjects(o.User)
+		if err != nil {
+			return st, err
+		}
+		tok, _ := events.TenantToken(o.User)
+		filter, name = f, name+"-"+tok
+	}
+	if !o.Force {
+		if err := checkPaused(ctx, js, o.LiveGroup); err != nil {
+			return st, err
+		}
+	}
+	s, err := js.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		return st, fmt.Errorf("memory stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return st, err
+	}
+	last := info.State.LastSeq
+
+	done, err := projection.ReadCheckpoint(ctx, d, o.Database, name)
+	if err != nil {
+		return st, err
+	}
+	st.Resumed = done > 0
+	if !st.Resumed {
+		if tenant {
+			if err := eraseTenant(ctx, d, o); err != nil {
+				return st, err
+			}
+		} else if err := prepareEmpty(ctx, d, o); err != nil {
+			return st, err
+		}
+	}
+	start := time.Now()
+	st.FirstSeq = done + 1
+	if last > done {
+		if err := apply(ctx, d, js, o, name, filter, done, last, &st); err != nil {
+			return st, err
+		}
+	}
+	st.LastSeq = max(last, done)
+	if !tenant {
+		if err := setLiveCheckpoints(ctx, d, o, st.LastSeq); err != nil {
+			return st, err
+		}
+	}
+	if err := deleteCheckpoint(ctx, d, o.Database, name); err != nil {
+		return st, err
+	}
+	st.Duration = time.Since(start)
+	if secs := st.Duration.Seconds(); secs > 0 {
+		st.EventsPer = float64(st.Applied+st.Skipped) / secs
+	}
+	return st, nil
+}
+
+// checkPaused refuses while any consumer of the live group has a pull waiting: a projector
+// is running and would interleave its writes with the replay's.
+func checkPaused(ctx context.Context, js jetstream.JetStream, group string) error {
+	for p := range natsdeploy.Partitions {
+		c, err := js.Consumer(ctx, stream.MemoryStream, projection.CheckpointName(group, p))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", projection.CheckpointName(group, p), err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumWaiting > 0 {
+			return fmt.Errorf("%w: consumer %s has %d waiting pulls; stop the projectors first (or --force)",
+				ErrProjectorActive, info.Name, info.NumWaiting)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+)
+
+// Neo4jProcess is a Neo4j server of the test's own, for tests that must stop and start the
+// database (an outage) without disturbing the shared one. It runs the dev stack's launcher
+// (deploy/neo4j, built by `make neo4j-start`) on a free port with its data under t.TempDir().
+type Neo4jProcess struct {
+	URI      string
+	User     string
+	Password string
+
+	t       testing.TB
+	root    string
+	dataDir string
+	port    int
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// neo4jStartTimeout bounds one start of a test's Neo4j (a first start creates the store).
+const neo4jStartTimeout = 3 * time.Minute
+
+// StartNeo4jProcess starts a private Neo4j for t and stops it when t ends.
+func StartNeo4jProcess(t testing.TB) *Neo4jProcess {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar := filepath.Join(root, "deploy/neo4j/target/engram-neo4j-1.0.0.jar")
+	if _, err := os.Stat(jar); err != nil {
+		t.Fatalf("the Neo4j launcher is not built (%v): run `make neo4j-start` once, which builds it", err)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Fatalf("java not found: install a JDK 17 or 21 to run Neo4j")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	dir := t.TempDir()
+	p := &Neo4jProcess{
+		URI: "bolt://127.0.0.1:" + strconv.Itoa(port), User: "neo4j", Password: "engram-test-password",
+		t: t, root: root, dataDir: filepath.Join(dir, "data"), port: port, logPath: filepath.Join(dir, "neo4j.log"),
+	}
+	t.Cleanup(p.Stop)
+	p.Start()
+	return p
+}
+
+// Start starts the server (again, on the same port and data) and waits until it answers.
+func (p *Neo4jProcess) Start() {
+	p.t.Helper()
+	p.mu.Lock()
+	if p.cmd != nil {
+		p.mu.Unlock()
+		p.t.Fatal("neo4j process already running")
+	}
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.mu.Unlock()
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command("java", "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-cp", "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*",
+		"dev.engram.neo4j.Launcher")
+	cmd.Dir = p.root
+	cmd.Env = append(os.Environ(),
+		"NEO4J_BOLT_HOST=127.0.0.1", "NEO4J_BOLT_PORT="+strconv.Itoa(p.port), "NEO4J_DATA_DIR="+p.dataDir,
+		"NEO4J_USER="+p.User, "NEO4J_PASSWORD="+p.Password, "NEO4J_PAGECACHE=64m")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		_ = logFile.Close()
+		p.t.Fatalf("start neo4j: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+
+	deadline := time.Now().Add(neo4jStartTimeout)
+	for {
+		err := p.ping()
+		if err == nil {
+			return
+		}
+		select {
+		case <-done:
+			p.t.Fatalf("neo4j on port %d exited while starting; log: %s", p.port, p.tail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("neo4j on port %d not ready within %s (%v); log: %s", p.port, neo4jStartTimeout, err, p.tail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (p *Neo4jProcess) ping() error {
+	d, err := neo4j.NewDriverWithContext(p.URI, neo4j.BasicAuth(p.User, p.Password, ""))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return d.VerifyConnectivity(ctx)
+}
+
+// Kill ends the server with SIGKILL (a crash) and waits until it is gone.
+func (p *Neo4jProcess) Kill() { p.signal(syscall.SIGKILL) }
+
+// Stop shuts the server down (SIGTERM, then SIGKILL after a minute) and waits until it is gone.
+func (p *Neo4jProcess) Stop() { p.signal(syscall.SIGTERM) }
+
+func (p *Neo4jProcess) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd, p.done = nil, nil
+}
+
+// Driver returns a driver for the server, closed when the test ends.
+func (p *Neo4jProcess) Driver(t testing.TB) neo4j.DriverWithContext {
+	t.Helper()
+	d, err := neo4j.NewDriverWithContext(p.URI, neo4j.BasicAuth(p.User, p.Password, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	return d
+}
+
+func (p *Neo4jProcess) tail() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// repoRoot is the module's root directory, found from this file's location.
+func repoRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the repository")
+	}
+	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return "", fmt.Errorf("repository root %s: %w", root, err)
+	}
+	return root, nil
+}
