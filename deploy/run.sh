@@ -31,7 +31,7 @@ cleanup() {
   echo "run: stopped"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM
 
 echo "run: building binaries"
 go build -o bin/ ./cmd/...
@@ -46,24 +46,34 @@ if ((start_nats)); then
   fi
   bin/memctl nats -config deploy/nats/server.conf >var/log/nats.log 2>&1 &
   pids+=($!)
+  for _ in $(seq 1 100); do
+    grep -q "nats: ready" var/log/nats.log 2>/dev/null && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "run: NATS exited; var/log/nats.log:" >&2; tail -n 20 var/log/nats.log >&2; exit 1; }
+    sleep 0.1
+  done
 fi
 
-HTTP_ADDR=127.0.0.1:${INGESTOR_PORT:-8080} bin/ingestor >var/log/ingestor.log 2>&1 & pids+=($!)
-HTTP_ADDR=127.0.0.1:${PROJECTOR_PORT:-8082} bin/projector >var/log/projector.log 2>&1 & pids+=($!)
-HTTP_ADDR=127.0.0.1:${QUERY_PORT:-8081} bin/query >var/log/query.log 2>&1 & pids+=($!)
+HTTP_ADDR=127.0.0.1:${INGESTOR_PORT:-8080} bin/ingestor >var/log/ingestor.log 2>&1 & pids+=($!); ingestor_pid=$!
+HTTP_ADDR=127.0.0.1:${PROJECTOR_PORT:-8082} bin/projector >var/log/projector.log 2>&1 & pids+=($!); projector_pid=$!
+HTTP_ADDR=127.0.0.1:${QUERY_PORT:-8081} bin/query >var/log/query.log 2>&1 & pids+=($!); query_pid=$!
 
-wait_ready() { # name url log
+wait_ready() { # name url log pid
   for _ in $(seq 1 240); do
     if curl -fsS "$2" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$4" 2>/dev/null; then
+      echo "run: $1 exited; last lines of $3:" >&2
+      tail -n 30 "$3" >&2 || true
+      exit 1
+    fi
     sleep 0.5
   done
   echo "run: $1 not ready at $2; last lines of $3:" >&2
   tail -n 30 "$3" >&2 || true
   exit 1
 }
-wait_ready ingestor "http://127.0.0.1:${INGESTOR_PORT:-8080}/readyz" var/log/ingestor.log
-wait_ready projector "http://127.0.0.1:${PROJECTOR_PORT:-8082}/readyz" var/log/projector.log
-wait_ready query "http://127.0.0.1:${QUERY_PORT:-8081}/readyz" var/log/query.log
+wait_ready ingestor "http://127.0.0.1:${INGESTOR_PORT:-8080}/readyz" var/log/ingestor.log "$ingestor_pid"
+wait_ready projector "http://127.0.0.1:${PROJECTOR_PORT:-8082}/readyz" var/log/projector.log "$projector_pid"
+wait_ready query "http://127.0.0.1:${QUERY_PORT:-8081}/readyz" var/log/query.log "$query_pid"
 
 cat <<MSG
 run: Engram is ready

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts and stops the local Neo4j (embedded Community edition with Bolt, see Launcher.java).
-#   deploy/neo4j/neo4j.sh start|stop|status
+#   deploy/neo4j/neo4j.sh build|start|stop|status
 # Settings (environment, with defaults): NEO4J_BOLT_PORT=7687, NEO4J_DATA_DIR=var/neo4j,
 # NEO4J_PASSWORD=engram-dev-password, NEO4J_HEAP=2g, NEO4J_PAGECACHE=512m,
 # NEO4J_START_TIMEOUT=180 (seconds), NEO4J_INSTANCE (a name for a second server, e.g. the
@@ -74,8 +74,9 @@ stop() {
 }
 
 case "${1:-}" in
+  build) build ;;
   start) start ;;
   stop) stop ;;
   status) if running; then echo "neo4j: running (pid $(cat "$pidfile")) on $uri"; else echo "neo4j: not running"; exit 1; fi ;;
-  *) die "usage: $0 start|stop|status" ;;
+  *) die "usage: $0 build|start|stop|status" ;;
 esac
