@@ -128,7 +128,7 @@ func (l *LongTerm) AddPreference(ctx context.Context, category, preference strin
 		p.Context = &w.context
 	}
 	for _, ref := range w.appliesTo {
-		p.AppliesTo = append(p.AppliesTo, Entity{ID: ref.ID, Name: ref.Name, Type: ref.Type})
+		p.AppliesTo = append(p.AppliesTo, Entity(ref))
 	}
 	return p, nil
 }

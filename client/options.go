@@ -83,7 +83,7 @@ func WithTimestamp(t time.Time) WriteOption { return func(w *writeOpts) { w.time
 // WithTitle sets the title of a message's conversation.
 func WithTitle(s string) WriteOption { return func(w *writeOpts) { w.title = s } }
 
-// Thought, Action and Observation fill a reasoning step.
+// Thought is the thought of a reasoning step.
 func Thought(s string) WriteOption { return func(w *writeOpts) { w.thought = s } }
 
 // Action is the action of a reasoning step.
@@ -95,7 +95,7 @@ func Observation(s string) WriteOption { return func(w *writeOpts) { w.observati
 // StepNumber numbers a step explicitly (default: the next number).
 func StepNumber(n int) WriteOption { return func(w *writeOpts) { w.stepNumber = n } }
 
-// WithArguments and WithResult record a tool call's JSON arguments and result.
+// WithArguments records a tool call's JSON arguments.
 func WithArguments(v any) WriteOption { return func(w *writeOpts) { w.arguments = v } }
 
 // WithResult records a tool call's JSON result.
@@ -113,7 +113,7 @@ func WithDuration(d time.Duration) WriteOption {
 // WithError records a tool call's error text.
 func WithError(s string) WriteOption { return func(w *writeOpts) { w.errText = s } }
 
-// WithOutcome and WithSuccess complete a trace.
+// WithOutcome records how a completed trace ended.
 func WithOutcome(s string) WriteOption { return func(w *writeOpts) { w.outcome = s } }
 
 // WithSuccess says whether a completed trace succeeded.

@@ -161,10 +161,10 @@ type UserErased struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
-// Message roles accepted on MessageAdded.
+// Roles are the message roles accepted on MessageAdded.
 var Roles = []string{"user", "assistant", "system", "tool"}
 
-// ToolCall statuses accepted on ToolCallRecorded.
+// ToolCallStatuses are the statuses accepted on ToolCallRecorded.
 var ToolCallStatuses = []string{"pending", "success", "failure", "error", "timeout", "cancelled"}
 
 // newData returns a pointer to a zero value of the kind's data type.

@@ -22,11 +22,11 @@ const (
 	DefaultAckTimeout  = 5 * time.Second
 )
 
-// ErrUnconfirmed: Wait ended (its context) before JetStream acknowledged the event. It may
+// ErrUnconfirmed means Wait ended (its context) before JetStream acknowledged the event. It may
 // still be stored; publishing the same event again is safe (same id, stored once).
 var ErrUnconfirmed = errors.New("event not acknowledged yet")
 
-// ErrInFlight: an event with the same id is already in flight on this publisher.
+// ErrInFlight means an event with the same id is already in flight on this publisher.
 var ErrInFlight = errors.New("event already in flight")
 
 // PublishError is one event an AsyncPublisher could not store. Event is the event as sent, so
@@ -46,7 +46,7 @@ func (e *PublishError) Unwrap() error { return e.Err }
 
 // Failures returns every *PublishError in err (as returned by Wait).
 func Failures(err error) []*PublishError {
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // walks the errors.Join tree itself, level by level
 	case *PublishError:
 		return []*PublishError{e}
 	case interface{ Unwrap() []error }:
@@ -268,7 +268,7 @@ func (p *AsyncPublisher) takeFailed() error {
 	failed := p.failed
 	p.failed = nil
 	slices.SortFunc(failed, func(a, b error) int {
-		return strings.Compare(a.(*PublishError).Event.ID, b.(*PublishError).Event.ID)
+		return strings.Compare(a.(*PublishError).Event.ID, b.(*PublishError).Event.ID) //nolint:errorlint // p.failed holds only *PublishError
 	})
 	return errors.Join(failed...)
 }

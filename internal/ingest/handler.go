@@ -21,7 +21,7 @@ import (
 	"github.com/engram-memory/engram/schemas"
 )
 
-// CorrelationHeader, when a request carries it, becomes the "correlationid" extension of every
+// CorrelationHeader is the request header that, when present, becomes the "correlationid" extension of every
 // event the request writes. A batch without it is correlated by its minted batch id.
 const CorrelationHeader = "X-Correlation-ID"
 

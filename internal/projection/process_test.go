@@ -46,7 +46,7 @@ func projectorBinary(t *testing.T) string {
 		binary = filepath.Join(dir, "projector")
 		out, err := exec.Command("go", "build", "-o", binary, "github.com/engram-memory/engram/cmd/projector").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/projector: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build cmd/projector: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

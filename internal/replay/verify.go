@@ -33,7 +33,7 @@ type Verification struct {
 	Replay         Stats
 }
 
-// ErrSameDatabase: the scratch graph is the live one.
+// ErrSameDatabase means the scratch graph is the live one.
 var ErrSameDatabase = errors.New("the scratch database must not be the live one")
 
 // Verify rebuilds the graph from the whole stream into scratch (wiping it) and compares its

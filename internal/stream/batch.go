@@ -20,7 +20,7 @@ const MaxAtomicBatch = 1000
 // messages, so a large batch cannot outrun the stream's ingest queue.
 const batchAckEvery = 100
 
-// ErrDuplicateInBatch: an atomic batch held an event id the stream already stored within its
+// ErrDuplicateInBatch means an atomic batch held an event id the stream already stored within its
 // duplicate window, so JetStream refused the whole batch and stored none of it. For a
 // retried batch (same event ids) this means the first attempt was stored.
 var ErrDuplicateInBatch = errors.New("batch holds an event the stream already stored")

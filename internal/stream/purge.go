@@ -33,7 +33,8 @@ func PurgeTenant(ctx context.Context, js jetstream.JetStream, user string, tombs
 	return nil
 }
 
-// Purger is what the ingestor needs to finish an erasure.
+// PurgeTenant is stream.PurgeTenant on the publisher's JetStream: what the ingestor needs
+// to finish an erasure.
 func (p *Publisher) PurgeTenant(ctx context.Context, user string, tombstone uint64) error {
 	return PurgeTenant(ctx, p.js, user, tombstone)
 }

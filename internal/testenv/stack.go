@@ -55,7 +55,7 @@ func Binaries(t testing.TB) string {
 		cmd.Dir = moduleRoot()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/...: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
