@@ -37,6 +37,11 @@ build() {
 }
 
 start() {
+  if [[ -n "${NEO4J_URI:-}" && "${NEO4J_URI}" != "$uri" ]]; then
+    echo "neo4j: NEO4J_URI=$NEO4J_URI names another server; not starting a local one"
+    go run ./cmd/memctl wait-neo4j -uri "$NEO4J_URI" -timeout 60s || die "the Neo4j at $NEO4J_URI does not answer (check NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD)"
+    return 0
+  fi
   if running; then echo "neo4j: already running (pid $(cat "$pidfile")) on $uri"; return 0; fi
   if (exec 3<>"/dev/tcp/$NEO4J_BOLT_HOST/$NEO4J_BOLT_PORT") 2>/dev/null; then
     if go run ./cmd/memctl wait-neo4j -uri "$uri" -timeout 5s >/dev/null 2>&1; then
