@@ -59,7 +59,7 @@ func LockCheckpoint(ctx context.Context, tx neo4j.ManagedTransaction, name strin
 // the stored time of the last one (never the database clock). Call it in the transaction of
 // the effects, after LockCheckpoint.
 func WriteCheckpoint(ctx context.Context, tx neo4j.ManagedTransaction, name string, seq uint64, updated time.Time) error {
-	res, err := tx.Run(ctx, cypherWriteCheckpoint, map[string]any{"name": name, "seq": int64(seq), "updated_at": updated.UTC()})
+	res, err := tx.Run(ctx, cypherWriteCheckpoint, map[string]any{"name": name, "seq": int64(seq), "updated_at": graphTime(updated)})
 	if err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", name, err)
 	}

@@ -39,8 +39,8 @@ func row(r Record) (map[string]any, error) {
 	m := map[string]any{
 		"seq":         int64(r.Sequence),
 		"owner":       owner,
-		"time":        ev.Time.UTC(),
-		"recorded_at": r.Stored.UTC(),
+		"time":        graphTime(ev.Time),
+		"recorded_at": graphTime(r.Stored),
 		"user":        nil,
 		"user_id":     nil,
 	}
@@ -268,10 +268,20 @@ func jsonObject(v map[string]any) (string, error) {
 
 func timeOr(t *time.Time, def time.Time) time.Time {
 	if t != nil {
-		return t.UTC()
+		return graphTime(*t)
 	}
-	return def.UTC()
+	return graphTime(def)
 }
+
+// utcOffset is UTC as an offset. The driver sends a time.Time in a zone named "Offset" as a
+// DateTime with an offset (2026-05-01T09:00Z) and one in time.UTC with the zone id
+// (2026-05-01T09:00Z[UTC]); Neo4j orders two DateTimes of one instant by their zone, so the
+// library's datetime($as_of) comparisons (offset form) would miss zone-id values at exactly
+// the boundary instant. docs/graph.md.
+var utcOffset = time.FixedZone("Offset", 0)
+
+// graphTime is t as the projection stores every datetime: UTC, offset form.
+func graphTime(t time.Time) time.Time { return t.In(utcOffset) }
 
 func nilIfEmpty(s string) any {
 	if s == "" {
