@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/engram-memory/engram/internal/events"
+)
+
+func init() {
+	scenarios[ScenarioFreshness] = freshness
+}
+
+// probesPerSecond is how many of the offered writes are followed until visible: enough for
+// a stable p99 in a short run, few enough that the reads do not add much load.
+const probesPerSecond = 50
+
+// freshness: single-command writes through the ingestor at a fixed offered rate (an open
+// loop: a write is sent when it is due, whatever the answers before it), the projector and the
+// query service running. For a sample of the preference writes, the driver asks the query
+// service for the user's preferences with the write's consistency token (read-your-writes: the
+// read waits until the projector's checkpoint covers the token) and measures from the write's
+// acknowledgement to the answer that contains the preference. It runs at a tenth of the rate
+// first (a load this machine sustains), then at the rate the target names.
+func freshness(ctx context.Context, r *runner) error {
+	ing, err := r.stack.Service(ServiceIngestor)
+	if err != nil {
+		return err
+	}
+	q, err := r.stack.Service(ServiceQuery)
+	if err != nil {
+		return err
+	}
+	proj, err := r.projector(ctx)
+	if err != nil {
+		return err
+	}
+	src := newEventSource(r.tenants, groupFreshness, ingestPool, &r.written)
+	rates := []float64{r.cfg.Rate}
+	if low := r.cfg.Rate / 10; low >= 10 {
+		rates = []float64{low, r.cfg.Rate}
+	}
+	for _, rate := range rates {
+		before, merr := scrape(ctx, proj.URL+"/metrics")
+		start := time.Now()
+		wres, res := r.freshnessAt(ctx, rate, src, ing.URL, q.URL)
+		if after, err := scrape(ctx, proj.URL+"/metrics"); err == nil && merr == nil {
+			if b := projectorBreakdown(before, after, time.Since(start)); b != "" {
+				res = withNote(res, b)
+			}
+		}
+		if rate == r.cfg.Rate {
+			res.Target = fmt.Sprintf("p99 ≤ %s at %.0f events/s", targetFreshnessP99, r.cfg.Rate)
+			res.Status = met(res.Count > 0 && res.P99 <= ms(targetFreshnessP99) && res.Errors == 0 && wres.Value >= 0.95*rate)
+		}
+		r.report.Add(wres)
+		r.report.Add(res)
+		r.log.Info("measured", "row", res.Name(), "p50_ms", res.P50, "p99_ms", res.P99, "writes_per_s", int(wres.Value))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	// What the projector has not applied yet would compete with the next scenarios.
+	r.quiesceProjector(ctx)
+	return nil
+}
+
+// freshnessAt runs one offered rate and returns the writes' row and the freshness row.
+func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource, ingURL, queryURL string) (Result, Result) {
+	workers := min(1024, max(16, int(rate/50)))
+	client := httpClient(workers + 64)
+	w := &writer{base: ingURL, client: client}
+	prefShare := 10.0 / EventsPerUser // preferences are 10 of a script's events
+	probeEvery := max(1, int(rate*prefShare/probesPerSecond))
+
+	var lat, writes Latencies
+	var acked, prefSeen, lastAck atomic.Int64
+	var probes sync.WaitGroup
+	type job struct {
+		due time.Time
+		ev  *events.Event
+	}
+	// One queue per worker and every user's events on one worker, so each user's events are
+	// stored in the order the script has them (an add before its supersede). The queues are
+	// deep: a write waits in it when the service falls behind, and its latency counts from
+	// when it was due.
+	total := int(rate*(r.cfg.Duration+r.cfg.Warmup).Seconds()) + 1
+	queues := make([]chan job, workers)
+	for i := range queues {
+		queues[i] = make(chan job, total/workers+1024)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	measureFrom := time.Now().Add(r.cfg.Warmup)
+	var wg sync.WaitGroup
+	for _, queue := range queues {
+		wg.Go(func() {
+			for j := range queue {
+				cmd, err := Command(j.ev)
+				if err != nil {
+					writes.Fail(err)
+					continue
+				}
+				seq, err := w.send(ctx, cmd)
+				ackAt := time.Now()
+				if j.due.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						writes.Fail(err)
+					}
+					continue
+				}
+				writes.Add(ackAt.Sub(j.due))
+				acked.Add(1)
+				for {
+					last := lastAck.Load()
+					if ackAt.UnixNano() <= last || lastAck.CompareAndSwap(last, ackAt.UnixNano()) {
+						break
+					}
+				}
+				e := j.ev
+				if p, ok := e.Data.(events.PreferenceAdded); ok && prefSeen.Add(1)%int64(probeEvery) == 0 {
+					probes.Go(func() {
+						if err := r.probe(ctx, client, queryURL, e.User, p.PreferenceID, seq); err != nil {
+							if ctx.Err() == nil {
+								lat.Fail(err)
+								r.log.Debug("probe failed", "err", err)
+							}
+							return
+						}
+						lat.Add(time.Since(ackAt))
+					})
+				}
+			}
+		})
+	}
+	// The open loop: one write due every 1/rate seconds.
+	start := time.Now()
+	end := measureFrom.Add(r.cfg.Duration)
+	interval := time.Duration(float64(time.Second) / rate)
+	for i := 0; ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if !due.Before(end) {
+			break
+		}
+		if wait := time.Until(due); wait > 0 {
+			sleepCtx(ctx, wait)
+		}
+		e := src.Next()
+		queues[events.Partition(e.User, len(queues))] <- job{due: due, ev: e}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	// Writes still queued when the offered period ends are sent too (they were offered); a
+	// service far behind is given a minute.
+	drained := make(chan struct{})
+	go func() { wg.Wait(); probes.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(time.Minute + r.cfg.Duration):
+		cancel()
+		<-drained
+	case <-ctx.Done():
+		<-drained
+	}
+	elapsed := time.Since(measureFrom)
+	if last := lastAck.Load(); last > 0 {
+		elapsed = time.Unix(0, last).Sub(measureFrom)
+	}
+
+	s, ws := lat.Summary(), writes.Summary()
+	variant := fmt.Sprintf("offered %.0f events/s", rate)
+	wres := latencyResult(ScenarioFreshness, variant+": writes", "events/s", float64(acked.Load())/elapsed.Seconds(), ws)
+	wres = withNote(wres, fmt.Sprintf("single-command writes acknowledged per second, until the last offered write was answered; latency from when each write was due (open loop, %d workers, each user's writes in order on one)", workers))
+	res := latencyResult(ScenarioFreshness, variant+": ack→visible", "ms", ms(s.P99), s)
+	res = withNote(res, fmt.Sprintf("%d probes (1 of %d preference writes): reads with the write's consistency token until the preference is in the answer; value is p99", s.Count, probeEvery))
+	if s.Count == 0 {
+		res.Status = StatusMissed
+		res = withNote(res, "no probe completed")
+	}
+	return wres, res
+}
+
+// errNotCaughtUp: the query service answered 504, its wait for the consistency token ended.
+var errNotCaughtUp = errors.New("projection has not caught up")
+
+// probe reads the user's preferences with the consistency token until the preference is in
+// the answer (the token makes the first read wait for the projection; polling covers a query
+// service that answers before the preference is there).
+func (r *runner) probe(ctx context.Context, client *http.Client, base, user, prefID string, seq uint64) error {
+	deadline := time.Now().Add(time.Minute)
+	u := base + "/v1/users/" + url.PathEscape(user) + "/preferences?active_only=false&consistency=" + strconv.FormatUint(seq, 10)
+	for {
+		ids, err := preferenceIDs(ctx, client, u)
+		if errors.Is(err, errNotCaughtUp) && time.Now().Before(deadline) {
+			continue // the query service waited its limit; the projection is behind: ask again
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if id == prefID {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("preference %s of %s not visible after a minute", prefID, user)
+		}
+		sleepCtx(ctx, 2*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// preferenceIDs GETs a preferences URL of the query service and returns the ids it lists.
+func preferenceIDs(ctx context.Context, client *http.Client, u string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusGatewayTimeout {
+		return nil, fmt.Errorf("GET %s: %w", u, errNotCaughtUp)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: status %d: %s", u, resp.StatusCode, clip(string(b), 300))
+	}
+	var body struct {
+		Preferences []struct {
+			ID string `json:"id"`
+		} `json:"preferences"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	ids := make([]string, len(body.Preferences))
+	for i, p := range body.Preferences {
+		ids[i] = p.ID
+	}
+	return ids, nil
+}

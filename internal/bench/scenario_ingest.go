@@ -1,0 +1,220 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/engram-memory/engram/internal/ingest"
+)
+
+func init() {
+	scenarios[ScenarioIngestHTTP] = ingestHTTP
+	scenarios[ScenarioIngestBatch] = ingestBatch
+	scenarios[ScenarioPublish] = publishDirect
+}
+
+// ingestPool is the number of users a timed ingest step writes for.
+const ingestPool = 256
+
+// Targets of the issue (goals, not assertions).
+const (
+	targetIngestRatio     = 0.5 // single-command HTTP vs raw sync publish, batch vs raw async
+	targetProjectionRatio = 0.5 // projection vs raw Neo4j UNWIND writes
+	targetFreshnessP99    = 50 * time.Millisecond
+	targetReadP99         = 5 * time.Millisecond
+	targetReplayRate      = 15000.0
+	targetIngestorRSS     = 64 << 20
+	targetProjectorRSS    = 128 << 20
+)
+
+// ingestHTTP: single-command requests at each concurrency level, each level next to raw
+// synchronous publishes of the same messages at the same concurrency.
+func ingestHTTP(ctx context.Context, r *runner) error {
+	ing, err := r.stack.Service(ServiceIngestor)
+	if err != nil {
+		return err
+	}
+	r.quiesceProjector(ctx)
+	raw, err := r.rawPublisher(ctx)
+	if err != nil {
+		return err
+	}
+	src := newEventSource(r.tenants, groupIngestHTTP, ingestPool, &r.written)
+	w := &writer{base: ing.URL, client: httpClient(slices.Max(r.cfg.Concurrency))}
+	for _, c := range r.cfg.Concurrency {
+		rate, s := raw.sync(ctx, c, r.cfg.Warmup, r.cfg.Duration)
+		base := latencyResult("baseline", fmt.Sprintf("jetstream sync publish c=%d", c), "events/s", rate, s)
+		base = withNote(base, fmt.Sprintf("raw PublishMsg of %d-byte Engram messages", raw.avgSize))
+		r.report.Add(base)
+		rate, s = closedLoop(ctx, c, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
+			cmd, err := Command(src.Next())
+			if err != nil {
+				return 0, err
+			}
+			_, err = w.send(ctx, cmd)
+			return 1, err
+		})
+		res := ratioTo(latencyResult(ScenarioIngestHTTP, fmt.Sprintf("c=%d", c), "events/s", rate, s), base, targetIngestRatio)
+		r.report.Add(res)
+		r.log.Info("measured", "row", res.Name(), "events_per_s", int(res.Value), "ratio", fmt.Sprintf("%.2f", res.Ratio))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if r.cfg.Profile {
+		if err := r.profileIngest(ctx, ScenarioIngestHTTP, false); err != nil {
+			r.report.Note("profile of %s not taken: %v", ScenarioIngestHTTP, err)
+		}
+	}
+	return r.purge(ctx, groupIngestHTTP)
+}
+
+// ingestBatch: POST /v1/batch with BatchSize commands at each concurrency level, next to raw
+// asynchronous publishes of the same messages.
+func ingestBatch(ctx context.Context, r *runner) error {
+	ing, err := r.stack.Service(ServiceIngestor)
+	if err != nil {
+		return err
+	}
+	r.quiesceProjector(ctx)
+	base, err := r.rawAsync(ctx)
+	if err != nil {
+		return err
+	}
+	src := newEventSource(r.tenants, groupIngestBatch, ingestPool, &r.written)
+	w := &writer{base: ing.URL, client: httpClient(slices.Max(r.cfg.Concurrency))}
+	for _, c := range r.cfg.Concurrency {
+		rate, s := closedLoop(ctx, c, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
+			cmds := make([]ingest.Command, r.cfg.BatchSize)
+			for i := range cmds {
+				cmd, err := Command(src.Next())
+				if err != nil {
+					return 0, err
+				}
+				cmds[i] = cmd
+			}
+			_, err := w.batch(ctx, cmds)
+			return len(cmds), err
+		})
+		res := ratioTo(latencyResult(ScenarioIngestBatch, fmt.Sprintf("c=%d batch=%d", c, r.cfg.BatchSize), "events/s", rate, s), base, targetIngestRatio)
+		res = withNote(res, "latency is per batch request")
+		r.report.Add(res)
+		r.log.Info("measured", "row", res.Name(), "events_per_s", int(res.Value), "ratio", fmt.Sprintf("%.2f", res.Ratio))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if r.cfg.Profile {
+		if err := r.profileIngest(ctx, ScenarioIngestBatch, true); err != nil {
+			r.report.Note("profile of %s not taken: %v", ScenarioIngestBatch, err)
+		}
+	}
+	return r.purge(ctx, groupIngestBatch)
+}
+
+// publishDirect: the Go client's asynchronous publisher (internal/ingest) straight to NATS, as
+// agents publish fire-and-forget, next to raw asynchronous publishes with the same bound in
+// flight.
+func publishDirect(ctx context.Context, r *runner) error {
+	r.quiesceProjector(ctx)
+	base, err := r.rawAsync(ctx)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(r.stack.NATSURL, nats.Name("memctl-bench-publish"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pub, err := ingest.NewAsyncPublisher(nc, ingest.Settings{MultiTenant: true, Source: EventSource, Actor: "bench-agent"},
+		ingest.WithMaxInFlight(AsyncWindow))
+	if err != nil {
+		return err
+	}
+	src := newEventSource(r.tenants, groupPublish, ingestPool, &r.written)
+	run := func(d time.Duration) (float64, Summary, error) {
+		var sent atomic.Int64
+		start := time.Now()
+		end := start.Add(d)
+		for time.Now().Before(end) && ctx.Err() == nil {
+			cmd, err := Command(src.Next())
+			if err != nil {
+				return 0, Summary{}, err
+			}
+			if _, err := pub.Publish(ctx, cmd); err != nil {
+				return 0, Summary{}, fmt.Errorf("async publish: %w", err)
+			}
+			sent.Add(1)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		failed := ingest.Failures(pub.Wait(wctx))
+		s := Summary{Count: int(sent.Load()) - len(failed), Errors: len(failed)}
+		if len(failed) > 0 {
+			s.First = failed[0]
+		}
+		return float64(s.Count) / time.Since(start).Seconds(), s, nil
+	}
+	if r.cfg.Warmup > 0 {
+		if _, _, err := run(r.cfg.Warmup); err != nil {
+			return err
+		}
+	}
+	rate, s, err := run(r.cfg.Duration)
+	if err != nil {
+		return err
+	}
+	res := ratioTo(latencyResult(ScenarioPublish, fmt.Sprintf("async in-flight=%d", AsyncWindow), "events/s", rate, s), base, 0)
+	res = withNote(res, "ingest.AsyncPublisher: build, validate, encode, PublishMsgAsync; no target in the issue")
+	r.report.Add(res)
+	r.log.Info("measured", "row", res.Name(), "events_per_s", int(res.Value), "ratio", fmt.Sprintf("%.2f", res.Ratio))
+	return r.purge(ctx, groupPublish)
+}
+
+// rawAsync measures (again, in this scenario) raw asynchronous publishing and adds its row.
+func (r *runner) rawAsync(ctx context.Context) (Result, error) {
+	raw, err := r.rawPublisher(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	rate, s, err := raw.async(ctx, r.stack.NC, AsyncWindow, r.cfg.Warmup, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	base := latencyResult("baseline", fmt.Sprintf("jetstream async publish in-flight=%d", AsyncWindow), "events/s", rate, s)
+	base = withNote(base, fmt.Sprintf("raw PublishMsgAsync of %d-byte Engram messages", raw.avgSize))
+	// The same variant may be measured by several scenarios; keep each, told apart by order.
+	if _, dup := r.report.Find(base.Name()); dup {
+		base.Variant += fmt.Sprintf(" (#%d)", r.rawAsyncRuns+1)
+	}
+	r.rawAsyncRuns++
+	r.report.Add(base)
+	return base, nil
+}
+
+// latencyResult fills a row from a rate and a latency summary.
+func latencyResult(scenario, variant, metric string, value float64, s Summary) Result {
+	res := Result{Scenario: scenario, Variant: variant, Metric: metric, Value: value, Count: s.Count, Errors: s.Errors}
+	if s.P50 > 0 {
+		res.P50, res.P99 = ms(s.P50), ms(s.P99)
+	}
+	if s.First != nil {
+		res.Note = "first error: " + clip(firstLine(s.First.Error()), 200)
+	}
+	return res
+}
+
+// withNote appends a note to a row's.
+func withNote(res Result, note string) Result {
+	if res.Note == "" {
+		res.Note = note
+	} else {
+		res.Note += "; " + note
+	}
+	return res
+}
