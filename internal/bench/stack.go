@@ -233,7 +233,7 @@ func (s *Stack) startNATS(ctx context.Context) error {
 	}
 	nc, err := nats.Connect(s.NATSURL, nats.Name("memctl-bench"), nats.MaxReconnects(-1))
 	if err != nil {
-		return fmt.Errorf("connect to nats at %s: %w", s.NATSURL, err)
+		return fmt.Errorf("connect to nats at %s: %w", stream.RedactURL(s.NATSURL), err)
 	}
 	// Registered before the server's shutdown, so it runs first (closers run in reverse).
 	s.closers = append(s.closers, func(context.Context) error { nc.Close(); return nil })
