@@ -247,7 +247,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	}
 	<-published
 	last := startProcess(t, s.ClientURL(), group, kills)
-	waitCaughtUp(ctx, t, d, group, pub, 2*time.Minute)
+	waitCaughtUp(ctx, t, d, group, pub, 4*time.Minute)
 	last.terminate(t)
 	if killedMidway < 3 {
 		t.Errorf("only %d of %d kills hit an unfinished projection", killedMidway, kills)
@@ -284,7 +284,7 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	evs := genLoad(tenants, sc.tools, 2500, 11, loadOptions{erase: true})
 	pub := newPublished()
 	<-publishInBackground(ctx, t, js, pub, evs)
-	waitCaughtUp(ctx, t, d, group, pub, 2*time.Minute)
+	waitCaughtUp(ctx, t, d, group, pub, 4*time.Minute)
 	for i, p := range procs {
 		t.Logf("process %d applied %v events", i, p.metric(t, "engram_projector_events_applied_total"))
 	}
@@ -377,7 +377,7 @@ func TestNeo4jOutage(t *testing.T) {
 	t.Logf("outage noticed after %s", time.Since(start))
 	neo.Start()
 	t.Logf("neo4j back after %s", time.Since(start))
-	waitCaughtUp(ctx, t, d, group, pub, 2*time.Minute)
+	waitCaughtUp(ctx, t, d, group, pub, 4*time.Minute)
 	t.Logf("caught up after %s", time.Since(start))
 	stop()
 	if n := counter(t, reg, "engram_projector_dead_lettered_total", nil); n != 0 {

@@ -207,7 +207,7 @@ func cleanProjection(t *testing.T, sc scope, d neo4j.DriverWithContext, js jetst
 	group := testGroup(t, "clean")
 	cleanupCheckpoints(t, d, group)
 	_, _, stop := startProjector(t, testConfig(group), d, js)
-	waitCaughtUp(ctx, t, d, group, pub, time.Minute)
+	waitCaughtUp(ctx, t, d, group, pub, 4*time.Minute)
 	stop()
 	return fingerprintOf(ctx, t, d, sc)
 }
