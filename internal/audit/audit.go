@@ -55,8 +55,9 @@ func Read(ctx context.Context, js jetstream.JetStream, user string, kinds ...eve
 		return nil, nil
 	}
 	cons, err := js.OrderedConsumer(ctx, stream.MemoryStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects:    []string{filter},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: 10 * time.Second, // removed soon after the audit, not in five minutes
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit %s: %w", user, err)

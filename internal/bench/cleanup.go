@@ -10,14 +10,12 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
-// OwnedLabels are the labels whose nodes carry owner (docs/graph.md).
-var OwnedLabels = []string{"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall"}
-
 // deleteOwned removes up to 10000 nodes of one label whose owner starts with the run's
-// prefix; run until it deletes nothing. The label is one of OwnedLabels, never user input.
+// prefix; run until it deletes nothing. The label is one of graph.OwnedLabels, never user input.
 func deleteOwnedCypher(label string) string {
 	return "MATCH (n:" + label + ") WHERE n.owner STARTS WITH $prefix WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS n"
 }
@@ -102,7 +100,7 @@ func DeleteGraph(ctx context.Context, d neo4j.DriverWithContext, db, prefix stri
 // prefix: 0 after cleanup.
 func CountGraph(ctx context.Context, d neo4j.DriverWithContext, db, prefix string) (int64, error) {
 	var total int64
-	for _, l := range OwnedLabels {
+	for _, l := range graph.OwnedLabels {
 		res, err := neo4j.ExecuteQuery(ctx, d, "MATCH (n:"+l+") WHERE n.owner STARTS WITH $prefix RETURN count(n) AS n",
 			map[string]any{"prefix": prefix}, neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(db))
 		if err != nil {

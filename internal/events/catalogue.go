@@ -1,7 +1,6 @@
 package events
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -217,5 +216,3 @@ func KindOf(data any) (Kind, bool) {
 	}
 	return "", false
 }
-
-var _ = json.Marshal

@@ -22,11 +22,6 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
 )
 
-// OwnedLabels are the labels whose nodes carry an owner (docs/graph.md).
-var OwnedLabels = []string{
-	"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall",
-}
-
 // Scope says what a fingerprint covers: every node owned by one of Owners, the Tool nodes
 // their tool calls are instances of plus those named in Tools, and every relationship that
 // touches an owned node in scope.

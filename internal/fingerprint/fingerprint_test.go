@@ -10,6 +10,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
@@ -66,7 +67,7 @@ func TestOf(t *testing.T) {
 	owner := token(t, testenv.User(t, "fp"))
 	tool := "fp-tool-" + events.NewID()
 	t.Cleanup(func() {
-		for _, l := range OwnedLabels {
+		for _, l := range graph.OwnedLabels {
 			_, _ = neo4j.ExecuteQuery(context.Background(), d, "MATCH (n:"+l+" {owner: $owner}) DETACH DELETE n",
 				map[string]any{"owner": owner}, neo4j.EagerResultTransformer)
 		}

@@ -48,6 +48,12 @@ func Open(ctx context.Context, c Config) (neo4j.DriverWithContext, error) {
 	return d, nil
 }
 
+// OwnedLabels are the labels whose nodes carry an owner (docs/graph.md): every node a user
+// owns has one of them, Tool is the one global label.
+var OwnedLabels = []string{
+	"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall",
+}
+
 // Schema is every constraint and index Engram needs, all IF NOT EXISTS so applying them is
 // idempotent. The first block is the seed library's (GRAPH-SCHEMA.md); the second is Engram's:
 // ownership (owner on every owned node, for isolation and erasure), validity bounds for as_of

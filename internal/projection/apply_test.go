@@ -9,6 +9,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/fingerprint"
+	"github.com/engram-memory/engram/internal/graph"
 )
 
 // TestApplyEveryKind applies one batch holding every kind of event of one user and checks the
@@ -215,7 +216,7 @@ func TestApplyUserErased(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 	if n := value[int64](ctx, t, d, `UNWIND $labels AS l MATCH (n) WHERE l IN labels(n) AND n.owner = $owner RETURN count(n) AS v`,
-		map[string]any{"labels": toAnySlice(fingerprint.OwnedLabels), "owner": a.owner}); n != 0 {
+		map[string]any{"labels": toAnySlice(graph.OwnedLabels), "owner": a.owner}); n != 0 {
 		t.Errorf("%d nodes of the erased user remain", n)
 	}
 	if n := value[int64](ctx, t, d, `MATCH (n:User {owner: $owner}) RETURN count(n) AS v`, map[string]any{"owner": b.owner}); n != 1 {

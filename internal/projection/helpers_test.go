@@ -62,7 +62,7 @@ func (s scope) fp() fingerprint.Scope { return fingerprint.Scope{Owners: s.owner
 // purge deletes everything s owns (and its Tool nodes) without touching anyone else's data.
 func purge(ctx context.Context, t testing.TB, d neo4j.DriverWithContext, s scope) {
 	t.Helper()
-	for _, label := range fingerprint.OwnedLabels {
+	for _, label := range graph.OwnedLabels {
 		if _, err := neo4j.ExecuteQuery(ctx, d, "UNWIND $owners AS o MATCH (n:"+label+" {owner: o}) DETACH DELETE n",
 			map[string]any{"owners": toAnySlice(s.owners)}, neo4j.EagerResultTransformer); err != nil {
 			t.Errorf("purge %s: %v", label, err)

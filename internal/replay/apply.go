@@ -18,7 +18,10 @@ import (
 // apply reads the stream after done up to last (only filter's subjects when set) and applies
 // it batch by batch, each batch in one transaction with the replay checkpoint.
 func apply(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream, o Options, name, filter string, done, last uint64, st *Stats) error {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: done + 1}
+	// A short inactive threshold: the server removes the consumer soon after the replay ends
+	// (or is interrupted) instead of keeping it for the default five minutes.
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: done + 1,
+		InactiveThreshold: 10 * time.Second}
 	if filter != "" {
 		cfg.FilterSubjects = []string{filter}
 	}

@@ -97,7 +97,7 @@ func Verify(ctx context.Context, live, scratch neo4j.DriverWithContext, js jetst
 
 // inventory lists every owner and Tool name in a graph, label by label (index-backed).
 func inventory(ctx context.Context, d neo4j.DriverWithContext, database string) (owners, tools []string, err error) {
-	for _, label := range fingerprint.OwnedLabels {
+	for _, label := range graph.OwnedLabels {
 		res, err := neo4j.ExecuteQuery(ctx, d, "MATCH (n:"+label+") WHERE n.owner IS NOT NULL RETURN DISTINCT n.owner AS o", nil,
 			neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(database))
 		if err != nil {

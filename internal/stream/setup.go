@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -104,5 +103,3 @@ func Ping(ctx context.Context, js jetstream.JetStream) error {
 	}
 	return nil
 }
-
-var _ = errors.Is

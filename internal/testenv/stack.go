@@ -20,6 +20,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 )
 
 // Stack is Engram running as in production: the ingestor, projector and query binaries as
@@ -187,9 +188,6 @@ func (s *Stack) Stop(name string) {
 	}
 }
 
-// OwnedLabels are the labels whose nodes carry owner (docs/graph.md).
-var OwnedLabels = []string{"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall"}
-
 // Cleanup deletes every node the given users own from the shared Neo4j.
 func Cleanup(t testing.TB, d neo4j.DriverWithContext, users ...string) {
 	t.Helper()
@@ -198,7 +196,7 @@ func Cleanup(t testing.TB, d neo4j.DriverWithContext, users ...string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, label := range OwnedLabels {
+		for _, label := range graph.OwnedLabels {
 			for {
 				res, err := neo4j.ExecuteQuery(context.Background(), d,
 					"MATCH (n:"+label+" {owner: $owner}) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted",

@@ -17,6 +17,7 @@ import (
 	"github.com/engram-memory/engram/client"
 	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
@@ -190,7 +191,7 @@ func isolation(t *testing.T, authOn bool) {
 	for i, u := range users {
 		owners[i], _ = events.TenantToken(u)
 	}
-	for _, label := range testenv.OwnedLabels {
+	for _, label := range graph.OwnedLabels {
 		res, err := neo4j.ExecuteQuery(ctx, d, "MATCH (a:"+label+")-[r]-(b) WHERE a.owner IN $owners AND b.owner IS NOT NULL AND b.owner <> a.owner RETURN count(r) AS n",
 			map[string]any{"owners": owners}, neo4j.EagerResultTransformer)
 		if err != nil {
