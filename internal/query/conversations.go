@@ -20,13 +20,14 @@ LIMIT $limit
 // own HAS_CONVERSATION edges: another user's session never matches. Messages are ordered by
 // (timestamp, id), the timestamp normalised to offset Z so that equal instants compare equal
 // (see preferenceMatch); the cursor is the (timestamp, id) of the last message of a page.
+// Ownership is compared with u.owner, not $owner, on c and m: a parameter there offers the
+// planner an owner-index leaf, and on a near-empty graph it then scanned Message(owner) and
+// hash-joined instead of expanding from the user.
 const (
 	messagesMatch = `
-MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)
+MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)-[:HAS_MESSAGE]->(m:Message)
 USING INDEX u:User(identifier)
-WHERE u.owner = $owner AND c.owner = $owner AND c.session_id = $session_id
-MATCH (c)-[:HAS_MESSAGE]->(m:Message)
-WHERE m.owner = $owner
+WHERE u.owner = $owner AND c.owner = u.owner AND c.session_id = $session_id AND m.owner = u.owner
 WITH m, CASE WHEN m.timestamp IS NOT NULL THEN datetime({datetime: m.timestamp, timezone: 'Z'}) END AS ts
 WHERE ($since IS NULL OR ts > $since)
   AND ($before IS NULL OR ts < $before)
