@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the whole local stack on one machine — Neo4j (embedded Community, Bolt 7687),
 # NATS with JetStream (embedded nats-server, 4222), ingestor (8080), query (8081) and
-# projector (8082) — then waits for every /readyz, prints the URLs, and stops everything on
-# Ctrl-C. Point at servers you already run with NATS_URL / NEO4J_URI (then they are not
-# started here).
+# projector (8082) — then waits for every /readyz (NATS and Neo4j answering, schema applied,
+# projector and reads warmed up), prints the URLs, and stops everything on Ctrl-C. Point at
+# servers you already run with NATS_URL / NEO4J_URI (then they are not started here).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -57,17 +57,32 @@ HTTP_ADDR=127.0.0.1:${INGESTOR_PORT:-8080} bin/ingestor >var/log/ingestor.log 2>
 HTTP_ADDR=127.0.0.1:${PROJECTOR_PORT:-8082} bin/projector >var/log/projector.log 2>&1 & pids+=($!); projector_pid=$!
 HTTP_ADDR=127.0.0.1:${QUERY_PORT:-8081} bin/query >var/log/query.log 2>&1 & pids+=($!); query_pid=$!
 
+# Every service starts without waiting for Neo4j and says on /readyz what it still waits for
+# (NATS, neo4j, the projector's warm-up, the query service's read warm-up); the stack is up
+# when all of them answer 200. A cold Neo4j on a busy machine can take minutes: wait up to
+# READY_TIMEOUT seconds, showing what is awaited every 10 s.
+ready_timeout="${READY_TIMEOUT:-300}"
 wait_ready() { # name url log pid
-  for _ in $(seq 1 240); do
-    if curl -fsS "$2" >/dev/null 2>&1; then return 0; fi
+  local start=$SECONDS last="" out body=""
+  while ((SECONDS - start < ready_timeout)); do
+    out="$(curl -sS --max-time 5 -w $'\n%{http_code}' "$2" 2>&1 || true)"
+    body="${out%$'\n'*}"
+    if [[ "${out##*$'\n'}" == 200 ]]; then
+      echo "run: $1 ready"
+      return 0
+    fi
     if ! kill -0 "$4" 2>/dev/null; then
       echo "run: $1 exited; last lines of $3:" >&2
       tail -n 30 "$3" >&2 || true
       exit 1
     fi
+    if ((SECONDS - start >= 10)) && [[ "$last" != $(((SECONDS - start) / 10)) ]]; then
+      last=$(((SECONDS - start) / 10))
+      echo "run: waiting for $1 ($((SECONDS - start))s): ${body}"
+    fi
     sleep 0.5
   done
-  echo "run: $1 not ready at $2; last lines of $3:" >&2
+  echo "run: $1 not ready at $2 within ${ready_timeout}s (READY_TIMEOUT); last answer: ${body}; last lines of $3:" >&2
   tail -n 30 "$3" >&2 || true
   exit 1
 }

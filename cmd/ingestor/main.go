@@ -1,5 +1,6 @@
 // Command ingestor serves Engram's write API: it validates commands, enforces tenancy and
-// answers only after JetStream stored the resulting CloudEvents.
+// answers only after JetStream stored the resulting CloudEvents. It needs NATS only: it has no
+// Neo4j driver, so it starts and takes writes while Neo4j is down.
 package main
 
 import (
@@ -27,6 +28,6 @@ func main() {
 		app.Module(cfg.Common),
 		ingest.Module(cfg),
 		app.WithLogger(),
-		fx.StopTimeout(cfg.Common.ShutdownTimeout),
+		app.Timeouts(cfg.Common),
 	).Run()
 }

@@ -26,8 +26,9 @@ func main() {
 	}
 	fx.New(
 		app.Module(cfg.Common),
+		app.Neo4jModule(),
 		projection.Module(cfg),
 		app.WithLogger(),
-		fx.StopTimeout(cfg.Common.ShutdownTimeout),
+		app.Timeouts(cfg.Common),
 	).Run()
 }

@@ -24,5 +24,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "query: configuration:\n%v\n", err)
 		os.Exit(2)
 	}
-	fx.New(app.Module(cfg.Common), query.Module(cfg), app.WithLogger()).Run()
+	fx.New(
+		app.Module(cfg.Common),
+		app.Neo4jModule(),
+		query.Module(cfg),
+		app.WithLogger(),
+		app.Timeouts(cfg.Common),
+	).Run()
 }

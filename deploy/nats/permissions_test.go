@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,7 +226,7 @@ func short(t *testing.T) context.Context {
 // API nor subscribe to its subjects: the server refuses each request's publish (a refused
 // request gets no reply, so the violation is the server's answer) and the subscription.
 // Purging is checked apart (cannotPurge): the ingestor may purge, to finish an erasure.
-func cannotRead(t *testing.T, nc *nats.Conn, v violations) {
+func cannotRead(t *testing.T, nc *nats.Conn, v violations, allowed ...string) {
 	t.Helper()
 	for _, subj := range []string{
 		"$JS.API.CONSUMER.CREATE." + stream.MemoryStream + ".spy",
@@ -236,6 +238,9 @@ func cannotRead(t *testing.T, nc *nats.Conn, v violations) {
 		"$JS.API.DIRECT.GET." + stream.MemoryStream + ".mem.x.y",
 		"$JS.API.STREAM.DELETE." + stream.MemoryStream,
 	} {
+		if slices.Contains(allowed, subj) {
+			continue
+		}
 		if err := nc.PublishRequest(subj, nc.NewRespInbox(), []byte(`{"seq":1}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -347,8 +352,36 @@ func TestPermissions(t *testing.T) {
 		if _, err := js.Publish(t.Context(), "dlq.mem."+tok+".user_upserted", []byte(`{}`)); err != nil {
 			t.Fatalf("dead-letter: %v", err)
 		}
-		if _, err := js.Stream(t.Context(), stream.MemoryStream); err != nil {
-			t.Errorf("stream info: %v", err)
+		mem, err := js.Stream(t.Context(), stream.MemoryStream)
+		if err != nil {
+			t.Fatalf("stream info: %v", err)
+		}
+		// The fence and the lag count read the partition's next event by subject (direct get).
+		if m, err := mem.GetMsg(t.Context(), 1, jetstream.WithGetMsgSubject("mem.*.*."+strconv.Itoa(events.Partition(tok, natsdeploy.Partitions)))); err != nil || m == nil {
+			t.Errorf("next event of the partition: %v", err)
+		}
+		// Progress notifications for the query service, and releasing a pin.
+		progress, _, _ := s.service(t, "query")
+		sub, err := progress.SubscribeSync(stream.ProgressFilter("projector"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := progress.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(stream.ProgressSubject("projector", 3), []byte("42")); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "42" {
+			t.Errorf("progress notification: %v", err)
+		}
+		// Unpinning a consumer nobody holds is refused by JetStream, not by a permission: the
+		// request must reach it (a permission violation would time out instead).
+		if err := mem.UnpinConsumer(t.Context(), c.CachedInfo().Name, "projector"); err != nil {
+			var apiErr *jetstream.APIError
+			if !errors.As(err, &apiErr) {
+				t.Errorf("unpin: %v", err)
+			}
 		}
 		// It consumes; it does not write events.
 		if err := nc.Publish("mem."+tok+".user_upserted", []byte("x")); err != nil {
@@ -365,12 +398,26 @@ func TestPermissions(t *testing.T) {
 		if err := stream.Ping(t.Context(), js); err != nil {
 			t.Fatalf("ping: %v", err)
 		}
-		cannotRead(t, nc, v)
+		// Read-your-writes across partitions reads the stream's info and a partition's next
+		// event by subject; it makes no consumer and subscribes to no event.
+		mem, err := js.Stream(t.Context(), stream.MemoryStream)
+		if err != nil {
+			t.Fatalf("stream info: %v", err)
+		}
+		if _, err := mem.GetMsg(t.Context(), 1, jetstream.WithGetMsgSubject("mem.*.*.0")); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Errorf("next event of a partition: %v", err)
+		}
+		cannotRead(t, nc, v, "$JS.API.DIRECT.GET."+stream.MemoryStream)
 		cannotPurge(t, nc, v)
 		if err := nc.Publish("mem.x.y", []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 		v.wait(t, `Publish to "mem.x.y"`)
+		// It only listens to the projectors' progress.
+		if err := nc.Publish(stream.ProgressSubject("projector", 0), []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+		v.wait(t, `Publish to "`+stream.ProgressSubject("projector", 0)+`"`)
 	})
 
 	t.Run("agent publishes its own tenant only and reads nothing", func(t *testing.T) {

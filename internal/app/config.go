@@ -24,6 +24,7 @@ type Common struct {
 	MultiTenant     bool
 	Duplicates      time.Duration // JetStream duplicate window of the memory stream
 	PublishTimeout  time.Duration
+	StartTimeout    time.Duration // how long start-up waits for NATS; Neo4j is not waited for (Neo4jModule)
 	ShutdownTimeout time.Duration
 }
 
@@ -54,6 +55,9 @@ func (c Common) Validate() error {
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PUBLISH_TIMEOUT %s: must be positive", c.PublishTimeout))
+	}
+	if c.StartTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("START_TIMEOUT %s: must be positive", c.StartTimeout))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT %s: must be positive", c.ShutdownTimeout))
@@ -148,5 +152,6 @@ func BindCommon(f *Flags, c *Common, service, defaultHTTP string) {
 	f.Bool(&c.MultiTenant, "multi-tenant", "MULTI_TENANT", true, "require a user on every write")
 	f.Duration(&c.Duplicates, "nats-duplicate-window", "NATS_DUPLICATE_WINDOW", 2*time.Minute, "JetStream duplicate window of the memory stream")
 	f.Duration(&c.PublishTimeout, "publish-timeout", "PUBLISH_TIMEOUT", 5*time.Second, "how long a publish waits for JetStream's acknowledgement")
+	f.Duration(&c.StartTimeout, "start-timeout", "START_TIMEOUT", 5*time.Minute, "how long start-up waits for NATS before it gives up")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
 }

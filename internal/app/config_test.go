@@ -47,11 +47,12 @@ func TestCommonReportsEveryProblem(t *testing.T) {
 		"NATS_DUPLICATE_WINDOW": "10s",
 		"LOG_LEVEL":             "loud",
 		"HTTP_ADDR":             "nowhere",
+		"START_TIMEOUT":         "0s",
 	}, "-nats-url", "")
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"MULTI_TENANT", "PUBLISH_TIMEOUT", "NATS_DUPLICATE_WINDOW", "LOG_LEVEL", "HTTP_ADDR", "NATS_URL"} {
+	for _, want := range []string{"MULTI_TENANT", "PUBLISH_TIMEOUT", "NATS_DUPLICATE_WINDOW", "LOG_LEVEL", "HTTP_ADDR", "NATS_URL", "START_TIMEOUT"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

@@ -8,37 +8,37 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
-	"github.com/engram-memory/engram/internal/graph"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
 // Module provides what every service needs from its Common configuration: the logger, the
-// Neo4j driver (schema applied at start), the NATS connection and JetStream (streams applied
-// at start), a Prometheus registry, and an HTTP server with /healthz, /readyz and /metrics on
-// a mux other modules add routes to.
+// NATS connection and JetStream (streams applied at start), a Prometheus registry, and an
+// HTTP server with /healthz, /readyz and /metrics on a mux other modules add routes to. It
+// has no Neo4j: writes need the log only (the ingestor runs on this module alone), and the
+// services that read or project the graph add Neo4jModule.
 //
-// Start order is Neo4j, NATS, then the HTTP server, so fx stops them in reverse: the HTTP
-// server shuts down first, consumers that other modules start after NATS drain before the NATS
-// connection drains, and the Neo4j driver closes last.
+// Start-up waits for NATS (logging what it waits for, up to StartTimeout), then the HTTP
+// server binds. fx stops in reverse: the HTTP server shuts down first, consumers that other
+// modules start after NATS drain before the NATS connection drains, and the Neo4j driver (of
+// Neo4jModule, built before the connection) closes last.
 func Module(c Common) fx.Option {
 	return fx.Module("app",
 		fx.Supply(c),
 		fx.Provide(
 			func() *slog.Logger { return NewLogger(os.Stderr, c) },
-			NewDriver,
-			NewNATS,
+			func(p natsParams) (*nats.Conn, error) { return NewNATS(p.Lifecycle, p.Common, p.Logger) },
 			NewJetStream,
 			NewRegistry,
 			NewHealth,
@@ -46,6 +46,22 @@ func Module(c Common) fx.Option {
 		),
 		fx.Invoke(RegisterHTTP),
 	)
+}
+
+// Timeouts bounds start-up (Common.StartTimeout, instead of fx's 15 s) and shutdown.
+func Timeouts(c Common) fx.Option {
+	return fx.Options(fx.StartTimeout(c.StartTimeout), fx.StopTimeout(c.ShutdownTimeout))
+}
+
+// natsParams are NewNATS's dependencies in fx. The service's Neo4j, when it has one, is
+// built first only so that its lifecycle hook runs before the connection's and therefore
+// stops after it: the connection drains before the driver closes.
+type natsParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Common    Common
+	Logger    *slog.Logger
+	Neo4j     *Neo4j `optional:"true"`
 }
 
 // WithLogger makes fx log its own events through slog at debug level.
@@ -57,41 +73,43 @@ func WithLogger() fx.Option {
 	})
 }
 
-// NewDriver creates the Neo4j driver; on start it checks connectivity and applies the schema.
-func NewDriver(lc fx.Lifecycle, c Common, logger *slog.Logger) (neo4j.DriverWithContext, error) {
-	d, err := neo4j.NewDriverWithContext(c.Neo4j.URI, neo4j.BasicAuth(c.Neo4j.User, c.Neo4j.Password, ""))
-	if err != nil {
-		return nil, fmt.Errorf("neo4j driver for %s: %w", c.Neo4j.URI, err)
-	}
-	lc.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			if err := d.VerifyConnectivity(ctx); err != nil {
-				return fmt.Errorf("neo4j at %s is not reachable (start it with `make neo4j-start` or set NEO4J_URI): %w", c.Neo4j.URI, err)
-			}
-			if err := graph.ApplySchema(ctx, d, c.Neo4j.Database); err != nil {
-				return err
-			}
-			logger.Info("neo4j ready", "uri", c.Neo4j.URI)
-			return nil
-		},
-		OnStop: func(ctx context.Context) error { return d.Close(ctx) },
-	})
-	return d, nil
-}
-
 // InboxPrefix is the reply-subject prefix of a service's NATS connection: _INBOX_<service>.
 // deploy/nats/accounts.conf lets each service subscribe to its own prefix only, so no service
 // sees another's replies (the projector's fetched events arrive on its inbox).
 func InboxPrefix(service string) string { return "_INBOX_" + service }
 
-// NewNATS connects to NATS. It takes the driver only to be started after it and so stopped
-// before it: the connection drains before the driver closes.
-func NewNATS(lc fx.Lifecycle, c Common, logger *slog.Logger, _ neo4j.DriverWithContext) (*nats.Conn, error) {
-	nc, err := stream.Connect(c.NATSURL, "engram-"+c.Service, logger, nats.CustomInboxPrefix(InboxPrefix(c.Service)))
+// NewNATS returns the NATS connection. It does not fail when NATS is down: the connection
+// keeps trying in the background (stream.Connect reconnects forever), and start waits until
+// it is connected, logging "waiting for nats" with the last error, or fails after the start
+// timeout saying what it waited for.
+func NewNATS(lc fx.Lifecycle, c Common, logger *slog.Logger) (*nats.Conn, error) {
+	url := stream.RedactURL(c.NATSURL)
+	nc, err := stream.Connect(c.NATSURL, "engram-"+c.Service, logger,
+		nats.CustomInboxPrefix(InboxPrefix(c.Service)),
+		// Over stream.Connect's default: a server that is not up yet is retried like a lost
+		// one, so start order does not matter.
+		nats.RetryOnFailedConnect(true),
+		nats.ConnectHandler(func(*nats.Conn) { logger.Info("nats connected", "url", url) }))
 	if err != nil {
 		return nil, fmt.Errorf("%w (start the dev stack with `make run` or set NATS_URL)", err)
 	}
 	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			err := Retry(ctx, logger, "waiting for nats", []any{"url", url}, func(context.Context) error {
+				if nc.IsConnected() {
+					return nil
+				}
+				if err := nc.LastError(); err != nil {
+					return err
+				}
+				return errors.New("not connected yet")
+			})
+			if err != nil {
+				nc.Close()
+				return fmt.Errorf("nats at %s did not answer (start it, or set NATS_URL; START_TIMEOUT is %s): %w", url, c.StartTimeout, err)
+			}
+			return nil
+		},
 		OnStop: func(ctx context.Context) error {
 			closed := make(chan struct{})
 			nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
@@ -110,14 +128,19 @@ func NewNATS(lc fx.Lifecycle, c Common, logger *slog.Logger, _ neo4j.DriverWithC
 	return nc, nil
 }
 
-// NewJetStream returns the JetStream handle; on start it applies the stream definitions.
-func NewJetStream(lc fx.Lifecycle, c Common, nc *nats.Conn) (jetstream.JetStream, error) {
+// NewJetStream returns the JetStream handle; on start it applies the stream definitions,
+// retrying while JetStream does not answer yet.
+func NewJetStream(lc fx.Lifecycle, c Common, nc *nats.Conn, logger *slog.Logger) (jetstream.JetStream, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
-		return stream.Ensure(ctx, js, c.Duplicates)
+		return Retry(ctx, logger, "waiting for jetstream", []any{"url", stream.RedactURL(c.NATSURL)}, func(ctx context.Context) error {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return stream.Ensure(actx, js, c.Duplicates)
+		})
 	}})
 	return js, nil
 }
@@ -135,8 +158,9 @@ type Health struct {
 	checks map[string]func(context.Context) error
 }
 
-// NewHealth returns a Health checking NATS and Neo4j.
-func NewHealth(nc *nats.Conn, js jetstream.JetStream, d neo4j.DriverWithContext) *Health {
+// NewHealth returns a Health checking NATS (the connection and JetStream). Neo4jModule adds
+// "neo4j"; the ingestor has no other check, so its readiness never depends on Neo4j.
+func NewHealth(nc *nats.Conn, js jetstream.JetStream) *Health {
 	h := &Health{checks: map[string]func(context.Context) error{}}
 	h.Add("nats", func(ctx context.Context) error {
 		if !nc.IsConnected() {
@@ -144,7 +168,6 @@ func NewHealth(nc *nats.Conn, js jetstream.JetStream, d neo4j.DriverWithContext)
 		}
 		return stream.Ping(ctx, js)
 	})
-	h.Add("neo4j", d.VerifyConnectivity)
 	return h
 }
 
@@ -153,6 +176,18 @@ func (h *Health) Add(name string, check func(context.Context) error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.checks[name] = check
+}
+
+// Checks returns the names of the readiness checks, sorted.
+func (h *Health) Checks() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.checks))
+	for k := range h.checks {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Ready runs every check and returns the failures by name.
@@ -180,12 +215,13 @@ func RegisterHTTP(lc fx.Lifecycle, c Common, mux *http.ServeMux, h *Health, reg 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	// /readyz names what it checks, so that "ready" says what it covers (the ingestor's: NATS).
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if failed := h.Ready(r.Context()); len(failed) > 0 {
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failed": failed})
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": h.Checks(), "failed": failed})
 			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": h.Checks()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

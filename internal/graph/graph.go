@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -32,20 +34,77 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Open creates a driver and checks that Neo4j answers within ctx.
-func Open(ctx context.Context, c Config) (neo4j.DriverWithContext, error) {
+// Driver timeouts. A call's context deadline wins over both when it is earlier (the
+// driver takes the earliest), so a service bounds every call with its own timeout; these only
+// bound callers that pass no deadline.
+const (
+	// connectTimeout bounds one TCP connect: a blackholed host fails in seconds, not minutes.
+	connectTimeout = 5 * time.Second
+	// acquireTimeout bounds the wait for a pooled connection.
+	acquireTimeout = 30 * time.Second
+)
+
+// NewDriver creates a driver for c without connecting: the driver connects on first use, so
+// a service can hold one while Neo4j is still down and report that instead of failing.
+func NewDriver(c Config) (neo4j.DriverWithContext, error) {
 	d, err := neo4j.NewDriverWithContext(c.URI, neo4j.BasicAuth(c.User, c.Password, ""), func(cfg *config.Config) {
 		cfg.MaxConnectionPoolSize = 64
-		cfg.ConnectionAcquisitionTimeout = 30 * time.Second
+		cfg.ConnectionAcquisitionTimeout = acquireTimeout
+		cfg.SocketConnectTimeout = connectTimeout
 	})
 	if err != nil {
 		return nil, fmt.Errorf("neo4j driver for %s: %w", c.URI, err)
+	}
+	return d, nil
+}
+
+// Open creates a driver and checks that Neo4j answers within ctx.
+func Open(ctx context.Context, c Config) (neo4j.DriverWithContext, error) {
+	d, err := NewDriver(c)
+	if err != nil {
+		return nil, err
 	}
 	if err := d.VerifyConnectivity(ctx); err != nil {
 		_ = d.Close(context.Background())
 		return nil, fmt.Errorf("neo4j at %s is not reachable: %w", c.URI, err)
 	}
 	return d, nil
+}
+
+// IsUnavailable reports whether err means that Neo4j did not answer: no connection could be
+// made or kept (the driver's ConnectivityError, also inside the TransactionExecutionLimit its
+// retries end with), or the database refused service for now. The driver's own
+// IsConnectivityError looks neither through wrapping nor into that limit error; this does.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var conn *neo4j.ConnectivityError
+	if errors.As(err, &conn) {
+		// The driver reports a deadline that ended while it waited for a connection as a
+		// ConnectivityError too (without Unwrap): that is the caller's time running out on a
+		// busy server, not Neo4j being down.
+		inner := conn.Inner
+		return inner == nil || (!errors.Is(inner, context.DeadlineExceeded) && !errors.Is(inner, context.Canceled))
+	}
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) {
+		for _, e := range limit.Errors {
+			if IsUnavailable(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var dbErr *neo4j.Neo4jError
+	if errors.As(err, &dbErr) {
+		return dbErr.Code == "Neo.TransientError.General.DatabaseUnavailable" ||
+			dbErr.Code == "Neo.ClientError.Database.DatabaseUnavailable"
+	}
+	// Not net.Error: context.DeadlineExceeded is one, and a deadline alone says nothing about
+	// Neo4j.
+	var opErr *net.OpError
+	return errors.As(err, &opErr)
 }
 
 // OwnedLabels are the labels whose nodes carry an owner (docs/graph.md): every node a user
@@ -93,18 +152,84 @@ var Schema = []string{
 	"CREATE CONSTRAINT checkpoint_name IF NOT EXISTS FOR (n:EngramCheckpoint) REQUIRE n.name IS UNIQUE",
 }
 
-// ApplySchema creates every constraint and index in Schema and waits until the indexes are
-// online, so the first reads are index-backed.
+// schemaRuleExists are the codes Neo4j answers a CREATE … IF NOT EXISTS with when another
+// session created the same rule between this statement's check and its commit: on a fresh
+// database every service applies the schema at once, and all but one lose that race.
+// The rule exists, which is what the statement asked for; verifySchema checks it by name.
+var schemaRuleExists = map[string]bool{
+	"Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists": true,
+	"Neo.ClientError.Schema.IndexAlreadyExists":                true,
+	"Neo.ClientError.Schema.ConstraintAlreadyExists":           true,
+	"Neo.ClientError.Schema.IndexWithNameAlreadyExists":        true,
+	"Neo.ClientError.Schema.ConstraintWithNameAlreadyExists":   true,
+}
+
+// ruleName finds the name of the constraint or index a Schema statement creates.
+var ruleName = regexp.MustCompile(`^CREATE (CONSTRAINT|INDEX) (\w+) IF NOT EXISTS `)
+
+// ApplySchema creates every constraint and index in Schema, checks that each exists by name,
+// and waits until the indexes are online, so the first reads are index-backed. It is
+// idempotent and safe to run from several processes at once: a rule another process created
+// concurrently counts as created. Transient errors are retried by the driver; an error
+// returned here (Neo4j unreachable, for one) leaves nothing half-done that a later call would
+// not finish.
 func ApplySchema(ctx context.Context, d neo4j.DriverWithContext, database string) error {
 	for _, stmt := range Schema {
 		if _, err := neo4j.ExecuteQuery(ctx, d, stmt, nil, neo4j.EagerResultTransformer,
-			neo4j.ExecuteQueryWithDatabase(database)); err != nil {
+			neo4j.ExecuteQueryWithDatabase(database)); err != nil && !isRuleExists(err) {
 			return fmt.Errorf("apply schema %q: %w", stmt, err)
 		}
+	}
+	if err := verifySchema(ctx, d, database); err != nil {
+		return err
 	}
 	if _, err := neo4j.ExecuteQuery(ctx, d, "CALL db.awaitIndexes(300)", nil, neo4j.EagerResultTransformer,
 		neo4j.ExecuteQueryWithDatabase(database)); err != nil {
 		return fmt.Errorf("await indexes: %w", err)
 	}
 	return nil
+}
+
+func isRuleExists(err error) bool {
+	var dbErr *neo4j.Neo4jError
+	return errors.As(err, &dbErr) && schemaRuleExists[dbErr.Code]
+}
+
+// verifySchema checks that every constraint and index of Schema exists, so that a create
+// answered "already exists" is not taken for success when the rule is in fact missing.
+func verifySchema(ctx context.Context, d neo4j.DriverWithContext, database string) error {
+	have := map[string]bool{}
+	for _, show := range []string{"SHOW CONSTRAINTS YIELD name", "SHOW INDEXES YIELD name"} {
+		res, err := neo4j.ExecuteQuery(ctx, d, show, nil, neo4j.EagerResultTransformer,
+			neo4j.ExecuteQueryWithDatabase(database))
+		if err != nil {
+			return fmt.Errorf("check schema: %w", err)
+		}
+		for _, rec := range res.Records {
+			if name, ok := rec.Values[0].(string); ok {
+				have[name] = true
+			}
+		}
+	}
+	var missing []error
+	for _, stmt := range Schema {
+		if m := ruleName.FindStringSubmatch(stmt); m != nil && !have[m[2]] {
+			missing = append(missing, fmt.Errorf("%s %s is missing after %q", m[1], m[2], stmt))
+		}
+	}
+	if err := errors.Join(missing...); err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	return nil
+}
+
+// SchemaNames are the names of the constraints and indexes of Schema.
+func SchemaNames() []string {
+	names := make([]string, 0, len(Schema))
+	for _, stmt := range Schema {
+		if m := ruleName.FindStringSubmatch(stmt); m != nil {
+			names = append(names, m[2])
+		}
+	}
+	return names
 }

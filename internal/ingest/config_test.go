@@ -1,9 +1,11 @@
 package ingest_test
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/ingest"
 	"github.com/engram-memory/engram/internal/testenv"
 )
@@ -40,44 +43,62 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// TestModuleGraph checks that cmd/ingestor's modules wire together without
+// app.Neo4jModule: nothing on the write path asks for a Neo4j driver.
 func TestModuleGraph(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, true)
-	if err := fx.ValidateApp(app.Module(cfg.Common), ingest.Module(cfg), fx.NopLogger); err != nil {
+	if err := fx.ValidateApp(app.Module(cfg.Common), ingest.Module(cfg), app.Timeouts(cfg.Common), fx.NopLogger); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestModuleServes starts the ingestor as main assembles it (on embedded NATS and the local
-// Neo4j the app module requires) and writes over real HTTP.
-func TestModuleServes(t *testing.T) {
+// TestModuleServesWithoutNeo4j starts the ingestor as main assembles it, on embedded NATS and
+// with NEO4J_URI pointing at a port nothing listens on: writes need the log only
+// (ARCHITECTURE invariant 9). It starts, is ready (checking NATS only, and saying so), and a
+// write over real HTTP answers 202 and is in the stream.
+func TestModuleServesWithoutNeo4j(t *testing.T) {
 	t.Parallel()
-	srv, _, _ := testenv.NATS(t)
-	testenv.Neo4j(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, _, js := testenv.NATS(t)
+	addr, noNeo4j := freeAddr(t), freeAddr(t)
+	cfg, err := ingest.LoadConfig(nil, env(map[string]string{
+		"NATS_URL": srv.ClientURL(), "HTTP_ADDR": addr, "LOG_LEVEL": "error",
+		"NEO4J_URI": "bolt://" + noNeo4j,
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	cfg := testConfig(t, true)
-	cfg.Common.NATSURL, cfg.Common.HTTPAddr, cfg.Common.LogLevel = srv.ClientURL(), addr, "error"
-	n := testenv.Neo4jSettings()
-	cfg.Common.Neo4j.URI, cfg.Common.Neo4j.User, cfg.Common.Neo4j.Password = n.URI, n.User, n.Password
-	fxApp := fxtest.New(t, app.Module(cfg.Common), ingest.Module(cfg), fx.NopLogger)
+	fxApp := fxtest.New(t, app.Module(cfg.Common), ingest.Module(cfg), app.Timeouts(cfg.Common), fx.NopLogger)
 	fxApp.RequireStart()
 	defer fxApp.RequireStop()
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	body := `{"user_identifier":"` + testenv.User(t, "fx") + `","session_id":"s","role":"user","content":"hi"}`
-	resp, err := client.Post("http://"+addr+"/v1/messages", "application/json", strings.NewReader(body))
+	resp, err := client.Get("http://" + addr + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("POST /v1/messages: %d", resp.StatusCode)
+	var ready struct {
+		Status string            `json:"status"`
+		Checks []string          `json:"checks"`
+		Failed map[string]string `json:"failed"`
 	}
+	err = json.NewDecoder(resp.Body).Decode(&ready)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || ready.Status != "ready" || !slices.Equal(ready.Checks, []string{"nats"}) {
+		t.Fatalf("/readyz with Neo4j down: %d %+v (%v), want 200 ready checking nats only", resp.StatusCode, ready, err)
+	}
+
+	user := testenv.User(t, "fx")
+	body := `{"user_identifier":"` + user + `","session_id":"s","role":"user","content":"hi"}`
+	resp, err = client.Post("http://"+addr+"/v1/messages", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	a := reply{code: resp.StatusCode, body: raw}.accepted(t)
+	checkEnvelope(t, stored(t, js, a.Sequence), a.EventID, user, events.KindMessageAdded)
+
 	resp, err = client.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +109,17 @@ func TestModuleServes(t *testing.T) {
 	if !strings.Contains(b.String(), `engram_ingest_requests_total{code="202",op="add_message"} 1`) {
 		t.Errorf("metrics lack the request count:\n%s", grep(b.String(), "engram_ingest"))
 	}
+}
+
+// freeAddr returns a local address nothing listens on (it was free a moment ago).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func grep(s, sub string) string {

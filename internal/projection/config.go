@@ -18,11 +18,12 @@ import (
 const (
 	DefaultGroup      = "projector"
 	DefaultBatchSize  = 500
-	DefaultBatchWait  = 20 * time.Millisecond
+	DefaultBatchWait  = 0
 	DefaultRetryMin   = 100 * time.Millisecond
 	DefaultRetryMax   = 10 * time.Second
 	DefaultAckWait    = time.Minute
-	DefaultPinTimeout = 30 * time.Second
+	DefaultPinTimeout = 2 * time.Second
+	DefaultInFlight   = 0
 	// DefaultHTTPAddr serves the projector's /healthz, /readyz and /metrics.
 	DefaultHTTPAddr = "127.0.0.1:8082"
 )
@@ -42,7 +43,7 @@ type Config struct {
 	// BatchSize is the most events applied in one transaction (PROJECTOR_BATCH_SIZE, 500).
 	BatchSize int
 	// BatchWait is how long a batch waits for more events after its first (PROJECTOR_BATCH_WAIT,
-	// 20ms).
+	// 0: a batch is what arrived while the transaction before it ran, so it needs no wait).
 	BatchWait time.Duration
 	// Partitions this process competes for (PROJECTOR_PARTITIONS: "all" or e.g. "0,1,5").
 	Partitions []int
@@ -52,8 +53,12 @@ type Config struct {
 	// AckWait is the consumers' ack wait: an event delivered but not acknowledged within it is
 	// delivered again (PROJECTOR_ACK_WAIT, 1m).
 	AckWait time.Duration
+	// InFlight is the most batch transactions the process runs at once over all its
+	// partitions (PROJECTOR_IN_FLIGHT, 0: no limit).
+	InFlight int
 	// PinTimeout is how long a partition stays pinned to a process that stopped pulling before
-	// another process takes it over (PROJECTOR_PIN_TIMEOUT, 30s).
+	// another process takes it over (PROJECTOR_PIN_TIMEOUT, 2s). A live process renews its pin
+	// every pull expiry (a third of it, at least 1s) whatever its transactions do (see inbox).
 	PinTimeout time.Duration
 }
 
@@ -86,6 +91,9 @@ func (c Config) validateOwn() error {
 			errs = append(errs, fmt.Errorf("PROJECTOR_PARTITIONS: partition %d listed twice", p))
 		}
 		seen[p] = true
+	}
+	if c.InFlight < 0 || c.InFlight > 64 {
+		errs = append(errs, fmt.Errorf("PROJECTOR_IN_FLIGHT %d: want 0 (no limit) to 64", c.InFlight))
 	}
 	if c.RetryMin <= 0 {
 		errs = append(errs, fmt.Errorf("PROJECTOR_RETRY_MIN %s: must be positive", c.RetryMin))
@@ -154,6 +162,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	f.Duration(&c.RetryMin, "retry-min", "PROJECTOR_RETRY_MIN", DefaultRetryMin, "first backoff after a transient failure")
 	f.Duration(&c.RetryMax, "retry-max", "PROJECTOR_RETRY_MAX", DefaultRetryMax, "longest backoff after transient failures")
 	f.Duration(&c.AckWait, "ack-wait", "PROJECTOR_ACK_WAIT", DefaultAckWait, "consumer ack wait before an unacknowledged event is delivered again")
+	f.Int(&c.InFlight, "in-flight", "PROJECTOR_IN_FLIGHT", DefaultInFlight, "most batch transactions at once over all partitions (0: no limit)")
 	f.Duration(&c.PinTimeout, "pin-timeout", "PROJECTOR_PIN_TIMEOUT", DefaultPinTimeout, "how long a silent process keeps its partitions before another takes over")
 	if err := f.Parse(args); err != nil {
 		return c, err
@@ -172,6 +181,6 @@ func DefaultConfig(common app.Common) Config {
 	return Config{
 		Common: common, Group: DefaultGroup, BatchSize: DefaultBatchSize, BatchWait: DefaultBatchWait,
 		Partitions: AllPartitions(), RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax,
-		AckWait: DefaultAckWait, PinTimeout: DefaultPinTimeout,
+		AckWait: DefaultAckWait, PinTimeout: DefaultPinTimeout, InFlight: DefaultInFlight,
 	}
 }

@@ -18,9 +18,7 @@ type Metrics struct {
 	BatchSize    prometheus.Histogram   // events per committed transaction
 	ApplySeconds prometheus.Histogram   // duration of a committed batch transaction
 	GapFilled    prometheus.Counter     // events read from the stream to close a delivery gap
-	Lag          *prometheus.GaugeVec   // events of a partition not yet applied, by partition
 	Checkpoint   *prometheus.GaugeVec   // committed checkpoint, by partition
-	Active       *prometheus.GaugeVec   // 1 while this process applies the partition
 
 	registerer prometheus.Registerer
 	collectors []prometheus.Collector
@@ -53,15 +51,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		GapFilled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "gap_filled_total",
 			Help: "Events read straight from the stream because their delivery went to another process (partition take-over)."}),
-		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lag_events",
-			Help: "Events of a partition not yet applied: the consumer's pending plus unacknowledged events."}, []string{"partition"}),
 		Checkpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_sequence",
 			Help: "Stream sequence of the partition's last applied event, as committed by this process."}, []string{"partition"}),
-		Active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "partition_active",
-			Help: "1 while this process is the one applying the partition (it received its events last)."}, []string{"partition"}),
 	}
 	m.collectors = []prometheus.Collector{m.Applied, m.Skipped, m.DeadLettered, m.Retries, m.BatchSize,
-		m.ApplySeconds, m.GapFilled, m.Lag, m.Checkpoint, m.Active}
+		m.ApplySeconds, m.GapFilled, m.Checkpoint}
 	for _, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -81,6 +75,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.Skipped.WithLabelValues(c)
 	}
 	return m, nil
+}
+
+// register adds a collector of the projector's own (the lag collector) to the registry, to be
+// removed with the others.
+func (m *Metrics) register(c prometheus.Collector) error {
+	if err := m.registerer.Register(c); err != nil {
+		return err
+	}
+	m.collectors = append(m.collectors, c)
+	return nil
 }
 
 // Unregister removes the metrics from the registry they were registered on.

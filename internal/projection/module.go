@@ -11,14 +11,15 @@ import (
 	"github.com/engram-memory/engram/internal/app"
 )
 
-// Module provides the *Projector of c on app.Module's driver, JetStream, registry and logger,
-// and runs it: it starts after NATS and Neo4j, and stops before them (fx stops in reverse
-// order), so the consumers drain before the NATS connection and the last transaction ends
-// before the driver closes. Its readiness shows on /readyz as "projector".
+// Module provides the *Projector of c on app.Neo4jModule's driver and app.Module's JetStream,
+// registry and logger, and runs it: it starts after NATS and the driver, and stops before them
+// (fx stops in reverse order), so the consumers drain before the NATS connection and the last
+// transaction ends before the driver closes. Start does not wait for Neo4j: the projector waits
+// for the schema, warms up, and only then pulls. Its readiness shows on /readyz as "projector".
 func Module(c Config) fx.Option {
 	return fx.Module("projection",
-		fx.Provide(func(d neo4j.DriverWithContext, js jetstream.JetStream, reg *prometheus.Registry, l *slog.Logger) (*Projector, error) {
-			return New(c, d, js, WithLogger(l), WithRegisterer(reg))
+		fx.Provide(func(n *app.Neo4j, d neo4j.DriverWithContext, js jetstream.JetStream, reg *prometheus.Registry, l *slog.Logger) (*Projector, error) {
+			return New(c, d, js, WithLogger(l), WithRegisterer(reg), WithGraphReady(n.Connected()))
 		}),
 		fx.Invoke(func(lc fx.Lifecycle, p *Projector, h *app.Health) {
 			lc.Append(fx.Hook{OnStart: p.Start, OnStop: p.Stop})

@@ -15,7 +15,7 @@ func TestModuleGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fx.ValidateApp(app.Module(cfg.Common), Module(cfg), fx.NopLogger); err != nil {
+	if err := fx.ValidateApp(app.Module(cfg.Common), app.Neo4jModule(), Module(cfg), fx.NopLogger); err != nil {
 		t.Fatal(err)
 	}
 }

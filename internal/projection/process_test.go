@@ -121,6 +121,27 @@ func (p *process) log() string {
 	return string(b)
 }
 
+// waitReady waits until the process answers /readyz with 200 (started, warmed up).
+func (p *process) waitReady(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(p.logPath)
+		m := listenLine.FindSubmatch(b)
+		if m == nil {
+			continue
+		}
+		resp, err := http.Get(string(m[1]) + "/readyz")
+		if err != nil {
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+	}
+	t.Fatalf("projector not ready within 2 minutes; log:\n%s", p.log())
+}
+
 var listenLine = regexp.MustCompile(`msg="http listening".* addr=(http://[0-9.:]+)`)
 
 // metrics returns a counter's sum from the process's /metrics.

@@ -35,10 +35,13 @@ type Projector struct {
 	metrics *Metrics
 	dlq     *DeadLetters
 
-	warm *warmer
+	warm       *warmer
+	progress   *lagCollector
+	graphReady <-chan struct{} // closed once the schema is applied (nil: not waited for)
 
 	mu         sync.Mutex // serializes Start and Stop
 	running    atomic.Bool
+	warmed     atomic.Bool // the first warm-up finished: the workers pull
 	stop, hard context.CancelFunc
 	workers    []*worker
 	done       sync.WaitGroup
@@ -65,6 +68,19 @@ func WithRegisterer(r prometheus.Registerer) Option {
 			return errors.New("projection: nil registerer")
 		}
 		p.reg = r
+		return nil
+	}
+}
+
+// WithGraphReady makes the projector wait, before its warm-up, until ready is closed: the
+// schema is applied (app.Neo4j.Connected), so the warm-up plans the statements against the
+// indexes they will use.
+func WithGraphReady(ready <-chan struct{}) Option {
+	return func(p *Projector) error {
+		if ready == nil {
+			return errors.New("projection: nil graph-ready channel")
+		}
+		p.graphReady = ready
 		return nil
 	}
 }
@@ -98,6 +114,10 @@ func New(cfg Config, driver neo4j.DriverWithContext, js jetstream.JetStream, opt
 	}
 	p.dlq = NewDeadLetters(js, cfg.Group, timeout)
 	p.warm = &warmer{driver: driver, database: cfg.Common.Neo4j.Database, cold: true}
+	p.progress = newLagCollector(cfg.Group, cfg.Partitions, driver, cfg.Common.Neo4j.Database, js.Conn())
+	if err := m.register(p.progress); err != nil {
+		return nil, fmt.Errorf("projection metrics: %w", err)
+	}
 	return p, nil
 }
 
@@ -166,6 +186,10 @@ func (p *Projector) Start(ctx context.Context) error {
 		return fmt.Errorf("projector: stream %s: %w", stream.MemoryStream, err)
 	}
 	var workers []*worker
+	var slots chan struct{}
+	if p.cfg.InFlight > 0 {
+		slots = make(chan struct{}, p.cfg.InFlight)
+	}
 	for _, part := range p.cfg.Partitions {
 		cc, err := ConsumerConfig(p.cfg, part)
 		if err != nil {
@@ -178,7 +202,7 @@ func (p *Projector) Start(ctx context.Context) error {
 		workers = append(workers, &worker{
 			partition: part, consumer: cc.Durable, filter: cc.FilterSubject, cfg: p.cfg,
 			group: cc.PriorityGroups[0], js: p.js, ccfg: cc, cons: cons, stream: mem, driver: p.driver,
-			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm,
+			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm, progress: p.progress, slots: slots,
 			log:       p.log.With("partition", part),
 			multiUser: p.cfg.Common.MultiTenant,
 			backoff:   Backoff{Min: p.cfg.RetryMin, Max: p.cfg.RetryMax},
@@ -187,20 +211,100 @@ func (p *Projector) Start(ctx context.Context) error {
 			pullExpiry: min(max(p.cfg.PinTimeout/3, time.Second), 30*time.Second),
 		})
 	}
+	byPartition := map[int]*worker{}
+	for _, w := range workers {
+		byPartition[w.partition] = w
+	}
+	p.progress.setHolds(func(ctx context.Context, part int) bool {
+		w := byPartition[part]
+		return w != nil && w.holds(ctx)
+	})
 	stop, cancelStop := context.WithCancel(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
 	p.stop, p.hard, p.workers = cancelStop, cancelHard, workers
-	for _, w := range workers {
-		w.init(stop)
-		p.done.Add(1)
-		go func() {
-			defer p.done.Done()
-			_ = w.run(stop, hard)
-		}()
-	}
+	p.warmed.Store(false)
 	p.running.Store(true)
-	p.log.Info("projector started", "partitions", p.cfg.Partitions, "batch_size", p.cfg.BatchSize, "batch_wait", p.cfg.BatchWait)
+	p.done.Add(1)
+	go func() {
+		defer p.done.Done()
+		// Warm-up before the first pull: the first events are applied with planned
+		// statements, and no partition is taken (JetStream pins a partition to the process
+		// whose pull receives its first event) by a process that cannot apply it yet.
+		if !p.warmUp(stop) {
+			return
+		}
+		p.releaseDeadPins(stop)
+		p.warmed.Store(true)
+		for _, w := range workers {
+			w.init(stop)
+			p.done.Add(1)
+			go func() {
+				defer p.done.Done()
+				_ = w.run(stop, hard)
+			}()
+		}
+		p.log.Info("projector consuming", "partitions", p.cfg.Partitions)
+	}()
+	p.log.Info("projector started", "partitions", p.cfg.Partitions, "batch_size", p.cfg.BatchSize, "batch_wait", p.cfg.BatchWait,
+		"pin_timeout", p.cfg.PinTimeout)
 	return nil
+}
+
+// warmUp runs the warm-up until it succeeds or stop ends (false), logging what it waits for.
+func (p *Projector) warmUp(stop context.Context) bool {
+	backoff := Backoff{Min: p.cfg.RetryMin, Max: min(p.cfg.RetryMax, 5*time.Second)}
+	start := time.Now()
+	if p.graphReady != nil {
+		select {
+		case <-p.graphReady:
+		default:
+			p.log.Info("waiting for the neo4j schema before the warm-up")
+			select {
+			case <-p.graphReady:
+			case <-stop.Done():
+				return false
+			}
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(stop, 2*time.Minute)
+		err := p.warm.ensure(ctx)
+		cancel()
+		if err == nil {
+			p.log.Info("projector warmed up", "elapsed", time.Since(start).Round(time.Millisecond))
+			return true
+		}
+		if stop.Err() != nil {
+			return false
+		}
+		p.log.Warn("waiting for neo4j to warm up the projection statements", "attempt", attempt, "err", err)
+		if !sleep(stop, backoff.Delay(attempt)) {
+			return false
+		}
+	}
+}
+
+// releaseDeadPins unpins partitions pinned to a process that no longer pulls: a pin with no
+// pull request waiting on the consumer belongs to a process that died (a live one always has
+// a pull request open, see inbox). Without this a restarted projector would wait out the pin
+// timeout of its own previous life. A wrong guess only moves the partition, which the fence
+// makes safe.
+func (p *Projector) releaseDeadPins(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, w := range p.workers {
+		info, err := w.cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		for _, g := range info.PriorityGroups {
+			if g.Group == w.group && g.PinnedClientID != "" && info.NumWaiting == 0 {
+				if err := w.stream.UnpinConsumer(ctx, w.consumer, w.group); err == nil {
+					p.log.Info("released the pin of a process that stopped pulling", "consumer", w.consumer)
+				}
+			}
+		}
+	}
 }
 
 // Stop stops pulling, lets each partition's transaction in flight finish (until ctx ends:
@@ -235,10 +339,17 @@ func (p *Projector) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the projector runs (a readiness check).
+// ErrWarmingUp is what Ready reports while the projector waits for Neo4j to plan its
+// statements, before it takes any partition.
+var ErrWarmingUp = errors.New("projector warming up (waiting for neo4j)")
+
+// Ready reports whether the projector runs and has warmed up (a readiness check).
 func (p *Projector) Ready(context.Context) error {
 	if !p.running.Load() {
 		return ErrNotRunning
+	}
+	if !p.warmed.Load() {
+		return ErrWarmingUp
 	}
 	return nil
 }

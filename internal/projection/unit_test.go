@@ -30,8 +30,8 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if c.Group != "projector" || c.BatchSize != 500 || c.BatchWait != 20*time.Millisecond || !slices.Equal(c.Partitions, AllPartitions()) ||
-		c.Common.HTTPAddr != DefaultHTTPAddr || c.Common.Service != "projector" || c.AckWait != time.Minute || c.PinTimeout != 30*time.Second {
+	if c.Group != "projector" || c.BatchSize != 500 || c.BatchWait != 0 || !slices.Equal(c.Partitions, AllPartitions()) ||
+		c.Common.HTTPAddr != DefaultHTTPAddr || c.Common.Service != "projector" || c.AckWait != time.Minute || c.PinTimeout != 2*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = LoadConfig([]string{"-batch-size", "50"}, env("PROJECTOR_GROUP", "g-1", "PROJECTOR_PARTITIONS", "0, 2-4", "PROJECTOR_BATCH_SIZE", "7"))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +60,9 @@ type worker struct {
 	dlq        *DeadLetters
 	warm       *warmer
 	metrics    *Metrics
+	progress   *lagCollector
+	slots      chan struct{} // the process's transaction slots (nil: no limit)
+	in         *inbox        // the current iterator's deliveries
 	log        *slog.Logger
 	multiUser  bool
 	backoff    Backoff
@@ -65,8 +70,8 @@ type worker struct {
 
 	pending   []*entry              // received, not yet acknowledged, in delivery order
 	tail      *entry                // the last entry delivered to this worker
-	lastPend  uint64                // NumPending of the last delivery
 	pinID     string                // the pin this process last held on the consumer
+	heldPin   atomic.Value          // pinID, for the metrics' goroutine (a string)
 	isolateTo uint64                // apply one event per transaction up to this sequence
 	forced    map[uint64]*Rejection // events Neo4j refused alone: dead-lettered when next planned
 
@@ -79,6 +84,10 @@ type worker struct {
 func (w *worker) init(stop context.Context) {
 	w.forced = map[uint64]*Rejection{}
 	step := func(ctx context.Context) (stepStats, error) {
+		// What arrived since the batch was collected (or while waiting for a slot) joins it.
+		if n := w.cfg.BatchSize - len(w.pending); n > 0 {
+			w.receiveAll(w.in.poll(n))
+		}
 		plan, st, err := w.step(ctx, w.limit)
 		w.plan = plan
 		if isUnreachable(err) {
@@ -86,16 +95,12 @@ func (w *worker) init(stop context.Context) {
 		}
 		return st, err
 	}
-	w.apply = withRetry(withRejectionCheck(withRecover(withMetrics(step, w.metrics, w.partition), w.log)),
+	w.apply = withRetry(withRejectionCheck(withRecover(withSlot(withMetrics(step, w.metrics, w.partition), w.slots), w.log)),
 		w.backoff, stop, w.keepAlive, w.metrics, w.log)
 }
 
-// idlePoll is how long the worker waits for a first event before it refreshes its lag metric.
-const idlePoll = 5 * time.Second
-
 // run consumes until stop ends; the transaction in flight then finishes (or ends with hard).
 func (w *worker) run(stop, hard context.Context) error {
-	label := partitionLabel(w.partition)
 	for stop.Err() == nil {
 		it, err := w.cons.Messages(
 			jetstream.PullMaxMessages(w.cfg.BatchSize),
@@ -110,12 +115,14 @@ func (w *worker) run(stop, hard context.Context) error {
 			w.recreate(stop)
 			continue
 		}
-		err = w.consume(stop, hard, it)
+		in := newInbox(it, inboxBatches*w.cfg.BatchSize)
+		w.in = in
+		err = w.consume(stop, hard, in)
 		if errors.Is(err, errStopping) || stop.Err() != nil {
-			w.handBack(it)
+			w.handBack(in)
 			break
 		}
-		it.Stop()
+		w.nakAll(in.close(hard, false))
 		w.log.Warn("consumer iterator ended, restarting", "err", err)
 		if !sleep(stop, w.backoff.Delay(1)) {
 			break
@@ -123,8 +130,30 @@ func (w *worker) run(stop, hard context.Context) error {
 		w.recreate(stop)
 	}
 	w.nakPending()
-	w.metrics.Active.WithLabelValues(label).Set(0)
+	w.heldPin.Store("")
 	return nil
+}
+
+// inboxBatches is how many batches of deliveries the inbox holds ahead of the worker.
+const inboxBatches = 4
+
+// holds reports whether this process holds the partition now: the consumer's pin is the one
+// this process last received its events under.
+func (w *worker) holds(ctx context.Context) bool {
+	pin, _ := w.heldPin.Load().(string)
+	if pin == "" {
+		return false
+	}
+	cons, err := w.js.Consumer(ctx, stream.MemoryStream, w.consumer)
+	if err != nil {
+		return false
+	}
+	for _, g := range cons.CachedInfo().PriorityGroups {
+		if g.Group == w.group && g.PinnedClientID == pin {
+			return true
+		}
+	}
+	return false
 }
 
 // recreate applies the consumer's definition again (it may have been deleted).
@@ -140,10 +169,13 @@ func (w *worker) recreate(ctx context.Context) {
 	w.tail = nil // a recreated consumer numbers its deliveries anew
 }
 
-// consume loops batch by batch over one iterator.
-func (w *worker) consume(stop, hard context.Context, it jetstream.MessagesContext) error {
+// consume loops batch by batch over one iterator: it takes what has arrived (waiting for a
+// first event when nothing has), applies it, and starts over. There is no wait for a batch to
+// fill: what arrives while a transaction runs is the next batch, so batches grow with the load
+// and an event that arrives at an idle partition is applied at once.
+func (w *worker) consume(stop, hard context.Context, in *inbox) error {
 	for {
-		if err := w.collect(stop, it); err != nil {
+		if err := w.collect(stop, in); err != nil {
 			return err
 		}
 		if len(w.pending) == 0 {
@@ -155,44 +187,39 @@ func (w *worker) consume(stop, hard context.Context, it jetstream.MessagesContex
 	}
 }
 
-// collect waits for a first event (refreshing the lag metric while idle), then takes more
-// until the batch is full or BatchWait has passed since the first.
-func (w *worker) collect(stop context.Context, it jetstream.MessagesContext) error {
+// collect waits for a first event, then takes whatever else has arrived up to a batch; with
+// BatchWait set it waits that long after the first for more.
+func (w *worker) collect(stop context.Context, in *inbox) error {
 	if len(w.pending) == 0 {
-		ctx, cancel := context.WithTimeout(stop, idlePoll)
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		cancel()
+		msgs, err := in.take(stop, w.cfg.BatchSize)
 		switch {
 		case err == nil:
-			w.receive(msg)
+			w.receiveAll(msgs)
 		case stop.Err() != nil:
 			return errStopping
-		case errors.Is(err, context.DeadlineExceeded):
-			w.refreshIdle(stop)
-			return nil
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return err
 		default:
-			w.log.Debug("waiting for events", "err", err)
-			return nil
+			return err
 		}
 	}
-	deadline := time.Now().Add(w.cfg.BatchWait)
-	for len(w.pending) < w.cfg.BatchSize {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
-		}
-		msg, err := it.Next(jetstream.NextMaxWait(left))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return err
+	if w.cfg.BatchWait > 0 && len(w.pending) < w.cfg.BatchSize {
+		ctx, cancel := context.WithTimeout(stop, w.cfg.BatchWait)
+		defer cancel()
+		for len(w.pending) < w.cfg.BatchSize {
+			msgs, err := in.take(ctx, w.cfg.BatchSize-len(w.pending))
+			if err != nil {
+				break
 			}
-			break
+			w.receiveAll(msgs)
 		}
-		w.receive(msg)
 	}
+	w.receiveAll(in.poll(w.cfg.BatchSize - len(w.pending)))
 	return nil
+}
+
+func (w *worker) receiveAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		w.receive(m)
+	}
 }
 
 // receive records a delivered event. A first delivery whose consumer sequence directly
@@ -216,11 +243,10 @@ func (w *worker) receive(msg jetstream.Msg) {
 		e.after = t.seq
 	}
 	w.tail = e
-	w.lastPend = meta.NumPending
 	if pin := msg.Headers().Get("Nats-Pin-Id"); pin != "" && pin != w.pinID {
 		w.pinID = pin
+		w.heldPin.Store(pin)
 		w.log.Info("partition taken", "consumer", w.consumer)
-		w.metrics.Active.WithLabelValues(partitionLabel(w.partition)).Set(1)
 	}
 	w.decode(e)
 	w.pending = append(w.pending, e)
@@ -239,7 +265,8 @@ func (w *worker) decode(e *entry) {
 	e.record = rec
 }
 
-// process applies everything pending, one transaction after another.
+// process applies everything pending, one transaction after another; each step tops its batch
+// up with what arrived meanwhile (see init).
 func (w *worker) process(stop, hard context.Context) error {
 	for len(w.pending) > 0 {
 		w.limit = w.cfg.BatchSize
@@ -282,7 +309,6 @@ func (w *worker) process(stop, hard context.Context) error {
 			w.log.Warn("event refused", "seq", e.seq, "reason", reason, "err", err)
 		}
 	}
-	w.metrics.Lag.WithLabelValues(partitionLabel(w.partition)).Set(float64(w.lastPend))
 	return nil
 }
 
@@ -475,6 +501,16 @@ func (w *worker) finish(plan *stepPlan) {
 			delete(w.forced, seq)
 		}
 	}
+	if n := len(plan.apply); n > 0 {
+		if w.progress != nil {
+			w.progress.committed(w.partition, plan.last, plan.apply[n-1].stored)
+		}
+		// A hint for readers waiting on this checkpoint (stream.ProgressRoot); a lost one
+		// only makes them wait for their next poll.
+		if w.js != nil {
+			_ = w.js.Conn().Publish(stream.ProgressSubject(w.cfg.Group, w.partition), strconv.AppendUint(nil, plan.last, 10))
+		}
+	}
 }
 
 // keepAlive tells JetStream the pending events are still being worked on, so a batch that
@@ -487,16 +523,18 @@ func (w *worker) keepAlive() {
 	}
 }
 
-// handBack stops pulling and hands back the events the iterator buffered but the worker did
-// not take yet, so the next process of the partition gets them at once, in order.
-func (w *worker) handBack(it jetstream.MessagesContext) {
-	it.Drain()
-	for {
-		msg, err := it.Next(jetstream.NextMaxWait(200 * time.Millisecond))
-		if err != nil {
-			return
-		}
-		_ = msg.Nak()
+// handBack stops pulling and hands back the events the inbox and the iterator hold but the
+// worker did not take, so the next process of the partition gets them at once, in order.
+func (w *worker) handBack(in *inbox) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	w.nakAll(in.close(ctx, true))
+}
+
+// nakAll hands back deliveries the worker never took.
+func (w *worker) nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
 	}
 }
 
@@ -510,25 +548,6 @@ func (w *worker) nakPending() {
 	}
 	w.pending = nil
 	w.tail = nil
-}
-
-// refreshIdle updates the lag and activity metrics from the consumer while no event arrives.
-func (w *worker) refreshIdle(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	info, err := w.cons.Info(ctx)
-	if err != nil {
-		return
-	}
-	label := partitionLabel(w.partition)
-	w.metrics.Lag.WithLabelValues(label).Set(float64(info.NumPending + uint64(info.NumAckPending)))
-	active := 0.0
-	for _, g := range info.PriorityGroups {
-		if g.Group == w.group && g.PinnedClientID != "" && g.PinnedClientID == w.pinID {
-			active = 1
-		}
-	}
-	w.metrics.Active.WithLabelValues(label).Set(active)
 }
 
 // unpin releases the partition if this process holds it, so another process takes it over

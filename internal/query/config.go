@@ -13,6 +13,12 @@ import (
 // DefaultConsistencyWait is how long a read waits for its consistency token by default.
 const DefaultConsistencyWait = 5 * time.Second
 
+// DefaultReadTimeout is how long a read waits for Neo4j by default before it answers 503.
+const DefaultReadTimeout = 5 * time.Second
+
+// maxReadTimeout bounds the configurable read timeout, for the same reason as the wait.
+const maxReadTimeout = time.Minute
+
 // maxConsistencyWait bounds the configurable wait: a read holding a connection longer than
 // this is better answered 504 and retried.
 const maxConsistencyWait = time.Minute
@@ -23,6 +29,10 @@ type Config struct {
 	// ConsistencyWait is the longest a read waits for its consistency token before it answers
 	// 504 (CONSISTENCY_WAIT, default 5s).
 	ConsistencyWait time.Duration
+	// ReadTimeout is the longest a read waits for Neo4j (after any consistency wait) before
+	// it answers 503 with Retry-After (READ_TIMEOUT, default 5s). A read therefore answers
+	// within ConsistencyWait + ReadTimeout, Neo4j down or not.
+	ReadTimeout time.Duration
 	// CheckpointGroup is the projector's checkpoint name prefix: partition p's checkpoint is
 	// "<group>-p<p>" (PROJECTOR_GROUP, the projector's own setting; default "projector").
 	CheckpointGroup string
@@ -37,6 +47,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Common.Validate(), c.Auth.Validate()}
 	if c.ConsistencyWait <= 0 || c.ConsistencyWait > maxConsistencyWait {
 		errs = append(errs, fmt.Errorf("CONSISTENCY_WAIT %s: want more than 0 and at most %s", c.ConsistencyWait, maxConsistencyWait))
+	}
+	if c.ReadTimeout <= 0 || c.ReadTimeout > maxReadTimeout {
+		errs = append(errs, fmt.Errorf("READ_TIMEOUT %s: want more than 0 and at most %s", c.ReadTimeout, maxReadTimeout))
 	}
 	if !groupPattern.MatchString(c.CheckpointGroup) {
 		errs = append(errs, fmt.Errorf("PROJECTOR_GROUP %q: want 1-64 letters, digits, '-' or '_'", c.CheckpointGroup))
@@ -57,6 +70,8 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	auth.Bind(f, &c.Auth)
 	f.Duration(&c.ConsistencyWait, "consistency-wait", "CONSISTENCY_WAIT", DefaultConsistencyWait,
 		"longest wait of a read for its consistency token before it answers 504")
+	f.Duration(&c.ReadTimeout, "read-timeout", "READ_TIMEOUT", DefaultReadTimeout,
+		"longest a read waits for Neo4j before it answers 503")
 	f.String(&c.CheckpointGroup, "projector-group", "PROJECTOR_GROUP", DefaultCheckpointGroup,
 		"the projector's checkpoint name prefix (<group>-p<partition>)")
 	f.Int(&c.MaxLimit, "max-limit", "MAX_LIMIT", DefaultMaxLimit, "largest page a list read returns")

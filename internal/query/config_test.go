@@ -21,16 +21,17 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Common.HTTPAddr != "127.0.0.1:8081" || c.Common.Service != "query" || c.ConsistencyWait != 5*time.Second ||
-		c.CheckpointGroup != "projector" || c.MaxLimit != 1000 {
+		c.ReadTimeout != 5*time.Second || c.CheckpointGroup != "projector" || c.MaxLimit != 1000 {
 		t.Fatalf("defaults %+v", c)
 	}
 	c, err = LoadConfig([]string{"-max-limit", "200"}, env(map[string]string{
 		"CONSISTENCY_WAIT": "750ms", "PROJECTOR_GROUP": "proj-blue", "MAX_LIMIT": "50", "HTTP_ADDR": "127.0.0.1:9999",
+		"READ_TIMEOUT": "2s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ConsistencyWait != 750*time.Millisecond || c.CheckpointGroup != "proj-blue" || c.MaxLimit != 200 || c.Common.HTTPAddr != "127.0.0.1:9999" {
+	if c.ConsistencyWait != 750*time.Millisecond || c.ReadTimeout != 2*time.Second || c.CheckpointGroup != "proj-blue" || c.MaxLimit != 200 || c.Common.HTTPAddr != "127.0.0.1:9999" {
 		t.Fatalf("overrides %+v", c)
 	}
 	if _, err := LoadConfig([]string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
@@ -42,11 +43,12 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	_, err := LoadConfig(nil, env(map[string]string{
 		"CONSISTENCY_WAIT": "2h", "PROJECTOR_GROUP": "bad group", "MAX_LIMIT": "0", "HTTP_ADDR": "nope",
+		"READ_TIMEOUT": "0s",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"CONSISTENCY_WAIT", "PROJECTOR_GROUP", "MAX_LIMIT", "HTTP_ADDR"} {
+	for _, want := range []string{"CONSISTENCY_WAIT", "READ_TIMEOUT", "PROJECTOR_GROUP", "MAX_LIMIT", "HTTP_ADDR"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}
@@ -62,7 +64,7 @@ func TestModuleGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fx.ValidateApp(app.Module(c.Common), Module(c)); err != nil {
+	if err := fx.ValidateApp(app.Module(c.Common), app.Neo4jModule(), Module(c)); err != nil {
 		t.Fatal(err)
 	}
 }

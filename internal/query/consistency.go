@@ -111,7 +111,7 @@ func (r *Reader) CheckpointName(identifier string) (string, error) {
 
 // WaitFor returns once the graph reflects the write of consistency token for reads about
 // identifier, or a *ConsistencyError (ErrNotCaughtUp) after wait. It returns ctx's error when
-// ctx ends first.
+// ctx ends first, and an error matching ErrUnavailable when Neo4j does not answer.
 func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, wait time.Duration) error {
 	name, err := r.CheckpointName(identifier)
 	if err != nil {
@@ -137,14 +137,27 @@ func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, w
 	var pending uint64 // the partition's first unapplied event at or below token, once known
 	timer := time.NewTimer(maxPoll)
 	defer timer.Stop()
+	answered := false // whether the checkpoint was read at all
 	for {
+		// Taken before the read: a commit between the read and the wait still wakes it.
+		committed := r.progress.Changed(partition)
 		cur, err := r.checkpoint(wctx, name)
 		if err != nil {
-			if wctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(err, ErrUnavailable):
+				return err
+			case wctx.Err() != nil && !answered:
+				// Neo4j did not answer once in the whole wait: that is an unavailable graph
+				// (503), not a projection that is behind (504 with a position never read).
+				return fmt.Errorf("checkpoint %s: %w: no answer within %s: %w", name, ErrUnavailable, wait, err)
+			case wctx.Err() != nil:
 				return late()
 			}
 			return err
 		}
+		answered = true
 		reached = cur
 		if reached >= token {
 			return nil
@@ -165,6 +178,8 @@ func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, w
 		case <-wctx.Done():
 			return late()
 		case <-timer.C:
+		case <-committed:
+			timer.Stop()
 		}
 		poll = min(poll*3/2, maxPoll)
 	}

@@ -16,6 +16,9 @@ var (
 	// ErrNotCaughtUp: the projector did not apply the write of a consistency token in time;
 	// the error is a *ConsistencyError.
 	ErrNotCaughtUp = errors.New("projection has not caught up")
+	// ErrUnavailable: Neo4j did not answer (down, unreachable, or not within the read's
+	// time); retrying later is safe. The HTTP answer is 503 with Retry-After.
+	ErrUnavailable = errors.New("the graph database is unavailable")
 )
 
 // ArgumentError names the parameter that is wrong and why.

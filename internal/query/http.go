@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
-
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/schemas"
@@ -20,13 +18,17 @@ import (
 // OpenAPI document is under /v1/users/{identifier}: single resources (the user, a trace)
 // answer 404 when absent, collections answer an empty list.
 type Handler struct {
-	reader   *Reader
-	wait     time.Duration
-	maxLimit int
-	logger   *slog.Logger
-	metrics  *Metrics
-	auth     *auth.Authenticator
+	reader      *Reader
+	wait        time.Duration
+	readTimeout time.Duration
+	maxLimit    int
+	logger      *slog.Logger
+	metrics     *Metrics
+	auth        *auth.Authenticator
 }
+
+// RetryAfterSeconds is the Retry-After of a 503: Neo4j did not answer.
+const RetryAfterSeconds = 1
 
 // HandlerOption refines a Handler.
 type HandlerOption func(*Handler)
@@ -37,13 +39,24 @@ func WithAuthenticator(a *auth.Authenticator) HandlerOption {
 	return func(h *Handler) { h.auth = a }
 }
 
+// WithReadTimeout bounds each read's wait for Neo4j (after any consistency wait; default
+// DefaultReadTimeout): when it passes, the answer is 503 with Retry-After.
+func WithReadTimeout(d time.Duration) HandlerOption {
+	return func(h *Handler) {
+		if d > 0 {
+			h.readTimeout = d
+		}
+	}
+}
+
 // NewHandler returns a Handler over reader. A read that carries a consistency token waits at
 // most wait for it; list reads return at most maxLimit items. metrics may be nil.
 func NewHandler(reader *Reader, wait time.Duration, maxLimit int, logger *slog.Logger, metrics *Metrics, opts ...HandlerOption) *Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	h := &Handler{reader: reader, wait: wait, maxLimit: maxLimit, logger: logger.With("component", "query"), metrics: metrics}
+	h := &Handler{reader: reader, wait: wait, readTimeout: DefaultReadTimeout, maxLimit: maxLimit,
+		logger: logger.With("component", "query"), metrics: metrics}
 	for _, o := range opts {
 		o(h)
 	}
@@ -118,8 +131,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int
 			return h.writeError(w, r, err)
 		}
 	}
-	body, err := read(r.Context())
+	// The driver retries a refused connection until its context ends (30 s by default, then a
+	// 500): bound the read so that a down Neo4j answers 503 within the read timeout.
+	rctx, cancel := context.WithTimeout(r.Context(), h.readTimeout)
+	defer cancel()
+	body, err := read(rctx)
 	if err != nil {
+		if rctx.Err() != nil && r.Context().Err() == nil && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, h.readTimeout, err)
+		}
 		return h.writeError(w, r, err)
 	}
 	app.WriteJSON(w, http.StatusOK, body)
@@ -136,6 +156,8 @@ func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64) 
 			outcome = "timeout"
 		case ctx.Err() != nil:
 			outcome = "canceled"
+		case errors.Is(err, ErrUnavailable):
+			outcome = "unavailable"
 		case err != nil:
 			outcome = "error"
 		}
@@ -178,8 +200,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		// The client is gone; nobody reads this answer.
 		h.logger.Debug("request canceled", "path", r.URL.Path)
 		return 499
-	case neo4j.IsConnectivityError(err):
+	case errors.Is(err, ErrUnavailable):
 		h.logger.Warn("graph unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 		app.WriteError(w, http.StatusServiceUnavailable, "", "the graph database is unavailable; retry later")
 		return http.StatusServiceUnavailable
 	}

@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"route"}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "engram_query_consistency_waits_total",
-			Help: "Reads that carried a consistency token, by outcome: covered, timeout, canceled or error.",
+			Help: "Reads that carried a consistency token, by outcome: covered, timeout, canceled, unavailable or error.",
 		}, []string{"outcome"}),
 		waitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "engram_query_consistency_wait_seconds",

@@ -10,6 +10,7 @@ import (
 
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 )
 
 // DefaultCheckpointGroup is the name prefix of the projector's checkpoints: partition p's
@@ -28,6 +29,7 @@ type Reader struct {
 	partitions int
 	maxLimit   int
 	log        PartitionLog
+	progress   *Progress
 }
 
 // Option configures a Reader.
@@ -68,6 +70,18 @@ func WithPartitionLog(l PartitionLog) Option {
 	}
 }
 
+// WithProgress wakes WaitFor at the projector's progress notifications of the reader's
+// checkpoint group instead of only at its polls (see Progress).
+func WithProgress(p *Progress) Option {
+	return func(r *Reader) error {
+		if p == nil {
+			return errors.New("progress is nil")
+		}
+		r.progress = p
+		return nil
+	}
+}
+
 // NewReader returns a Reader over driver that reads database ("" is the server's default).
 func NewReader(driver neo4j.DriverWithContext, database string, opts ...Option) (*Reader, error) {
 	if driver == nil {
@@ -99,6 +113,9 @@ func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]
 	res, err := neo4j.ExecuteQuery(ctx, r.driver, cypher, params, neo4j.EagerResultTransformer,
 		neo4j.ExecuteQueryWithDatabase(r.database), neo4j.ExecuteQueryWithReadersRouting())
 	if err != nil {
+		if graph.IsUnavailable(err) {
+			return nil, fmt.Errorf("query %s: %w: %w", op, ErrUnavailable, err)
+		}
 		return nil, fmt.Errorf("query %s: %w", op, err)
 	}
 	out := make([]map[string]any, 0, len(res.Records))

@@ -88,8 +88,9 @@ func StartStack(t testing.TB, extraEnv ...string) *Stack {
 		"NATS_URL="+s.NATSURL, "NEO4J_URI="+n.URI, "NEO4J_USER="+n.User, "NEO4J_PASSWORD="+n.Password,
 		"PROJECTOR_GROUP="+s.Group, "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=info",
 		"PROJECTOR_BATCH_WAIT=5ms",
-		// Tests share two cores with Neo4j and each other: let read-your-writes wait longer.
-		"CONSISTENCY_WAIT=30s")
+		// Tests share two cores with Neo4j and each other: let read-your-writes and reads wait
+		// longer.
+		"CONSISTENCY_WAIT=30s", "READ_TIMEOUT=30s")
 	s.env = append(s.env, extraEnv...)
 	s.IngestorURL = s.Start("ingestor")
 	s.ProjectorURL = s.Start("projector")
@@ -154,17 +155,23 @@ func (s *Stack) Start(name string) string {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("%s did not listen within 60s; log:\n%s", name, tail())
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	// Services start without waiting for Neo4j and report it on /readyz until it answers,
+	// the schema is applied and they are warmed up: on a loaded machine that takes a while.
+	const readyWithin = 3 * time.Minute
+	deadline := time.Now().Add(readyWithin)
+	var last string
 	for {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return base
 			}
+			last = strings.TrimSpace(string(body))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s within 60s; log:\n%s", name, base, tail())
+			t.Fatalf("%s not ready at %s within %s (last /readyz: %s); log:\n%s", name, base, readyWithin, last, tail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
