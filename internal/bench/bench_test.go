@@ -42,6 +42,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no concurrency", mutate: func(c *bench.Config) { c.Concurrency = nil }, wantErr: bench.ErrInvalidConfig, naming: []string{"-concurrency"}},
 		{name: "unknown scenario", mutate: func(c *bench.Config) { c.Scenarios = []string{"reads", "nope"} }, wantErr: bench.ErrInvalidConfig, naming: []string{`"nope"`}},
 		{name: "batch too large", mutate: func(c *bench.Config) { c.BatchSize = 5000 }, wantErr: bench.ErrInvalidConfig, naming: []string{"-batch-size"}},
+		{name: "no failover kills", mutate: func(c *bench.Config) { c.FailoverKills, c.FailoverRestarts = 0, -1 }, wantErr: bench.ErrInvalidConfig, naming: []string{"-failover-kills", "-failover-restarts"}},
 		{name: "users and prefs", mutate: func(c *bench.Config) { c.Users, c.PrefsPerUser = -1, 0 }, wantErr: bench.ErrInvalidConfig, naming: []string{"-users", "-prefs-per-user"}},
 		{name: "service without nats", mutate: func(c *bench.Config) { c.Endpoints.IngestorURL = "http://127.0.0.1:8080" }, wantErr: bench.ErrInvalidConfig, naming: []string{"INGESTOR_URL", "NATS_URL"}},
 		{name: "bad service url", mutate: func(c *bench.Config) {
@@ -89,6 +90,7 @@ func tinyConfig(t *testing.T, natsURL string) bench.Config {
 	c.Duration, c.Warmup = 300*time.Millisecond, 200*time.Millisecond
 	c.Events, c.Concurrency, c.BatchSize, c.Rate = 200, []int{1, 2}, 10, 50
 	c.Users, c.PrefsPerUser, c.ReadWorkers, c.ReplayEvents = 20, 3, 2, 200
+	c.FailoverKills, c.FailoverRestarts = 2, 1
 	c.Profile = false
 	c.RepoDir = repoRoot(t)
 	c.Command = "go test (tiny run)"
@@ -123,6 +125,7 @@ func TestTinyRun(t *testing.T) {
 		"publish async in-flight=4096",
 		"baseline raw neo4j UNWIND batch=500 writers=2", "projection 200 events",
 		"freshness offered 50 events/s: writes", "freshness offered 50 events/s: ack→visible",
+		"failover two projectors: SIGKILL of the holder → applied (2 kills)", "failover exactly once, in per-tenant order",
 		"baseline seed 20 users × 3 preferences",
 		"reads GetPreferencesFor active workers=2", "reads GetPreferencesFor applies_to workers=2", "reads GetPreferencesFor as_of workers=2",
 		"replay", "footprint ingestor peak RSS", "footprint projector peak RSS",

@@ -18,6 +18,7 @@ const (
 	ScenarioPublish     = "publish"      // the Go async publisher straight to NATS vs raw async publish
 	ScenarioProjection  = "projection"   // sustained projection vs raw Neo4j UNWIND writes, and lag
 	ScenarioFreshness   = "freshness"    // write acknowledged -> visible in a query
+	ScenarioFailover    = "failover"     // SIGKILL of the projector holding a partition -> applied again
 	ScenarioReads       = "reads"        // GetPreferencesFor over a seeded graph
 	ScenarioReplay      = "replay"       // rebuilding the graph from the stream
 	ScenarioFootprint   = "footprint"    // peak RSS of the ingestor and the projector
@@ -26,7 +27,7 @@ const (
 // Scenarios lists every scenario in run order.
 var Scenarios = []string{
 	ScenarioIngestHTTP, ScenarioIngestBatch, ScenarioPublish, ScenarioProjection,
-	ScenarioFreshness, ScenarioReads, ScenarioReplay, ScenarioFootprint,
+	ScenarioFreshness, ScenarioFailover, ScenarioReads, ScenarioReplay, ScenarioFootprint,
 }
 
 // Limits on parameters: beyond them a run is a mistake, not a benchmark.
@@ -34,6 +35,7 @@ const (
 	MaxConcurrency = 4096
 	MaxBatchSize   = 1000 // the ingestor's and JetStream's atomic batch limit
 	MaxPrefs       = 1000
+	MaxKills       = 1000
 )
 
 // Endpoints says which parts of the stack already run. Empty fields are started by the driver:
@@ -76,6 +78,11 @@ type Config struct {
 	RepoDir      string        // module root, for go build ./cmd/... and make neo4j-start
 	Command      string        // the command line, for the report
 	Endpoints    Endpoints
+
+	// FailoverKills is the number of SIGKILLs of the projector holding a partition while a
+	// second one runs; FailoverRestarts the number of SIGKILLs of a single projector
+	// restarted at once (failover scenario).
+	FailoverKills, FailoverRestarts int
 }
 
 // DefaultConfig is the profile `make bench` runs: it finishes within about 15 minutes on a
@@ -93,6 +100,8 @@ func DefaultConfig() Config {
 		PrefsPerUser: 10,
 		ReadWorkers:  4,
 		UnwindBatch:  500,
+
+		FailoverKills: 20, FailoverRestarts: 5,
 		Endpoints: Endpoints{Neo4j: graph.Config{
 			URI: "bolt://127.0.0.1:7687", User: "neo4j", Password: "engram-dev-password",
 		}},
@@ -157,6 +166,14 @@ func (c Config) Validate() error {
 	}
 	if c.ReplayEvents < 0 {
 		bad("-replay-events %d: must not be negative", c.ReplayEvents)
+	}
+	if c.Has(ScenarioFailover) {
+		if c.FailoverKills < 1 || c.FailoverKills > MaxKills {
+			bad("-failover-kills %d: want 1 to %d", c.FailoverKills, MaxKills)
+		}
+		if c.FailoverRestarts < 0 || c.FailoverRestarts > MaxKills {
+			bad("-failover-restarts %d: want 0 to %d", c.FailoverRestarts, MaxKills)
+		}
 	}
 	if c.Out != "" && c.Out == c.JSON {
 		bad("-out and -json name the same file %q", c.Out)

@@ -138,6 +138,22 @@ func (p *Process) stop() error {
 	return nil
 }
 
+// kill ends the process with SIGKILL, a crash as far as the service can tell (no drain, no
+// unpin, a transaction in flight cut off), and waits until it is gone.
+func (p *Process) kill() {
+	p.wanted = false
+	if p.cmd == nil || p.exited() {
+		return
+	}
+	p.sample()
+	pid := p.cmd.Process.Pid
+	// The whole group (the service's own, see start), so nothing of it outlives the kill.
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.done
+}
+
 // waitReady polls url until it answers 200, the deadline passes, or exited closes.
 func waitReady(ctx context.Context, url string, within time.Duration, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, within)

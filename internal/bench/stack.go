@@ -28,7 +28,19 @@ const (
 	ServiceIngestor  = "ingestor"
 	ServiceProjector = "projector"
 	ServiceQuery     = "query"
+	// ServiceProjector2 is a second process of ./cmd/projector in the run's projector group
+	// (the failover scenario's competitor). It is not started with the stack: the failover
+	// scenario starts it, so that no other scenario runs with two projectors.
+	ServiceProjector2 = "projector-2"
 )
+
+// binaryOf is the ./cmd package a service runs.
+func binaryOf(name string) string {
+	if name == ServiceProjector2 {
+		return ServiceProjector
+	}
+	return name
+}
 
 // Service is one Engram service the scenarios talk to: given by URL, or started here.
 type Service struct {
@@ -86,6 +98,9 @@ func servicesFor(c Config) []string {
 	}
 	if c.Has(ScenarioReads) {
 		add(ServiceQuery)
+	}
+	if c.Has(ScenarioFailover) {
+		add(ServiceProjector) // ServiceProjector2 is started by the scenario itself
 	}
 	if c.Has(ScenarioFootprint) {
 		add(ServiceIngestor, ServiceProjector)
@@ -266,7 +281,10 @@ func (s *Stack) givenURL(name string) string {
 }
 
 func (s *Stack) startService(ctx context.Context, name string) error {
-	if name == ServiceProjector && s.cfg.Endpoints.NATSURL != "" && !s.cfg.Endpoints.NATSPrivate && s.givenURL(name) == "" {
+	if name == ServiceProjector2 && s.givenURL(ServiceProjector) != "" {
+		return fmt.Errorf("%w: the projector runs outside the driver (PROJECTOR_URL): a second process of its group is not the driver's to start and kill", ErrUnavailable)
+	}
+	if binaryOf(name) == ServiceProjector && s.cfg.Endpoints.NATSURL != "" && !s.cfg.Endpoints.NATSPrivate && s.givenURL(name) == "" {
 		// A projector of the run's own group would project the whole stream of a running
 		// stack, every tenant's events, into the shared graph.
 		return fmt.Errorf("%w: with NATS_URL set, give the running projector's PROJECTOR_URL (and PROJECTOR_GROUP): a projector started here would project the whole stream of that server", ErrUnavailable)
@@ -279,14 +297,17 @@ func (s *Stack) startService(ctx context.Context, name string) error {
 	if s.cfg.RepoDir == "" {
 		return fmt.Errorf("%w: %s: set %s or run from the repository", ErrUnavailable, name, envURL(name))
 	}
-	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	exists, err := buildService(bctx, s.cfg.RepoDir, filepath.Join(s.Dir, "bin"), name)
-	switch {
-	case !exists:
-		return fmt.Errorf("%w: ./cmd/%s is not in the tree", ErrUnavailable, name)
-	case err != nil:
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	bin := binaryOf(name)
+	if _, err := os.Stat(filepath.Join(s.Dir, "bin", bin)); err != nil { // not built yet in this run
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		exists, err := buildService(bctx, s.cfg.RepoDir, filepath.Join(s.Dir, "bin"), bin)
+		cancel()
+		switch {
+		case !exists:
+			return fmt.Errorf("%w: ./cmd/%s is not in the tree", ErrUnavailable, bin)
+		case err != nil:
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 	}
 	port, err := freePort()
 	if err != nil {
@@ -296,7 +317,7 @@ func (s *Stack) startService(ctx context.Context, name string) error {
 		Name: name,
 		URL:  fmt.Sprintf("http://127.0.0.1:%d", port),
 		Log:  filepath.Join(s.Dir, "log", name+".log"),
-		bin:  filepath.Join(s.Dir, "bin", name),
+		bin:  filepath.Join(s.Dir, "bin", bin),
 		env:  s.serviceEnv(name, port),
 	}
 	if err := p.start(ctx, 2*time.Minute); err != nil {
@@ -304,7 +325,7 @@ func (s *Stack) startService(ctx context.Context, name string) error {
 	}
 	s.closers = append(s.closers, func(context.Context) error { return p.stop() })
 	s.services[name] = &Service{Name: name, URL: p.URL, Proc: p}
-	s.Described = append(s.Described, fmt.Sprintf("%s: subprocess built from ./cmd/%s, listening on %s", name, name, p.URL))
+	s.Described = append(s.Described, fmt.Sprintf("%s: subprocess built from ./cmd/%s, listening on %s", name, bin, p.URL))
 	return nil
 }
 
@@ -319,7 +340,7 @@ func (s *Stack) serviceEnv(name string, port int) []string {
 		"NEO4J_PASSWORD": n.Password,
 		"NEO4J_DATABASE": n.Database,
 		"HTTP_ADDR":      fmt.Sprintf("127.0.0.1:%d", port),
-		"LOG_LEVEL":      "info", // the logs are kept (LogDir) for when a figure needs explaining
+		"LOG_LEVEL":      serviceLogLevel(), // the logs are kept (LogDir) for when a figure needs explaining
 		"LOG_FORMAT":     "text",
 		"MULTI_TENANT":   "true",
 	}
@@ -392,7 +413,7 @@ func (s *Stack) Start(ctx context.Context, name string) error {
 // Processes lists the service subprocesses the driver started.
 func (s *Stack) Processes() []*Process {
 	var out []*Process
-	for _, n := range []string{ServiceIngestor, ServiceProjector, ServiceQuery} {
+	for _, n := range []string{ServiceIngestor, ServiceProjector, ServiceProjector2, ServiceQuery} {
 		if svc, ok := s.services[n]; ok && svc.Proc != nil {
 			out = append(out, svc.Proc)
 		}
@@ -420,7 +441,7 @@ func (s *Stack) Close() error {
 // owner prefix and cleanup removes them with the rest.
 func serviceExtraEnv(s *Stack, name string) map[string]string {
 	switch name {
-	case ServiceProjector:
+	case ServiceProjector, ServiceProjector2:
 		return map[string]string{"PROJECTOR_GROUP": s.ProjectorGroup}
 	case ServiceQuery:
 		// The query service waits on the same checkpoints for read-your-writes.
@@ -442,4 +463,13 @@ func (s *Stack) Neo4jVersion(ctx context.Context) string {
 		return str
 	}
 	return "unknown"
+}
+
+// serviceLogLevel is the services' log level: BENCH_SERVICE_LOG_LEVEL (debug shows every
+// batch the projector commits), info by default.
+func serviceLogLevel() string {
+	if l := os.Getenv("BENCH_SERVICE_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }

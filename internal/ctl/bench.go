@@ -45,7 +45,7 @@ func runBench(ctx context.Context, args []string, out, errOut io.Writer, getenv 
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "bench")
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: benchLogLevel(getenv)})).With("component", "bench")
 	rep, err := bench.Run(ctx, c, out, log)
 	if err != nil {
 		return err
@@ -75,6 +75,8 @@ func benchConfig(args []string, errOut io.Writer, getenv func(string) string) (b
 	fs.IntVar(&c.ReadWorkers, "read-workers", c.ReadWorkers, "concurrent readers of the reads scenario")
 	fs.IntVar(&c.UnwindBatch, "unwind-batch", c.UnwindBatch, "rows per UNWIND batch of the raw Neo4j baseline and of seeding")
 	fs.IntVar(&c.ReplayEvents, "replay-events", c.ReplayEvents, "events to replay (0: those the projection scenario wrote)")
+	fs.IntVar(&c.FailoverKills, "failover-kills", c.FailoverKills, "SIGKILLs of the projector holding a partition, a second projector running (failover scenario)")
+	fs.IntVar(&c.FailoverRestarts, "failover-restarts", c.FailoverRestarts, "SIGKILLs of a single projector restarted at once (failover scenario; 0: none)")
 	fs.StringVar(&c.Out, "out", "", "markdown file whose generated section to (re)write, e.g. docs/BENCHMARKS.md")
 	fs.StringVar(&c.JSON, "json", "", "JSON file to write the results to")
 	fs.StringVar(&c.Render, "render", "", "render the table (and -out) from the JSON file of an earlier run instead of running")
@@ -144,4 +146,13 @@ func findRepo() string {
 		}
 		dir = parent
 	}
+}
+
+// benchLogLevel is LOG_LEVEL (debug shows every failed probe and request), info by default.
+func benchLogLevel(getenv func(string) string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(getenv("LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
 }

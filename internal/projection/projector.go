@@ -271,6 +271,7 @@ func (p *Projector) warmUp(stop context.Context) bool {
 		err := p.warm.ensure(ctx)
 		cancel()
 		if err == nil {
+			p.openConnections(stop)
 			p.log.Info("projector warmed up", "elapsed", time.Since(start).Round(time.Millisecond))
 			return true
 		}
@@ -282,6 +283,37 @@ func (p *Projector) warmUp(stop context.Context) bool {
 			return false
 		}
 	}
+}
+
+// openConnections opens one Bolt connection per partition (they stay in the driver's pool), so
+// that a partition's first transaction, a take-over's above all, does not pay for connecting
+// and authenticating. Failures are ignored: the transaction connects then.
+func (p *Projector) openConnections(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// Every transaction stays open until all have begun, so each holds a connection of its own.
+	var wg, began sync.WaitGroup
+	release := make(chan struct{})
+	for range p.cfg.Partitions {
+		began.Add(1)
+		wg.Go(func() {
+			sess := p.driver.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeWrite, DatabaseName: p.cfg.Common.Neo4j.Database})
+			defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
+			tx, err := sess.BeginTransaction(ctx)
+			began.Done()
+			if err != nil {
+				return
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		})
+	}
+	began.Wait()
+	close(release)
+	wg.Wait()
 }
 
 // releaseDeadPins unpins partitions pinned to a process that no longer pulls: a pin with no
