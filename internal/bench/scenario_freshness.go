@@ -20,6 +20,19 @@ func init() {
 	scenarios[ScenarioFreshness] = freshness
 }
 
+// freshnessLowRate is the first offered rate of the freshness scenario (issue 11's 500
+// events/s step).
+const freshnessLowRate = 500
+
+// freshnessTarget is issue 11's ack→visible p99 target at an offered rate: 50 ms up to 500
+// events/s, 150 ms above.
+func freshnessTarget(rate float64) time.Duration {
+	if rate <= freshnessLowRate {
+		return 50 * time.Millisecond
+	}
+	return 150 * time.Millisecond
+}
+
 // probesPerSecond is how many of the offered writes are followed until visible: enough for
 // a stable p99 in a short run, few enough that the reads do not add much load.
 const probesPerSecond = 50
@@ -45,11 +58,18 @@ func freshness(ctx context.Context, r *runner) error {
 		return err
 	}
 	src := newEventSource(r.tenants, groupFreshness, ingestPool, &r.written)
-	rates := []float64{r.cfg.Rate}
-	if low := r.cfg.Rate / 10; low >= 10 {
-		rates = []float64{low, r.cfg.Rate}
+	// Issue 11's two targets: p99 ≤ 50 ms at 500 offered events/s and ≤ 150 ms at 2000, with
+	// every offered write accepted. -rate sets the second step (and the only one when ≤ 500).
+	type step struct {
+		rate   float64
+		target time.Duration
 	}
-	for _, rate := range rates {
+	steps := []step{{r.cfg.Rate, freshnessTarget(r.cfg.Rate)}}
+	if r.cfg.Rate > freshnessLowRate {
+		steps = []step{{freshnessLowRate, freshnessTarget(freshnessLowRate)}, steps[0]}
+	}
+	for _, st := range steps {
+		rate := st.rate
 		before, merr := scrape(ctx, proj.URL+"/metrics")
 		start := time.Now()
 		wres, res := r.freshnessAt(ctx, rate, src, ing.URL, q.URL)
@@ -58,10 +78,8 @@ func freshness(ctx context.Context, r *runner) error {
 				res = withNote(res, b)
 			}
 		}
-		if rate == r.cfg.Rate {
-			res.Target = fmt.Sprintf("p99 ≤ %s at %.0f events/s", targetFreshnessP99, r.cfg.Rate)
-			res.Status = met(res.Count > 0 && res.P99 <= ms(targetFreshnessP99) && res.Errors == 0 && wres.Value >= 0.95*rate)
-		}
+		res.Target = fmt.Sprintf("p99 ≤ %s, every write accepted", st.target)
+		res.Status = met(res.Count > 0 && res.P99 <= ms(st.target) && res.Errors == 0 && wres.Value >= 0.95*rate)
 		r.report.Add(wres)
 		r.report.Add(res)
 		r.log.Info("measured", "row", res.Name(), "p50_ms", res.P50, "p99_ms", res.P99, "writes_per_s", int(wres.Value))
@@ -76,7 +94,9 @@ func freshness(ctx context.Context, r *runner) error {
 
 // freshnessAt runs one offered rate and returns the writes' row and the freshness row.
 func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource, ingURL, queryURL string) (Result, Result) {
-	workers := min(1024, max(16, int(rate/50)))
+	// Enough workers that the driver never bounds the offered rate: at 2000 events/s and 100 ms
+	// answers under load, 200 requests are in flight.
+	workers := min(1024, max(16, int(rate/10)))
 	client := httpClient(workers + 64)
 	w := &writer{base: ingURL, client: client}
 	prefShare := 10.0 / EventsPerUser // preferences are 10 of a script's events

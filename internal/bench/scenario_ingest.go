@@ -25,7 +25,6 @@ const ingestPool = 256
 const (
 	targetIngestRatio     = 0.5 // single-command HTTP vs raw sync publish, batch vs raw async
 	targetProjectionRatio = 0.5 // projection vs raw Neo4j UNWIND writes
-	targetFreshnessP99    = 50 * time.Millisecond
 	targetReadP99         = 5 * time.Millisecond
 	targetReplayRate      = 15000.0
 	targetIngestorRSS     = 64 << 20
