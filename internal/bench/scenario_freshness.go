@@ -159,7 +159,11 @@ func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource
 							}
 							return
 						}
-						lat.Add(time.Since(ackAt))
+						d := time.Since(ackAt)
+						lat.Add(d)
+						if d > 200*time.Millisecond {
+							r.log.Debug("slow probe", "user", e.User, "seq", seq, "acked", ackAt, "visible_after", d)
+						}
 					})
 				}
 			}

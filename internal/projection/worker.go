@@ -325,6 +325,7 @@ type stepPlan struct {
 // finish does, after the commit.
 func (w *worker) step(ctx context.Context, limit int) (*stepPlan, stepStats, error) {
 	var st stepStats
+	began := time.Now()
 	if err := w.warm.ensure(ctx); err != nil {
 		return nil, st, errors.Join(errWarmUp, err)
 	}
@@ -392,7 +393,8 @@ func (w *worker) step(ctx context.Context, limit int) (*stepPlan, stepStats, err
 	if err := tx.Commit(ctx); err != nil {
 		return plan, st, fmt.Errorf("commit: %w", err)
 	}
-	w.log.Debug("batch committed", "from_checkpoint", cp, "first", plan.apply[0].seq, "last", lastEntry.seq, "events", len(plan.apply), "skipped", len(plan.done))
+	w.log.Debug("batch committed", "from_checkpoint", cp, "first", plan.apply[0].seq, "last", lastEntry.seq, "events", len(plan.apply), "skipped", len(plan.done),
+		"elapsed", time.Since(began))
 	st.entries = len(plan.apply)
 	st.applied = out.Applied
 	st.duplicates = out.Duplicates
