@@ -19,6 +19,7 @@ type Common struct {
 	NATSURL         string
 	Neo4j           graph.Config
 	HTTPAddr        string
+	HTTP            HTTPServerConfig // the HTTP server's limits (HTTP_*_TIMEOUT, HTTP_MAX_HEADER_BYTES)
 	LogLevel        string
 	LogFormat       string
 	MultiTenant     bool
@@ -39,6 +40,9 @@ func (c Common) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP_ADDR %q: %w", c.HTTPAddr, err))
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -147,6 +151,7 @@ func BindCommon(f *Flags, c *Common, service, defaultHTTP string) {
 	f.String(&c.Neo4j.Password, "neo4j-password", "NEO4J_PASSWORD", "engram-dev-password", "Neo4j password")
 	f.String(&c.Neo4j.Database, "neo4j-database", "NEO4J_DATABASE", "", "Neo4j database (empty: the server's default)")
 	f.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTP, "HTTP listen address")
+	bindHTTPServer(f, &c.HTTP)
 	f.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	f.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	f.Bool(&c.MultiTenant, "multi-tenant", "MULTI_TENANT", true, "require a user on every write")

@@ -213,18 +213,18 @@ func (h *Health) Ready(ctx context.Context) map[string]string {
 // start (a taken port fails start-up) and shuts down gracefully on stop.
 func RegisterHTTP(lc fx.Lifecycle, c Common, mux *http.ServeMux, h *Health, reg *prometheus.Registry, logger *slog.Logger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		_ = WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// /readyz names what it checks, so that "ready" says what it covers (the ingestor's: NATS).
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if failed := h.Ready(r.Context()); len(failed) > 0 {
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": h.Checks(), "failed": failed})
+			_ = WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": h.Checks(), "failed": failed})
 			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": h.Checks()})
+		_ = WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": h.Checks()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewHTTPServer(c.HTTP, mux)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", c.HTTPAddr)

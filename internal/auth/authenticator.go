@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -165,7 +166,7 @@ func (a *Authenticator) verifyJWT(tok string) (*Principal, error) {
 		return nil, unauthenticated(ErrAlgorithm, "this server accepts no JWTs, only API keys")
 	}
 	var claims Claims
-	_, err := a.parser.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
+	parsed, err := a.parser.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
 		k, ok := a.keys[t.Method.Alg()]
 		if !ok {
 			return nil, ErrAlgorithm
@@ -190,7 +191,43 @@ func (a *Authenticator) verifyJWT(tok string) (*Principal, error) {
 		}
 		return nil, e
 	}
+	if err := strictToken(a.parser, parsed); err != nil {
+		return nil, err
+	}
 	return claimsPrincipal(claims)
+}
+
+// strictToken applies what the jwt library lets pass. RFC 7515 §4.1.11: a "crit" header
+// lists extensions the recipient must understand, and this server understands none, so a
+// token carrying one is refused. RFC 7519 §2: exp, nbf and iat are NumericDates, JSON
+// numbers; the library also accepts numeric strings ("exp": "1772370000").
+func strictToken(p *jwt.Parser, t *jwt.Token) error {
+	if _, ok := t.Header["crit"]; ok {
+		return unauthenticated(ErrMalformed, "crit header names extensions this server does not understand")
+	}
+	parts := strings.Split(t.Raw, ".")
+	if len(parts) != 3 {
+		return unauthenticated(ErrMalformed, "not a JWT")
+	}
+	payload, err := p.DecodeSegment(parts[1])
+	if err != nil {
+		return unauthenticated(ErrMalformed, "not a JWT")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &members); err != nil {
+		return unauthenticated(ErrMalformed, "not a JWT")
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, ok := members[name]
+		if !ok {
+			continue
+		}
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil || v[0] == '"' {
+			return unauthenticated(ErrClaims, name+" must be a NumericDate (a JSON number)")
+		}
+	}
+	return nil
 }
 
 func (a *Authenticator) jwtAlgs() []string {

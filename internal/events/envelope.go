@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	cenats "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -167,6 +169,9 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHeader(header); err != nil {
+		return nil, err
+	}
 	ev, err := binding.ToEvent(context.Background(), cenats.NewMessage(&nats.Msg{Subject: subject, Header: header, Data: data}))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
@@ -216,10 +221,72 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 	out.Actor, _ = ev.Extensions()[ExtActor].(string)
 	out.CorrelationID, _ = ev.Extensions()[ExtCorrelation].(string)
 	out.CausationID, _ = ev.Extensions()[ExtCausation].(string)
+	if err := checkDataTimes(out.Data); err != nil {
+		return nil, err
+	}
 	if err := checkSemantics(out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkHeader makes decoding deterministic and strict before the CloudEvents binding reads
+// the headers: nats.Header keeps names as sent, the binding lower-cases them, and which of
+// "ce-id" and "Ce-Id" it took depended on map order. So a ce- header present twice (two
+// names equal but for case, or one name with two values) is undecodable, and so is a ce-
+// value that is not UTF-8 or a ce-time beyond RFC 3339 (CheckTime).
+func checkHeader(header nats.Header) error {
+	names := make([]string, 0, len(header))
+	for k := range header {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	seen := make(map[string]string, len(names))
+	for _, k := range names {
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, "ce-") {
+			continue
+		}
+		if prev, dup := seen[lk]; dup {
+			return fmt.Errorf("%w: header %s repeated as %s", ErrUndecodable, prev, k)
+		}
+		seen[lk] = k
+		vs := header[k]
+		if len(vs) != 1 {
+			return fmt.Errorf("%w: header %s has %d values, want one", ErrUndecodable, k, len(vs))
+		}
+		if !utf8.ValidString(vs[0]) {
+			return fmt.Errorf("%w: header %s is not valid UTF-8", ErrUndecodable, k)
+		}
+		if lk == "ce-time" {
+			if _, err := ParseTime(vs[0]); err != nil {
+				return fmt.Errorf("%w: header %s: %w", ErrUndecodable, k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDataTimes applies CheckTime to the data's times; the schema's date-time format lets
+// "9999-12-31T23:30:00-23:00" (year 10000 in UTC) pass.
+func checkDataTimes(data any) error {
+	var name string
+	var t *time.Time
+	switch d := data.(type) {
+	case MessageAdded:
+		name, t = "timestamp", d.Timestamp
+	case PreferenceAdded:
+		name, t = "valid_from", d.ValidFrom
+	case PreferenceSuperseded:
+		name, t = "valid_until", d.ValidUntil
+	}
+	if t == nil {
+		return nil
+	}
+	if err := CheckTime(*t); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidData, name, err)
+	}
+	return nil
 }
 
 func deref(v any) any {

@@ -38,7 +38,8 @@ var compiled = sync.OnceValues(func() (map[Kind]*jsonschema.Schema, error) {
 	return out, nil
 })
 
-// ValidateData checks an event's JSON data against its kind's JSON Schema.
+// ValidateData checks an event's JSON data against its kind's JSON Schema, after CheckJSON:
+// what encoding/json would read leniently is invalid data, not a guess.
 func ValidateData(k Kind, data []byte) error {
 	all, err := compiled()
 	if err != nil {
@@ -50,6 +51,9 @@ func ValidateData(k Kind, data []byte) error {
 	}
 	if !json.Valid(data) {
 		return fmt.Errorf("%w: %s data is not JSON", ErrInvalidData, k)
+	}
+	if err := CheckJSON(data); err != nil {
+		return fmt.Errorf("%s: %w", k, err)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -26,7 +27,7 @@ var ErrInvalidToken = errors.New("invalid tenant token")
 
 // ValidateIdentifier checks an identifier before it reaches a subject, a header or the graph:
 // non-empty, at most MaxIdentifierBytes of valid UTF-8, no control characters, no leading or
-// trailing space.
+// trailing white space or format character (Unicode's included).
 func ValidateIdentifier(id string) error {
 	switch {
 	case id == "":
@@ -35,10 +36,15 @@ func ValidateIdentifier(id string) error {
 		return fmt.Errorf("%w: %d bytes, at most %d allowed", ErrInvalidIdentifier, len(id), MaxIdentifierBytes)
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidIdentifier)
-	case id[0] == ' ' || id[len(id)-1] == ' ':
-		// NATS message headers (ce-subject) drop leading and trailing spaces, so such an
-		// identifier would not survive the trip through the stream.
-		return fmt.Errorf("%w: leading or trailing space", ErrInvalidIdentifier)
+	}
+	// Headers (ce-subject) lose leading and trailing white space on the way through NATS and
+	// the CloudEvents binding (Unicode's too: U+00A0, U+2003, U+3000, U+2028), so such an
+	// identifier would not survive the trip through the stream; invisible format characters
+	// (U+200B, U+FEFF, U+2060) at either end make look-alikes of other users' identifiers.
+	first, _ := utf8.DecodeRuneInString(id)
+	last, _ := utf8.DecodeLastRuneInString(id)
+	if invisibleEdge(first) || invisibleEdge(last) {
+		return fmt.Errorf("%w: leading or trailing space or invisible character", ErrInvalidIdentifier)
 	}
 	for i, r := range id {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
@@ -46,6 +52,12 @@ func ValidateIdentifier(id string) error {
 		}
 	}
 	return nil
+}
+
+// invisibleEdge reports a rune an identifier may not start or end with: Unicode white space
+// (unicode.IsSpace) or a format character (category Cf, e.g. U+200B, U+FEFF, U+2060, U+180E).
+func invisibleEdge(r rune) bool {
+	return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) || r == '\u180e'
 }
 
 // EncodeToken turns a valid identifier into a subject-safe tenant token. ASCII letters,

@@ -459,9 +459,15 @@ func (c *CompleteTrace) build(s *Settings) (string, any, Minted, error) {
 	return user, events.TraceCompleted{TraceID: c.TraceID, Outcome: c.Outcome, Success: c.Success}, Minted{}, nil
 }
 
+// instant refuses times RFC 3339 cannot carry (events.CheckTime): an offset of 24 hours or
+// more, a year outside 0000-9999 once in UTC. The event stores times in UTC, so such a time
+// would be applied and then break every read that returns it.
 func instant(field string, t *time.Time) error {
-	if t != nil && (t.UTC().Year() < 1 || t.UTC().Year() > 9999) {
-		return fieldErr(field, "year %d (in UTC) is outside 0001-9999", t.UTC().Year())
+	if t == nil {
+		return nil
+	}
+	if err := events.CheckTime(*t); err != nil {
+		return fieldErr(field, "%v", err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/engram-memory/engram/internal/events"
 )
 
 // errTooLarge marks a *FieldError that is answered 413: a body or a batch over its limit.
@@ -100,6 +102,16 @@ func decodeObject(body []byte, v any) error {
 	}
 	if trimmed[0] != '{' {
 		return fieldErr(bodyField, "must be a JSON object")
+	}
+	// What encoding/json would bend (invalid UTF-8 replaced, a repeated member's last value
+	// kept) or the projector would refuse (numbers beyond float64) is refused here, naming it.
+	var je *events.JSONError
+	if err := events.CheckJSON(body); errors.As(err, &je) {
+		field := je.Path
+		if field == "" {
+			field = bodyField
+		}
+		return fieldErr(field, "%s", je.Reason)
 	}
 	if err := strictDecode(body, v); err != nil {
 		return describe(body, v, err)

@@ -198,7 +198,11 @@ func (h *Handler) endpoint(op string, fn func(http.ResponseWriter, *http.Request
 			h.metrics.request(op, h.writeProblem(w, r, op, err, eventIDs))
 			return
 		}
-		app.WriteJSON(w, http.StatusAccepted, resp)
+		if err := app.WriteJSON(w, http.StatusAccepted, resp); err != nil {
+			h.logger.Error("answer not encodable", "op", op, "path", r.URL.Path, "err", err)
+			h.metrics.request(op, http.StatusInternalServerError)
+			return
+		}
 		h.metrics.request(op, http.StatusAccepted)
 	})
 }
@@ -451,6 +455,9 @@ func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, op string
 	if code >= 500 {
 		h.logger.Warn("write failed", "op", op, "status", code, "path", r.URL.Path, "err", err)
 	}
-	app.WriteJSON(w, code, p)
+	if err := app.WriteJSON(w, code, p); err != nil {
+		h.logger.Error("problem not encodable", "op", op, "path", r.URL.Path, "err", err)
+		return http.StatusInternalServerError
+	}
 	return code
 }

@@ -51,6 +51,9 @@ func (c Config) Validate() error {
 	if c.ReadTimeout <= 0 || c.ReadTimeout > maxReadTimeout {
 		errs = append(errs, fmt.Errorf("READ_TIMEOUT %s: want more than 0 and at most %s", c.ReadTimeout, maxReadTimeout))
 	}
+	if w := c.Common.HTTP.WriteTimeout; w > 0 && w <= c.ConsistencyWait+c.ReadTimeout {
+		errs = append(errs, fmt.Errorf("HTTP_WRITE_TIMEOUT %s: must exceed CONSISTENCY_WAIT + READ_TIMEOUT (%s), the longest read", w, c.ConsistencyWait+c.ReadTimeout))
+	}
 	if !groupPattern.MatchString(c.CheckpointGroup) {
 		errs = append(errs, fmt.Errorf("PROJECTOR_GROUP %q: want 1-64 letters, digits, '-' or '_'", c.CheckpointGroup))
 	}

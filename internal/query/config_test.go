@@ -81,3 +81,16 @@ func TestNewReaderRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigWriteTimeoutCoversTheLongestRead: the HTTP server's write timeout (issue 12
+// finding 12) must not cut a read that waits its full CONSISTENCY_WAIT and READ_TIMEOUT.
+func TestConfigWriteTimeoutCoversTheLongestRead(t *testing.T) {
+	t.Parallel()
+	if _, err := LoadConfig(nil, env(map[string]string{"CONSISTENCY_WAIT": "1m", "READ_TIMEOUT": "1m"})); err != nil {
+		t.Fatalf("the longest read with the default write timeout: %v", err)
+	}
+	_, err := LoadConfig(nil, env(map[string]string{"CONSISTENCY_WAIT": "1m", "READ_TIMEOUT": "30s", "HTTP_WRITE_TIMEOUT": "90s"}))
+	if err == nil || !strings.Contains(err.Error(), "HTTP_WRITE_TIMEOUT") {
+		t.Fatalf("write timeout equal to the longest read: %v", err)
+	}
+}

@@ -50,5 +50,12 @@ func (e *ConsistencyError) Error() string {
 		e.Token, e.Waited.Round(time.Millisecond), e.Checkpoint, e.Reached)
 }
 
+// Public is the message a caller gets: Error without the stream sequence reached, which is a
+// position in the stream all tenants share.
+func (e *ConsistencyError) Public() string {
+	return fmt.Sprintf("consistency token %d not reached after %s: checkpoint %s has not applied it yet",
+		e.Token, e.Waited.Round(time.Millisecond), e.Checkpoint)
+}
+
 // Unwrap makes every ConsistencyError match ErrNotCaughtUp.
 func (e *ConsistencyError) Unwrap() error { return ErrNotCaughtUp }

@@ -142,7 +142,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int
 		}
 		return h.writeError(w, r, err)
 	}
-	app.WriteJSON(w, http.StatusOK, body)
+	if err := app.WriteJSON(w, http.StatusOK, body); err != nil {
+		h.logger.Error("read not encodable", "path", r.URL.Path, "err", err)
+		return http.StatusInternalServerError
+	}
 	return http.StatusOK
 }
 
@@ -167,12 +170,13 @@ func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64) 
 	return err
 }
 
-// consistencyProblem is the 504 body: the token, the checkpoint watched and how far it got.
+// consistencyProblem is the 504 body: the token and the checkpoint watched. How far the
+// checkpoint got is a position in the stream that all tenants share, so it goes to the log
+// only (docs/query.md).
 type consistencyProblem struct {
 	app.Problem
 	Token      uint64 `json:"token"`
 	Checkpoint string `json:"checkpoint"`
-	Reached    uint64 `json:"reached"`
 }
 
 // writeError answers err as a problem and returns the status code.
@@ -191,9 +195,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		app.WriteError(w, http.StatusNotFound, "", msg)
 		return http.StatusNotFound
 	case errors.As(err, &lag):
-		app.WriteJSON(w, http.StatusGatewayTimeout, consistencyProblem{
-			Problem: app.Problem{Error: lag.Error(), Field: consistencyParam},
-			Token:   lag.Token, Checkpoint: lag.Checkpoint, Reached: lag.Reached,
+		h.logger.Info("consistency token not reached", "path", r.URL.Path, "token", lag.Token,
+			"checkpoint", lag.Checkpoint, "reached", lag.Reached, "waited", lag.Waited)
+		_ = app.WriteJSON(w, http.StatusGatewayTimeout, consistencyProblem{
+			Problem: app.Problem{Error: lag.Public(), Field: consistencyParam},
+			Token:   lag.Token, Checkpoint: lag.Checkpoint,
 		})
 		return http.StatusGatewayTimeout
 	case r.Context().Err() != nil:
