@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +34,7 @@ type Stack struct {
 	Group        string // the projector group: checkpoint names are <Group>-p<n>
 	procs        map[string]*exec.Cmd
 	env          []string
+	serviceEnv   map[string][]string
 	bin          string
 	t            testing.TB
 }
@@ -75,14 +77,35 @@ func moduleRoot() string {
 // (KEY=VALUE) is passed to every service.
 func StartStack(t testing.TB, extraEnv ...string) *Stack {
 	t.Helper()
-	srv, _, _ := NATS(t)
+	return StartStackWith(t, StackOptions{Env: extraEnv})
+}
+
+// StackOptions configure StartStackWith.
+type StackOptions struct {
+	// NATSURL is the JetStream server the services use; empty: a fresh embedded one with the
+	// streams applied. Stack.NATSURL is this URL.
+	NATSURL string
+	// Env (KEY=VALUE) is passed to every service; ServiceEnv to one service (by binary name)
+	// after Env, so it wins: each service's own NATS user, for instance.
+	Env        []string
+	ServiceEnv map[string][]string
+}
+
+// StartStackWith is StartStack with a NATS server of the caller's and settings per service.
+func StartStackWith(t testing.TB, o StackOptions) *Stack {
+	t.Helper()
+	if o.NATSURL == "" {
+		srv, _, _ := NATS(t)
+		o.NATSURL = srv.ClientURL()
+	}
 	n := Neo4jSettings()
 	s := &Stack{
-		NATSURL: srv.ClientURL(),
-		Group:   "e2e-" + events.NewID()[24:],
-		procs:   map[string]*exec.Cmd{},
-		bin:     Binaries(t),
-		t:       t,
+		NATSURL:    o.NATSURL,
+		Group:      "e2e-" + events.NewID()[24:],
+		procs:      map[string]*exec.Cmd{},
+		serviceEnv: o.ServiceEnv,
+		bin:        Binaries(t),
+		t:          t,
 	}
 	s.env = append(os.Environ(),
 		"NATS_URL="+s.NATSURL, "NEO4J_URI="+n.URI, "NEO4J_USER="+n.User, "NEO4J_PASSWORD="+n.Password,
@@ -91,7 +114,7 @@ func StartStack(t testing.TB, extraEnv ...string) *Stack {
 		// Tests share two cores with Neo4j and each other: let read-your-writes and reads wait
 		// longer.
 		"CONSISTENCY_WAIT=30s", "READ_TIMEOUT=30s")
-	s.env = append(s.env, extraEnv...)
+	s.env = append(s.env, o.Env...)
 	s.IngestorURL = s.Start("ingestor")
 	s.ProjectorURL = s.Start("projector")
 	s.QueryURL = s.Start("query")
@@ -111,7 +134,7 @@ func (s *Stack) Start(name string) string {
 	t := s.t
 	t.Helper()
 	cmd := exec.Command(filepath.Join(s.bin, name))
-	cmd.Env = s.env
+	cmd.Env = append(slices.Clip(s.env), s.serviceEnv[name]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/engram-memory/engram/client"
+	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/ingest"
+	"github.com/engram-memory/engram/internal/stream"
+	"github.com/engram-memory/engram/internal/testenv"
+)
+
+// TestProductionNATSConfig runs the whole stack under the shipped production NATS
+// configuration (deploy/production/nats-server.conf with deploy/nats/accounts.conf, one node),
+// each service with its own restricted user and authentication on, plus a tenant's agent
+// publishing over NATS with an nkey user made as `memctl nats-user` makes it. Writes for users
+// of several partitions, a batch across two partitions read back with the batch's token, the
+// agent's direct publish, an invalid event dead-lettered, and an erasure must all land: a
+// permission the services need and the configuration lacks fails it.
+//
+// Not parallel: the server reads the users' password hashes from the environment.
+func TestProductionNATSConfig(t *testing.T) {
+	// Users of distinct partitions, so that tokens of one partition are read in another.
+	var users []string
+	parts := map[int]bool{}
+	for len(users) < 4 {
+		u := testenv.User(t, "prod")
+		tok, err := events.EncodeToken(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := events.Partition(tok, natsdeploy.Partitions); !parts[p] {
+			parts[p] = true
+			users = append(users, u)
+		}
+	}
+	sara, liam, noah, agentUser := users[0], users[1], users[2], users[3]
+	t.Cleanup(func() { testenv.Cleanup(t, testenv.Neo4j(t), users...) })
+
+	nats1 := testenv.StartProductionNATS(t, agentUser)
+	secret := bytes.Repeat([]byte("prod-secret-"), 4)
+	secretFile := filepath.Join(t.TempDir(), "hs256")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stack := testenv.StartStackWith(t, testenv.StackOptions{
+		NATSURL: nats1.Server.ClientURL(),
+		Env:     []string{"AUTH_ENABLED=true", "AUTH_HS256_SECRET_FILE=" + secretFile, "MULTI_TENANT=true"},
+		ServiceEnv: map[string][]string{
+			"ingestor":  {"NATS_URL=" + nats1.URL("ingestor")},
+			"projector": {"NATS_URL=" + nats1.URL("projector")},
+			"query":     {"NATS_URL=" + nats1.URL("query")},
+		},
+	})
+	ops, err := auth.SignHS256(secret, auth.TokenSpec{Subject: "ops", Users: []string{"*"}, Scopes: auth.AllScopes, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.WithHTTP(stack.IngestorURL, stack.QueryURL), client.WithMultiTenant(true), client.WithBearerToken(ops))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+
+	// Writes through the ingestor, each read back with its own token.
+	for _, u := range []string{sara, liam, noah} {
+		if _, err := c.Users.UpsertUser(ctx, u, client.WithAttributes(map[string]any{"email": u})); err != nil {
+			t.Fatalf("upsert %s: %v", u, err)
+		}
+		p, err := c.LongTerm.AddPreference(ctx, "consultants", "senior for "+u, client.ForUser(u))
+		if err != nil {
+			t.Fatalf("preference of %s: %v", u, err)
+		}
+		ps, err := c.LongTerm.GetPreferencesFor(ctx, u, client.AtLeast(p.Receipt.Sequence))
+		if err != nil || len(ps) != 1 || ps[0].ID != p.ID {
+			t.Fatalf("read %s's preference with its token: %v, %v", u, ps, err)
+		}
+	}
+
+	// A batch across two partitions; each user read with the batch's token, which for one of
+	// them is another partition's sequence.
+	body, _ := json.Marshal(map[string]any{"commands": []any{
+		map[string]any{"op": "add_message", "user_identifier": sara, "session_id": "s1", "role": "user", "content": "batch for " + sara},
+		map[string]any{"op": "add_message", "user_identifier": liam, "session_id": "s1", "role": "user", "content": "batch for " + liam},
+	}})
+	var batch ingest.BatchAccepted
+	if code := doJSON(t, http.MethodPost, stack.IngestorURL+"/v1/batch", ops, body, &batch); code != http.StatusAccepted {
+		t.Fatalf("batch: %d", code)
+	}
+	for _, u := range []string{sara, liam} {
+		code, raw := get(t, fmt.Sprintf("%s/v1/users/%s/conversations/s1/messages?consistency=%d", stack.QueryURL, url.PathEscape(u), batch.Sequence), ops)
+		if code != http.StatusOK || !strings.Contains(raw, "batch for "+u) {
+			t.Fatalf("read %s with the batch's token %d: %d %s", u, batch.Sequence, code, raw)
+		}
+		if _, err := c.Users.GetUser(ctx, u, client.AtLeast(batch.Sequence)); err != nil {
+			t.Fatalf("read %s with the batch's token: %v", u, err)
+		}
+	}
+
+	// The agent publishes for its own tenant over NATS; the query service reads it.
+	anc, _ := nats1.ConnectAgent(t, agentUser)
+	agent, err := client.New(client.WithHTTP("", stack.QueryURL), client.WithNATS(anc, 16), client.WithMultiTenant(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Users.UpsertUser(ctx, agentUser); err != nil {
+		t.Fatal(err)
+	}
+	ap, err := agent.LongTerm.AddPreference(ctx, "food", "vegetarian", client.ForUser(agentUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Wait(ctx); err != nil {
+		t.Fatalf("agent's publishes: %v", err)
+	}
+	// And one event the projector cannot apply: it must reach the dead-letter stream.
+	tok, _ := events.EncodeToken(agentUser)
+	bad := nats.NewMsg("mem." + tok + ".preference_added")
+	bad.Header.Set(nats.MsgIdHdr, events.NewID())
+	bad.Data = []byte("not a cloud event")
+	ajs, _ := jetstream.New(anc)
+	badAck, err := ajs.PublishMsg(ctx, bad)
+	if err != nil {
+		t.Fatalf("agent's invalid event: %v", err)
+	}
+	waitFor(t, "the agent's preference", func() (bool, string) {
+		ps, err := c.LongTerm.GetPreferencesFor(ctx, agentUser, client.AtLeast(badAck.Sequence))
+		return err == nil && len(ps) == 1 && ps[0].ID == ap.ID, fmt.Sprint(ps, err)
+	})
+
+	// Erasure: the graph forgets noah, the stream keeps only the tombstone.
+	r, err := c.Users.EraseUser(ctx, noah, client.WithReason("production config test"))
+	if err != nil {
+		t.Fatalf("erase: %v", err)
+	}
+	if _, err := c.Users.GetUser(ctx, noah, client.AtLeast(r.Sequence)); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("erased user readable: %v", err)
+	}
+	if ps, err := c.LongTerm.GetPreferencesFor(ctx, noah, client.AtLeast(r.Sequence)); err != nil || len(ps) != 0 {
+		t.Fatalf("erased user's preferences: %v, %v", ps, err)
+	}
+	_, admin := nats1.Connect(t, "admin")
+	filter, _ := events.TenantSubjects(noah)
+	mem, err := admin.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mem.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subj, n := range info.State.Subjects {
+		if _, kind, _ := events.ParseSubject(subj); kind != events.KindUserErased || n != 1 {
+			t.Errorf("after erasure %d events on %s", n, subj)
+		}
+	}
+	for _, u := range []string{sara, liam} {
+		if _, err := c.Users.GetUser(ctx, u, client.AtLeast(r.Sequence)); err != nil {
+			t.Errorf("%s after noah's erasure: %v", u, err)
+		}
+	}
+
+	// The projector applied everything: no lag on any partition (the metric is missing when
+	// the stream cannot be read), no retry for NATS, and the one invalid event (only it) in
+	// the dead-letter stream.
+	waitFor(t, "projector caught up", func() (bool, string) {
+		m, err := scrape(stack.ProjectorURL)
+		if err != nil {
+			return false, err.Error()
+		}
+		for p := range natsdeploy.Partitions {
+			lag, ok := m[fmt.Sprintf(`engram_projector_lag_events{partition="%d"}`, p)]
+			if !ok || lag != 0 {
+				return false, fmt.Sprintf("partition %d: lag %v (reported: %v)", p, lag, ok)
+			}
+		}
+		return true, ""
+	})
+	m, err := scrape(stack.ProjectorURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dead float64
+	for k, v := range m {
+		if strings.HasPrefix(k, "engram_projector_dead_lettered_total") {
+			dead += v
+		}
+	}
+	if dead != 1 || m[`engram_projector_retries_total{cause="nats"}`] != 0 {
+		t.Errorf("dead-lettered %v (want the one invalid event), nats retries %v", dead, m[`engram_projector_retries_total{cause="nats"}`])
+	}
+	dlq, err := admin.Stream(ctx, stream.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dlq.CachedInfo().State.Msgs; n != 1 {
+		t.Errorf("%d dead letters, want 1", n)
+	}
+	// And no service met a permission violation on the way.
+	if v := nats1.Violations(); len(v) > 0 {
+		t.Errorf("nats permission violations:\n%s", strings.Join(v, "\n"))
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		done, last := ok()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 60s (last: %s)", what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func doJSON(t *testing.T, method, url, token string, body []byte, out any) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, url, err, raw)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode
+}
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// scrape reads a Prometheus text exposition into name{labels} -> value.
+func scrape(base string) (map[string]float64, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("/metrics: %d %s", resp.StatusCode, raw)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, sc.Err()
+}
