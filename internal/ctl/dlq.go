@@ -159,14 +159,32 @@ func retryDeadLetter(ctx context.Context, js jetstream.JetStream, s jetstream.St
 	if len(parts) < 3 {
 		return fmt.Errorf("dead letter %d: original subject %q is not mem.<tenant>.<kind>", seq, orig)
 	}
+	// A dead letter without a copy of its event (too big to copy) is retried from the event
+	// itself, still in MEM at its sequence (unless erased since).
+	src, data := m.Header, m.Data
+	if m.Header.Get(projection.HeaderDlqOmitted) != "" {
+		mem, err := js.Stream(ctx, stream.MemoryStream)
+		if err != nil {
+			return fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		origSeq, err := strconv.ParseUint(m.Header.Get(projection.HeaderDlqSeq), 10, 64)
+		if err != nil {
+			return fmt.Errorf("dead letter %d: no original sequence: %w", seq, err)
+		}
+		orig, err := mem.GetMsg(ctx, origSeq)
+		if err != nil {
+			return fmt.Errorf("dead letter %d: its event %d is not in %s any more: %w", seq, origSeq, stream.MemoryStream, err)
+		}
+		src, data = orig.Header, orig.Data
+	}
 	h := nats.Header{}
-	for k, v := range m.Header {
+	for k, v := range src {
 		if strings.HasPrefix(k, "Engram-Dlq-") || strings.HasPrefix(strings.ToLower(k), "nats-") {
 			continue
 		}
 		h[k] = v
 	}
-	msg := &nats.Msg{Subject: strings.Join(parts[:3], "."), Header: h, Data: m.Data}
+	msg := &nats.Msg{Subject: strings.Join(parts[:3], "."), Header: h, Data: data}
 	id := "dlq-retry-" + strconv.FormatUint(seq, 10) + "-" + m.Header.Get(projection.HeaderDlqMsgID)
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream.MemoryStream)); err != nil {
 		return fmt.Errorf("retry %d: %w", seq, stream.Classify(err))

@@ -24,6 +24,10 @@ const (
 	HeaderDlqStoredAt = "Engram-Dlq-Stored-At"  // when the memory stream stored it (RFC 3339)
 	HeaderDlqGroup    = "Engram-Dlq-Group"      // the projector group that dead-lettered it
 	HeaderDlqMsgID    = "Engram-Dlq-Msg-Id"     // the event's Nats-Msg-Id, if it had one
+	// HeaderDlqOmitted, set to "event", marks a dead letter that carries no copy of the event
+	// (neither its data nor its headers) because the copy would not fit in a NATS message:
+	// the event is the one at Engram-Dlq-Stream-Seq in MEM.
+	HeaderDlqOmitted = "Engram-Dlq-Omitted"
 )
 
 // DeadLetterSubjectPrefix starts the subject of every dead letter: dlq.<stored subject>.
@@ -57,9 +61,15 @@ func NewDeadLetters(js jetstream.JetStream, group string, timeout time.Duration)
 }
 
 // Send stores d on dlq.<stored subject>. Its message id is derived from the stream sequence, so
-// sending one event again (a retried batch) within the duplicate window stores it once.
+// sending one event again (a retried batch) within the duplicate window stores it once. A dead
+// letter always fits: when the copy of the event with the headers added would exceed the
+// connection's max payload, the letter is a reference to the event in MEM instead (see
+// HeaderDlqOmitted), so one oversized event cannot stall its partition.
 func (s *DeadLetters) Send(ctx context.Context, d DeadLetter) error {
 	msg := DeadLetterMsg(d, s.group)
+	if limit := s.js.Conn().MaxPayload(); limit > 0 && msgSize(msg) > limit {
+		msg = referenceMsg(msg, d)
+	}
 	if s.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
@@ -96,6 +106,33 @@ func DeadLetterMsg(d DeadLetter, group string) *nats.Msg {
 	h.Set(HeaderDlqGroup, group)
 	h.Set(nats.MsgIdHdr, stream.MemoryStream+"-"+strconv.FormatUint(d.Sequence, 10))
 	return &nats.Msg{Subject: DeadLetterSubjectPrefix + d.Subject, Header: h, Data: d.Data}
+}
+
+// msgSize is what a message counts against NATS's max payload: its data and its encoded headers.
+func msgSize(m *nats.Msg) int64 {
+	n := len(m.Data) + len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + len(": \r\n")
+		}
+	}
+	return int64(n)
+}
+
+// referenceMsg is the dead letter of d without the copy of the event: only the Engram-Dlq-*
+// headers (the error clipped shorter), no data.
+func referenceMsg(full *nats.Msg, d DeadLetter) *nats.Msg {
+	h := nats.Header{}
+	for k, vs := range full.Header {
+		if strings.HasPrefix(k, "Engram-Dlq-") || k == nats.MsgIdHdr {
+			h[k] = vs
+		}
+	}
+	if d.Err != nil {
+		h.Set(HeaderDlqError, oneLine(d.Err.Error(), 256))
+	}
+	h.Set(HeaderDlqOmitted, "event")
+	return &nats.Msg{Subject: full.Subject, Header: h}
 }
 
 // oneLine makes s fit a header: control characters become spaces, at most n bytes of it.
