@@ -143,7 +143,7 @@ type ToolCallRecorded struct {
 	Arguments  any    `json:"arguments,omitempty"`
 	Result     any    `json:"result,omitempty"`
 	Status     string `json:"status"`
-	DurationMS *int64 `json:"duration_ms,omitempty"`
+	DurationMS *int64 `json:"duration_ms,omitempty"` // 0 to MaxToolCallDurationMS
 	Error      string `json:"error,omitempty"`
 }
 
@@ -216,3 +216,9 @@ func KindOf(data any) (Kind, bool) {
 	}
 	return "", false
 }
+
+// MaxToolCallDurationMS bounds a tool call's duration_ms (7 days; the schema's maximum). The
+// global Tool aggregates sum the durations of every tenant's calls: without a bound one call
+// near 2^63 would make every later call of that tool, for every tenant, overflow the sum and be
+// dead-lettered.
+const MaxToolCallDurationMS = 7 * 24 * 60 * 60 * 1000

@@ -89,6 +89,8 @@ func TestBadInput(t *testing.T) {
 		{"negative step number", "POST", "/v1/traces/" + trace + "/steps", `{` + u + `,"step_number":-1}`, nil, 400, "step_number"},
 		{"unknown tool status", "POST", "/v1/traces/" + trace + "/tool-calls", `{` + u + `,"step_id":"` + step + `","tool_name":"t","status":"meh"}`, nil, 400, "status"},
 		{"negative duration", "POST", "/v1/traces/" + trace + "/tool-calls", `{` + u + `,"step_id":"` + step + `","tool_name":"t","duration_ms":-5}`, nil, 400, "duration_ms"},
+		// A duration near 2^63 would overflow the global Tool aggregate for every tenant.
+		{"duration beyond 7 days", "POST", "/v1/traces/" + trace + "/tool-calls", `{` + u + `,"step_id":"` + step + `","tool_name":"t","duration_ms":9223372036854775000}`, nil, 400, "duration_ms"},
 		{"missing tool name", "POST", "/v1/traces/" + trace + "/tool-calls", `{` + u + `,"step_id":"` + step + `"}`, nil, 400, "tool_name"},
 		{"task missing", "POST", "/v1/traces", `{` + u + `,"session_id":"s"}`, nil, 400, "task"},
 		{"bad correlation id", "POST", "/v1/messages", msg(""), []string{"X-Correlation-ID", "a\tb"}, 400, "X-Correlation-ID"},

@@ -435,8 +435,8 @@ func (c *RecordToolCall) build(s *Settings) (string, any, Minted, error) {
 	); err != nil {
 		return "", nil, Minted{}, err
 	}
-	if c.DurationMS != nil && *c.DurationMS < 0 {
-		return "", nil, Minted{}, fieldErr("duration_ms", "must not be negative, got %d", *c.DurationMS)
+	if c.DurationMS != nil && (*c.DurationMS < 0 || *c.DurationMS > events.MaxToolCallDurationMS) {
+		return "", nil, Minted{}, fieldErr("duration_ms", "must be 0 to %d (7 days), got %d", int64(events.MaxToolCallDurationMS), *c.DurationMS)
 	}
 	id, err := mint("tool_call_id", c.ToolCallID)
 	if err != nil {
