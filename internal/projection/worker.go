@@ -134,8 +134,12 @@ func (w *worker) run(stop, hard context.Context) error {
 	return nil
 }
 
-// inboxBatches is how many batches of deliveries the inbox holds ahead of the worker.
-const inboxBatches = 4
+// inboxBatches is how many batches of deliveries the inbox holds ahead of the worker (with the
+// iterator's own buffer of one batch, two per partition in all). More would keep the pin
+// renewed through longer backlogs, at the cost of memory (issue 11's footprint target: four
+// batches put the projector at 190 MiB); a pin that lapses under a backlog is taken again by the
+// same process at its next pull, or by another, which the fence makes safe.
+const inboxBatches = 1
 
 // holds reports whether this process holds the partition now: the consumer's pin is the one
 // this process last received its events under.
