@@ -52,4 +52,3 @@ func TestOversizedEventDoesNotStallItsPartition(t *testing.T) {
 		t.Errorf("no dead letter for the oversized event at %d", bad)
 	}
 }
-
