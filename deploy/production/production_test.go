@@ -84,16 +84,16 @@ func TestServiceEnvFiles(t *testing.T) {
 	if err := os.WriteFile(secret, []byte(strings.Repeat("x", 40)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	load := map[string]func([]string, func(string) string) error{
-		"ingestor": func(a []string, g func(string) string) error { _, err := ingest.LoadConfig(a, g); return err },
-		"projector": func(a []string, g func(string) string) error {
-			_, err := projection.LoadConfig(a, g)
-			return err
-		},
-		"query": func(a []string, g func(string) string) error { _, err := query.LoadConfig(a, g); return err },
-	}
-	for svc, fn := range load {
-		env := readEnv(t, "engram.env", svc+".env")
+	for _, c := range []struct {
+		svc, file string
+		load      func([]string, func(string) string) error
+	}{
+		{"ingestor", "ingestor.env", func(a []string, g func(string) string) error { _, err := ingest.LoadConfig(a, g); return err }},
+		{"projector", "projector.env", func(a []string, g func(string) string) error { _, err := projection.LoadConfig(a, g); return err }},
+		{"query", "query.env", func(a []string, g func(string) string) error { _, err := query.LoadConfig(a, g); return err }},
+	} {
+		svc, fn := c.svc, c.load
+		env := readEnv(t, "engram.env", c.file)
 		if env["AUTH_ENABLED"] != "true" {
 			t.Errorf("%s: authentication is not on", svc)
 		}
@@ -103,7 +103,7 @@ func TestServiceEnvFiles(t *testing.T) {
 		env["NATS_URL"] = "nats://engram-" + svc + ":pw@nats-1:4222,nats://engram-" + svc + ":pw@nats-2:4222"
 		env["NEO4J_PASSWORD"] = "from-the-secret-store"
 		if err := fn(nil, func(k string) string { return env[k] }); err != nil {
-			t.Errorf("%s.env: %v", svc, err)
+			t.Errorf("%s: %v", c.file, err)
 		}
 	}
 }
