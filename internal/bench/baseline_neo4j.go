@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,6 +182,12 @@ func buildRawBatch(evs []*events.Event, st *rawState, seq int64) (rawBatch, erro
 			return rawBatch{}, fmt.Errorf("raw baseline: no statement for %T", e.Data)
 		}
 	}
+	// Tool rows in name order: the two writers then take the Tool locks in the same order and
+	// queue for them instead of deadlocking (a deadlock costs a retry after the driver's
+	// backoff, a second or more, and made this baseline vary between runs).
+	slices.SortStableFunc(rows[rawToolCalls], func(a, b map[string]any) int {
+		return strings.Compare(a["tool"].(string), b["tool"].(string))
+	})
 	b := rawBatch{events: len(evs)}
 	for _, stmt := range order {
 		if len(rows[stmt]) > 0 {

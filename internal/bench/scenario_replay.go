@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,7 +36,8 @@ const groupReplay = "rl"
 // the driver starts a scratch Neo4j of its own (the same launcher as make neo4j-start, on a
 // free port, data in the run's temporary directory), publishes ReplayEvents events of the mix
 // (the stream then holds them and whatever earlier scenarios left), replays the whole stream
-// into the scratch database and stops it. The shared database is never touched.
+// into the scratch database with replay.Run's defaults (memctl replay's) and stops it. The
+// shared database is never touched.
 func replayScenario(ctx context.Context, r *runner) error {
 	if r.cfg.Endpoints.NATSURL != "" && !r.cfg.Endpoints.NATSPrivate {
 		return fmt.Errorf("%w: the stream belongs to a running stack: replaying it whole would read every tenant's events", ErrUnavailable)
@@ -52,7 +56,7 @@ func replayScenario(ctx context.Context, r *runner) error {
 	if err := r.publishAll(ctx, evs); err != nil {
 		return err
 	}
-	scratch, stop, err := r.scratchNeo4j(ctx)
+	scratch, scratchPID, stop, err := r.scratchNeo4j(ctx)
 	if err != nil {
 		return err
 	}
@@ -72,18 +76,28 @@ func replayScenario(ctx context.Context, r *runner) error {
 			}
 		}
 	}()
+	// As memctl replay and memctl verify do.
+	restoreGC := replay.BulkGC()
+	cpu0, self0, busy0 := processCPU(scratchPID), processCPU(os.Getpid()), machineBusy()
 	st, err := replay.Run(ctx, scratch, r.stack.JS, replay.Options{
 		Group: r.tenants.OwnerPrefix() + "replay", LiveGroup: r.stack.ProjectorGroup, Force: true,
-		BatchSize: 500, MultiTenant: true,
+		MultiTenant: true,
 	})
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
+	neoCPU, selfCPU, busy := processCPU(scratchPID)-cpu0, processCPU(os.Getpid())-self0, machineBusy()-busy0
+	restoreGC()
 	res := Result{Scenario: ScenarioReplay, Variant: fmt.Sprintf("%d events", st.Applied+st.Skipped), Metric: "events/s",
 		Value: st.EventsPer, Count: st.Applied, Errors: st.Skipped,
 		Target: fmt.Sprintf("≥ %.0f events/s", targetReplayRate)}
 	res.Status = met(st.EventsPer >= targetReplayRate)
-	res = withNote(res, fmt.Sprintf("replay.Run (memctl replay) of the whole stream, batches of 500, into an empty scratch Neo4j started by the driver; %d of them the mix added here, the rest left by earlier scenarios; %.1f s", n, st.Duration.Seconds()))
+	res = withNote(res, fmt.Sprintf("replay.Run (memctl replay) of the whole stream, the 8 partitions in parallel, batches of %d, %d transactions at a time, GOGC %d unless set (replay.BulkGC, as memctl replay), into an empty scratch Neo4j started by the driver (heap %s, page cache %s); %d of them the mix added here, the rest left by earlier scenarios; %.1f s",
+		replay.DefaultBatchSize, replay.DefaultWriters, replay.BulkGCPercent, scratchHeap, scratchPageCache, n, st.Duration.Seconds()))
+	if events := float64(max(1, st.Applied+st.Skipped)); neoCPU > 0 {
+		res = withNote(res, fmt.Sprintf("CPU during the replay: the scratch Neo4j %.0f s (%.0f µs per event, its JIT compiler's warm-up included), the driver (reading, decoding, deciding; NATS in-process when the driver started it) %.0f s (%.0f µs per event), other processes %.0f s, of %.0f s the machine's %d cores had",
+			neoCPU, neoCPU*1e6/events, selfCPU, selfCPU*1e6/events, max(0, busy-neoCPU-selfCPU), st.Duration.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU()))
+	}
 	if n < 1_000_000 {
 		res = withNote(res, fmt.Sprintf("scaled down from the issue's 1M events to %d (-replay-events) to fit the default run", st.Applied+st.Skipped))
 	}
@@ -127,32 +141,78 @@ func (r *runner) publishAll(ctx context.Context, evs []*events.Event) error {
 	return errs()
 }
 
-// scratchNeo4j starts a Neo4j of the run's own, empty, on a free port, and returns a driver
-// and the function that stops it and closes the driver.
-func (r *runner) scratchNeo4j(ctx context.Context) (neo4j.DriverWithContext, func(), error) {
+// The scratch Neo4j's memory: the shared one's heap, and a page cache that holds the store
+// and indexes of a 1M-event graph (about 1 GB) instead of the shared one's 512 MB; the
+// machines these runs are made on have the memory.
+const (
+	scratchHeap      = "2g"
+	scratchPageCache = "1g"
+)
+
+// processCPU is the CPU time, in seconds, a process used so far (0 when unknown).
+func processCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks; 100 per second on Linux
+}
+
+// machineBusy is the CPU time, in seconds over all cores, the machine spent busy so far
+// (/proc/stat; 0 when unknown).
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	busy := 0.0
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		if i < len(f) {
+			x, _ := strconv.ParseFloat(f[i], 64)
+			busy += x
+		}
+	}
+	return busy / 100 // clock ticks
+}
+
+// scratchNeo4j starts a Neo4j of the run's own, empty, on a free port, and returns a driver,
+// its process id and the function that stops it and closes the driver.
+func (r *runner) scratchNeo4j(ctx context.Context) (neo4j.DriverWithContext, int, func(), error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	target := filepath.Join(r.cfg.RepoDir, "deploy", "neo4j", "target")
 	jar := filepath.Join(target, "engram-neo4j-1.0.0.jar")
 	if _, err := os.Stat(jar); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s is not built (make neo4j-start builds it)", ErrUnavailable, jar)
+		return nil, 0, nil, fmt.Errorf("%w: %s is not built (make neo4j-start builds it)", ErrUnavailable, jar)
 	}
 	dir := filepath.Join(r.stack.Dir, "neo4j-scratch")
 	logf, err := os.Create(filepath.Join(r.stack.Dir, "log", "neo4j-scratch.log"))
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	password := "bench-" + r.stack.RunID
-	cmd := exec.Command("java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-cp", jar+string(os.PathListSeparator)+filepath.Join(target, "lib", "*"), "dev.engram.neo4j.Launcher")
+	cmd := exec.Command("java", "-Xms512m", "-Xmx"+scratchHeap, "-XX:+UseG1GC", "-cp", jar+string(os.PathListSeparator)+filepath.Join(target, "lib", "*"), "dev.engram.neo4j.Launcher")
 	cmd.Env = append(os.Environ(), "NEO4J_BOLT_HOST=127.0.0.1", fmt.Sprintf("NEO4J_BOLT_PORT=%d", port),
-		"NEO4J_DATA_DIR="+dir, "NEO4J_USER=neo4j", "NEO4J_PASSWORD="+password, "NEO4J_PAGECACHE=256m")
+		"NEO4J_DATA_DIR="+dir, "NEO4J_USER=neo4j", "NEO4J_PASSWORD="+password, "NEO4J_PAGECACHE="+scratchPageCache)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, nil, fmt.Errorf("start scratch neo4j: %w", err)
+		return nil, 0, nil, fmt.Errorf("start scratch neo4j: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
@@ -173,7 +233,7 @@ func (r *runner) scratchNeo4j(ctx context.Context) (neo4j.DriverWithContext, fun
 	for {
 		select {
 		case <-done:
-			return nil, nil, fmt.Errorf("scratch neo4j exited; last lines of its log:\n%s", tail(logf.Name(), 20))
+			return nil, 0, nil, fmt.Errorf("scratch neo4j exited; last lines of its log:\n%s", tail(logf.Name(), 20))
 		default:
 		}
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -184,7 +244,7 @@ func (r *runner) scratchNeo4j(ctx context.Context) (neo4j.DriverWithContext, fun
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			kill()
-			return nil, nil, errors.Join(fmt.Errorf("scratch neo4j not ready within 3 minutes"), err, ctx.Err())
+			return nil, 0, nil, errors.Join(fmt.Errorf("scratch neo4j not ready within 3 minutes"), err, ctx.Err())
 		}
 		sleepCtx(ctx, time.Second)
 	}
@@ -192,9 +252,9 @@ func (r *runner) scratchNeo4j(ctx context.Context) (neo4j.DriverWithContext, fun
 	if err := graph.ApplySchema(ctx, d, ""); err != nil {
 		_ = d.Close(context.Background())
 		kill()
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	return d, func() { _ = d.Close(context.Background()); kill() }, nil
+	return d, cmd.Process.Pid, func() { _ = d.Close(context.Background()); kill() }, nil
 }
 
 // consumerNames lists the consumers of the memory stream.

@@ -50,13 +50,18 @@ func runReplay(ctx context.Context, args []string, out, errOut io.Writer, getenv
 	fs.BoolVar(&o.Wipe, "wipe", false, "delete the whole graph before a whole-stream replay")
 	fs.BoolVar(&o.Force, "force", false, "replay even while a projector of the live group is running")
 	fs.StringVar(&o.LiveGroup, "projector-group", envOr(getenv, "PROJECTOR_GROUP", "projector"), "live projector group")
-	fs.IntVar(&o.BatchSize, "batch-size", 500, "events per transaction")
+	fs.IntVar(&o.BatchSize, "batch-size", replay.DefaultBatchSize, "events per transaction")
+	fs.IntVar(&o.Writers, "writers", replay.DefaultWriters, "transactions at once (the stream's partitions are replayed in parallel)")
+	fs.IntVar(&o.MemoryNodes, "memory-nodes", replay.DefaultMemoryNodes, "nodes per partition a whole-stream replay remembers instead of looking them up (-1: none)")
 	multi := fs.String("multi-tenant", envOr(getenv, "MULTI_TENANT", "true"), "the multi-tenant guardrail (true/false)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.BatchSize <= 0 || o.BatchSize > 10000 {
 		return fmt.Errorf("--batch-size %d: want 1 to 10000", o.BatchSize)
+	}
+	if err := checkReplayFlags(o); err != nil {
+		return err
 	}
 	if o.User != "" && o.Shared {
 		return errors.New("--user and --shared exclude each other")
@@ -79,12 +84,24 @@ func runReplay(ctx context.Context, args []string, out, errOut io.Writer, getenv
 		return err
 	}
 	defer nc.Close()
+	defer replay.BulkGC()()
 	st, err := replay.Run(ctx, d, js, o)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "replay: applied %d events, skipped %d (dead letters), stream sequence %d..%d, %s (%.0f events/s)%s\n",
 		st.Applied, st.Skipped, st.FirstSeq, st.LastSeq, st.Duration.Round(1e6), st.EventsPer, map[bool]string{true: ", resumed", false: ""}[st.Resumed])
+	return nil
+}
+
+// checkReplayFlags refuses nonsense --writers and --memory-nodes.
+func checkReplayFlags(o replay.Options) error {
+	if o.Writers <= 0 || o.Writers > 64 {
+		return fmt.Errorf("--writers %d: want 1 to 64", o.Writers)
+	}
+	if o.MemoryNodes == 0 {
+		return errors.New("--memory-nodes 0: want a positive number, or -1 for none")
+	}
 	return nil
 }
 
@@ -98,7 +115,17 @@ func runVerify(ctx context.Context, args []string, out, errOut io.Writer, getenv
 	var users stringList
 	fs.Var(&users, "user", "compare only this user's tenant (repeatable); default: every owner")
 	maxDiff := fs.Int("max-diff", 20, "differences to print")
+	ro := replay.Options{Progress: errOut}
+	fs.IntVar(&ro.BatchSize, "batch-size", replay.DefaultBatchSize, "events per transaction of the replay")
+	fs.IntVar(&ro.Writers, "writers", replay.DefaultWriters, "transactions at once of the replay")
+	fs.IntVar(&ro.MemoryNodes, "memory-nodes", replay.DefaultMemoryNodes, "nodes per partition the replay remembers instead of looking them up (-1: none)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if ro.BatchSize <= 0 || ro.BatchSize > 10000 {
+		return fmt.Errorf("--batch-size %d: want 1 to 10000", ro.BatchSize)
+	}
+	if err := checkReplayFlags(ro); err != nil {
 		return err
 	}
 	if scratch.uri == "" || scratch.uri == live.uri && scratch.database == live.database {
@@ -119,8 +146,9 @@ func runVerify(ctx context.Context, args []string, out, errOut io.Writer, getenv
 		return err
 	}
 	defer nc.Close()
+	defer replay.BulkGC()()
 	v, err := replay.Verify(ctx, ld, sd, js, replay.VerifyOptions{Users: users, MultiTenant: envOr(getenv, "MULTI_TENANT", "true") != "false",
-		MaxDiff: *maxDiff, Progress: replay.Options{Progress: errOut}})
+		MaxDiff: *maxDiff, Progress: ro})
 	if err != nil {
 		return err
 	}

@@ -24,99 +24,114 @@ type Outcome struct {
 // Apply writes the effects of batch, in stored order, in tx. It is the one projection code
 // path: the projector calls it with the records of a partition batch, replay with records it
 // reads from the stream. Apply is idempotent (applying a batch twice leaves the graph as
-// applying it once) and deterministic (everything written comes from the records).
+// applying it once) and deterministic (everything written comes from the records): the
+// graph is the one applying the events one by one in stored order gives, however the
+// events are cut into batches.
 //
-// Consecutive runs of events are grouped by kind into one UNWIND statement each. An event may
-// join a run that started before other tenants' events, never before its own tenant's earlier
-// events: tenants never share a node but the Tool aggregates, whose updates commute, so the
-// graph is the one the stored order gives.
+// A batch costs two statements, whatever its size and mix (effects.go): one reads what the
+// graph holds about the ids the batch names, Go decides what each event does, and one
+// statement of set-based blocks writes it. An erasure ends a segment: what comes before it is
+// written, the erasure runs, and the rest is read and decided anew.
 //
 // Events that cannot be applied (another owner's id, a missing reference, a conflict) write
 // nothing and are returned in Outcome.Rejected; an error means the transaction is unusable
 // and must be rolled back.
 func Apply(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record) (Outcome, error) {
+	return applyBatch(ctx, tx, batch, graphSource{}, true)
+}
+
+// applyBatch is Apply with the state of the graph read from src, and the Tool aggregates updated
+// (countTools) or left to RecountTools.
+func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record, src stateSource, countTools bool) (Outcome, error) {
 	out := Outcome{Applied: map[events.Kind]int{}}
-	if err := lockTools(ctx, tx, batch); err != nil {
-		return out, err
-	}
-	for _, run := range plan(batch) {
-		rows := make([]any, 0, len(run.records))
-		bySeq := make(map[int64]Record, len(run.records))
-		for _, r := range run.records {
-			m, err := row(r)
+	for len(batch) > 0 {
+		n := 0
+		for n < len(batch) && batch[n].Event.Kind != events.KindUserErased {
+			n++
+		}
+		if err := applySegment(ctx, tx, batch[:n], &out, src, countTools); err != nil {
+			return out, err
+		}
+		batch = batch[n:]
+		for len(batch) > 0 && batch[0].Event.Kind == events.KindUserErased {
+			owner, err := erase(ctx, tx, batch[0])
 			if err != nil {
 				return out, err
 			}
-			rows = append(rows, m)
-			bySeq[int64(r.Sequence)] = r
-		}
-		res, err := tx.Run(ctx, statements[run.kind].cypher, map[string]any{"rows": rows})
-		if err != nil {
-			return out, fmt.Errorf("apply %d %s events: %w", len(rows), run.kind, err)
-		}
-		recs, err := res.Collect(ctx)
-		if err != nil {
-			return out, fmt.Errorf("apply %d %s events: %w", len(rows), run.kind, err)
-		}
-		if len(recs) != len(rows) {
-			return out, fmt.Errorf("apply %d %s events: %d results", len(rows), run.kind, len(recs))
-		}
-		for _, rec := range recs {
-			seq, _, err := neo4j.GetRecordValue[int64](rec, "seq")
-			if err != nil {
-				return out, fmt.Errorf("apply %s events: %w", run.kind, err)
-			}
-			status, _, err := neo4j.GetRecordValue[string](rec, "status")
-			if err != nil {
-				return out, fmt.Errorf("apply %s events: %w", run.kind, err)
-			}
-			switch status {
-			case "ok":
-				out.Applied[run.kind]++
-			case "duplicate":
-				out.Duplicates++
-			default:
-				r := bySeq[seq]
-				out.Rejected = append(out.Rejected, &Rejection{Sequence: uint64(seq), Reason: Reason(status),
-					Err: rejectionError(r, Reason(status))})
-			}
+			src.erased(owner)
+			out.Applied[events.KindUserErased]++
+			batch = batch[1:]
 		}
 	}
 	return out, nil
 }
 
-// lockTools takes the locks of the existing Tool nodes the batch's tool calls count on, in
-// name order, before anything else: concurrent partitions then queue for a Tool instead of
-// deadlocking over it (which Neo4j would resolve by failing one of them).
-func lockTools(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record) error {
-	names := map[string]bool{}
-	for _, r := range batch {
-		if d, ok := r.Event.Data.(events.ToolCallRecorded); ok {
-			names[d.ToolName] = true
-		}
-	}
-	if len(names) == 0 {
+// applySegment applies events without an erasure among them.
+func applySegment(ctx context.Context, tx neo4j.ManagedTransaction, seg []Record, out *Outcome, src stateSource, countTools bool) error {
+	if len(seg) == 0 {
 		return nil
 	}
-	list := make([]any, 0, len(names))
-	for _, n := range sortedKeys(names) {
-		list = append(list, n)
+	var keys lookupKeys
+	rows := make([]map[string]any, len(seg))
+	for i, r := range seg {
+		m, err := row(r)
+		if err != nil {
+			return err
+		}
+		rows[i] = m
+		if err := keys.record(r); err != nil {
+			return fmt.Errorf("event %s (%s): %w", r.Event.ID, r.Event.Kind, err)
+		}
 	}
-	res, err := tx.Run(ctx, cypherLockTools, map[string]any{"names": list})
+	st, err := src.lookup(ctx, tx, &keys)
 	if err != nil {
-		return fmt.Errorf("lock tools: %w", err)
+		return err
 	}
-	if _, err := res.Consume(ctx); err != nil {
-		return fmt.Errorf("lock tools: %w", err)
+	e := effects{countTools: countTools}
+	for i, r := range seg {
+		status, err := e.simulate(st, r, rows[i])
+		if err != nil {
+			return fmt.Errorf("event %s (%s): %w", r.Event.ID, r.Event.Kind, err)
+		}
+		switch status {
+		case "ok":
+			out.Applied[r.Event.Kind]++
+		case "duplicate":
+			out.Duplicates++
+		default:
+			out.Rejected = append(out.Rejected, &Rejection{Sequence: r.Sequence, Reason: Reason(status),
+				Err: rejectionError(r, Reason(status))})
+		}
 	}
+	if err := e.write(ctx, tx); err != nil {
+		return err
+	}
+	src.written(st)
 	return nil
 }
 
+// erase applies a user_erased event and returns the owner it erased.
+func erase(ctx context.Context, tx neo4j.ManagedTransaction, r Record) (string, error) {
+	m, err := row(r)
+	if err != nil {
+		return "", err
+	}
+	owner, _ := m["owner"].(string)
+	return owner, runRows(ctx, tx, "erase user", cypherUserErased, []any{m})
+}
+
 // Warm has Neo4j plan every statement of the projection, so that the first batches do not
-// wait for the planner: it applies one made-up event of every kind, locks a made-up
-// checkpoint, and rolls all of it back. (Neo4j caches a plan per query text and parameter
-// types, so the rows must look like real ones.)
+// wait for the planner: it applies made-up events of every kind in two batches (the second
+// updates what the first created, so the statements for existing nodes are planned too),
+// locks a made-up checkpoint, and rolls all of it back. (Neo4j caches a plan per query text
+// and parameter types, so the rows must look like real ones.)
 func Warm(ctx context.Context, d neo4j.DriverWithContext, database string) error {
+	return warm(ctx, d, database, Apply)
+}
+
+// warm applies the warm-up batches with apply and rolls them back.
+func warm(ctx context.Context, d neo4j.DriverWithContext, database string,
+	apply func(context.Context, neo4j.ManagedTransaction, []Record) (Outcome, error)) error {
 	sess := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeWrite, DatabaseName: database})
 	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
 	tx, err := sess.BeginTransaction(ctx)
@@ -127,8 +142,10 @@ func Warm(ctx context.Context, d neo4j.DriverWithContext, database string) error
 	if _, err := LockCheckpoint(ctx, tx, "engram-warm-up", 0); err != nil {
 		return fmt.Errorf("warm up: %w", err)
 	}
-	if _, err := Apply(ctx, tx, warmUpBatch()); err != nil {
-		return fmt.Errorf("warm up: %w", err)
+	for _, batch := range warmUpBatches() {
+		if _, err := apply(ctx, tx, batch); err != nil {
+			return fmt.Errorf("warm up: %w", err)
+		}
 	}
 	if err := WriteCheckpoint(ctx, tx, "engram-warm-up", 1, time.Unix(0, 0)); err != nil {
 		return fmt.Errorf("warm up: %w", err)
@@ -136,35 +153,49 @@ func Warm(ctx context.Context, d neo4j.DriverWithContext, database string) error
 	return nil
 }
 
-// warmUpBatch is one event of every kind, each referring to the ones before.
-func warmUpBatch() []Record {
+// warmUpBatches are events of every kind, each referring to the ones before: the first
+// batch creates, the second updates what the first created and erases the user.
+func warmUpBatches() [][]Record {
 	const user = "engram-warm-up@engram.invalid"
 	id := func(n byte) string { return fmt.Sprintf("00000000-0000-7000-8000-0000000000%02x", n) }
 	at := time.Unix(0, 0).UTC()
 	ms := int64(1)
 	ok := true
-	data := []any{
+	conv := events.ConversationID(user, "s")
+	data := [][]any{{
 		events.UserUpserted{UserID: events.UserID(user), Identifier: user, Attributes: map[string]any{"k": "v"}},
-		events.MessageAdded{MessageID: id(1), ConversationID: events.ConversationID(user, "s"), SessionID: "s", Role: "user", Content: "c", Title: "t"},
+		events.MessageAdded{MessageID: id(1), ConversationID: conv, SessionID: "s", Role: "user", Content: "c", Title: "t"},
+		events.MessageAdded{MessageID: id(7), ConversationID: conv, SessionID: "s", Role: "assistant", Content: "c"},
 		events.PreferenceAdded{PreferenceID: id(2), Category: "c", Preference: "p", AppliesTo: []events.EntityRef{{Name: "n", Type: "t"}}},
-		events.PreferenceAdded{PreferenceID: id(3), Category: "c", Preference: "p", AppliesTo: []events.EntityRef{{ID: events.EntityID(user, "n", "t")}}},
-		events.PreferenceSuperseded{OldID: id(2), NewID: id(3)},
 		events.TraceStarted{TraceID: id(4), SessionID: "s", Task: "t"},
 		events.TraceStepAdded{TraceID: id(4), StepID: id(5), Thought: "t"},
 		events.ToolCallRecorded{TraceID: id(4), StepID: id(5), ToolCallID: id(6), ToolName: "engram-warm-up", Status: "success", DurationMS: &ms},
+	}, {
+		events.UserUpserted{UserID: events.UserID(user), Identifier: user, Attributes: map[string]any{"k": "w"}},
+		events.MessageAdded{MessageID: id(8), ConversationID: conv, SessionID: "s", Role: "user", Content: "c", Title: "u"},
+		events.PreferenceAdded{PreferenceID: id(3), Category: "c", Preference: "p", AppliesTo: []events.EntityRef{{ID: events.EntityID(user, "n", "t")}}},
+		events.PreferenceSuperseded{OldID: id(2), NewID: id(3)},
+		events.TraceStepAdded{TraceID: id(4), StepID: id(9), Thought: "t"},
+		events.ToolCallRecorded{TraceID: id(4), StepID: id(9), ToolCallID: id(10), ToolName: "engram-warm-up", Status: "error", DurationMS: &ms},
 		events.TraceCompleted{TraceID: id(4), Outcome: "o", Success: &ok},
 		events.UserErased{Identifier: user},
-	}
-	out := make([]Record, len(data))
-	for i, d := range data {
-		kind, _ := events.KindOf(d)
-		out[i] = Record{Event: &events.Event{ID: id(byte(100 + i)), Kind: kind, User: user, Time: at, Data: d},
-			Sequence: uint64(i + 1), Stored: at}
+	}}
+	var out [][]Record
+	seq := uint64(0)
+	for _, part := range data {
+		recs := make([]Record, len(part))
+		for i, d := range part {
+			seq++
+			kind, _ := events.KindOf(d)
+			recs[i] = Record{Event: &events.Event{ID: id(byte(100 + seq)), Kind: kind, User: user, Time: at, Data: d},
+				Sequence: seq, Stored: at}
+		}
+		out = append(out, recs)
 	}
 	return out
 }
 
-// rejectionError explains a rejection found by the Cypher of the event's kind.
+// rejectionError explains a rejection found by the checks of the event's kind.
 func rejectionError(r Record, reason Reason) error {
 	var what string
 	switch reason {
@@ -204,36 +235,4 @@ func rejectionError(r Record, reason Reason) error {
 		what += fmt.Sprintf(" (trace %s)", d.TraceID)
 	}
 	return fmt.Errorf("%s event %s %s", r.Event.Kind, r.Event.ID, what)
-}
-
-// run is a maximal group of events of one kind that one statement applies.
-type run struct {
-	kind    events.Kind
-	records []Record
-}
-
-// plan groups batch into runs of one kind each, keeping every tenant's events in stored
-// order: an event joins the earliest run of its kind that is not before the run holding its
-// tenant's previous event, else opens a new run at the end.
-func plan(batch []Record) []run {
-	var runs []run
-	latest := map[string]int{} // tenant token -> index of the run with its latest event
-	for _, r := range batch {
-		tenant, _ := r.Event.Tenant()
-		from := latest[tenant] // 0 for a tenant not seen yet
-		at := -1
-		for i := from; i < len(runs); i++ {
-			if runs[i].kind == r.Event.Kind {
-				at = i
-				break
-			}
-		}
-		if at < 0 {
-			runs = append(runs, run{kind: r.Event.Kind})
-			at = len(runs) - 1
-		}
-		runs[at].records = append(runs[at].records, r)
-		latest[tenant] = at
-	}
-	return runs
 }

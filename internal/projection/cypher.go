@@ -1,246 +1,254 @@
 package projection
 
-// The Cypher of every event kind. Each statement takes $rows, one map per event of a run of
-// one kind (rows.go builds them), and handles every row in a CALL subquery: each execution
-// sees the writes of the ones before it, so a run applies exactly as its events would one by
-// one, in stored order (a message chain grows row by row; a supersede sees the add before
-// it). Every statement returns one (seq, status) per row: "ok", "duplicate" (already applied:
-// nothing written), or a dead-letter reason (nothing written).
+// The Cypher of the projection. A segment of a batch is read with cypherLookup, decided in Go
+// (effects.go), and written with one statement, cypherWrite: a unit subquery per kind of
+// write, each over its list in the map $w (one map per node or relationship), in dependency
+// order, so that every node a block links to exists when it runs. Every check has been made
+// by then: the blocks only create and set, and return nothing. One statement instead of one
+// per kind saves a round trip per kind and batch (about half a millisecond each); the lists
+// come inside a map parameter so that Neo4j plans the statement once (it caches a plan per
+// size class of each list parameter, and the lists of a batch vary in size).
 //
 // Times, ids and the owner come from the rows, never from the database: no datetime(),
-// timestamp() or randomUUID() here (ARCHITECTURE.md, invariant 4). Nodes are created only
-// after a look-up by id found nothing, so applying a batch twice changes nothing.
+// timestamp() or randomUUID() here (ARCHITECTURE.md, invariant 4).
 
-// mergeUser merges the row's user (the implicit creation of a User by another kind of event:
-// no attributes) into u. Only for rows with a user: the shared tenant has no User node.
-const mergeUser = `
-      MERGE (u:User {identifier: r.user})
-      ON CREATE SET u.id = r.user_id, u.created_at = r.time, u.owner = r.owner,
-                    u.attributes_json = '{}', u.recorded_at = r.recorded_at, u.recorded_seq = r.seq`
-
-const cypherUserUpserted = `
-UNWIND $rows AS r
-CALL (r) {
-  MERGE (u:User {identifier: r.user})
-  ON CREATE SET u.id = r.user_id, u.created_at = r.time, u.owner = r.owner,
-                u.attributes_json = coalesce(r.attributes_json, '{}'),
-                u.recorded_at = r.recorded_at, u.recorded_seq = r.seq
-  ON MATCH SET u.attributes_json = coalesce(r.attributes_json, u.attributes_json)
-  RETURN 'ok' AS status
+// cypherLookup reads, for every id the segment names, what the checks need: the owner; for a
+// conversation the last message of its chain (when that message exists); for a preference
+// the preferences it is superseded by; for a trace its highest step number; for a step the
+// traces it belongs to. Ids the graph does not hold are left out. The lists come in one map
+// parameter: Neo4j caches a plan per size class of each list parameter, and eight lists of
+// varying sizes would have it plan this statement anew for most batches.
+const cypherLookup = `
+CALL () { UNWIND $ids.users AS id MATCH (n:User {identifier: id}) RETURN collect([id, n.owner]) AS users }
+CALL () { UNWIND $ids.messages AS id MATCH (n:Message {id: id}) RETURN collect([id, n.owner]) AS messages }
+CALL () {
+  UNWIND $ids.conversations AS id MATCH (n:Conversation {id: id})
+  OPTIONAL MATCH (last:Message {id: n.last_message_id})
+  RETURN collect([id, n.owner, last.id]) AS conversations
 }
-RETURN r.seq AS seq, status`
-
-// The conversation keeps last_message_id, the tail of its chain: the next message links from
-// it, so the chain follows stored order and never forks.
-const cypherMessageAdded = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (x:Message {id: r.id})
-  WITH r, CASE WHEN x IS NULL THEN 'ok' WHEN x.owner = r.owner THEN 'duplicate' ELSE 'foreign_reference' END AS status
-  CALL (r, status) {
-    WITH r WHERE status = 'ok'
-    MERGE (c:Conversation {id: r.conversation_id})
-    ON CREATE SET c.session_id = r.session_id, c.user_identifier = r.user, c.owner = r.owner,
-                  c.title = r.title, c.created_at = r.time, c.updated_at = r.timestamp,
-                  c.recorded_at = r.recorded_at, c.recorded_seq = r.seq
-    ON MATCH SET c.title = coalesce(r.title, c.title),
-                 c.updated_at = CASE WHEN c.updated_at IS NULL OR r.timestamp > c.updated_at
-                                     THEN r.timestamp ELSE c.updated_at END
-    CREATE (m:Message {id: r.id, role: r.role, content: r.content, timestamp: r.timestamp,
-                       metadata: r.metadata, owner: r.owner, recorded_at: r.recorded_at,
-                       recorded_seq: r.seq})
-    CREATE (c)-[:HAS_MESSAGE]->(m)
-    WITH r, c, m
-    OPTIONAL MATCH (prev:Message {id: c.last_message_id})
-    FOREACH (_ IN CASE WHEN prev IS NULL THEN [1] ELSE [] END | CREATE (c)-[:FIRST_MESSAGE]->(m))
-    FOREACH (p IN CASE WHEN prev IS NULL THEN [] ELSE [prev] END | CREATE (p)-[:NEXT_MESSAGE]->(m))
-    SET c.last_message_id = m.id
-    WITH r, c
-    CALL (r, c) {
-      WITH r, c WHERE r.user IS NOT NULL` + mergeUser + `
-      MERGE (u)-[:HAS_CONVERSATION]->(c)
-    }
-  }
-  RETURN status
+CALL () {
+  UNWIND $ids.preferences AS id MATCH (n:Preference {id: id})
+  RETURN collect([id, n.owner, [(n)-[:SUPERSEDED_BY]->(m) | m.id]]) AS preferences
 }
-RETURN r.seq AS seq, status`
+CALL () { UNWIND $ids.entities AS id MATCH (n:Entity {id: id}) RETURN collect([id, n.owner]) AS entities }
+CALL () {
+  UNWIND $ids.traces AS id MATCH (n:ReasoningTrace {id: id})
+  CALL (n) { OPTIONAL MATCH (n)-[:HAS_STEP]->(s:ReasoningStep) RETURN max(s.step_number) AS top }
+  RETURN collect([id, n.owner, top]) AS traces
+}
+CALL () {
+  UNWIND $ids.steps AS id MATCH (n:ReasoningStep {id: id})
+  RETURN collect([id, n.owner, [(t:ReasoningTrace)-[:HAS_STEP]->(n) | t.id]]) AS steps
+}
+CALL () { UNWIND $ids.tool_calls AS id MATCH (n:ToolCall {id: id}) RETURN collect([id, n.owner]) AS tool_calls }
+RETURN users, messages, conversations, preferences, entities, traces, steps, tool_calls`
 
-// An applies_to reference by id must name an Entity of the same owner; by name and type it
-// merges the owner's Entity of the derived id (rows.go computes events.EntityID).
-const cypherPreferenceAdded = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (x:Preference {id: r.id})
-  CALL (r) {
-    UNWIND r.entity_ids AS eid
-    OPTIONAL MATCH (e:Entity {id: eid})
-    RETURN sum(CASE WHEN e IS NULL THEN 1 ELSE 0 END) AS missing,
-           sum(CASE WHEN e IS NOT NULL AND e.owner <> r.owner THEN 1 ELSE 0 END) AS foreign
+// A User is created by the first event that needs it (attributes from the segment's last
+// upsert, else {}); an upsert of an existing User replaces its attributes.
+const writeUsers = `
+CALL () {
+  UNWIND $w.create_users AS r
+  CREATE (:User {identifier: r.identifier, id: r.id, created_at: r.created_at, owner: r.owner,
+                 attributes_json: r.attributes_json, recorded_at: r.recorded_at,
+                 recorded_seq: r.recorded_seq})
+}
+CALL () {
+  UNWIND $w.update_users AS r
+  MATCH (u:User {identifier: r.identifier})
+  SET u.attributes_json = r.attributes_json
+}`
+
+// A Conversation keeps last_message_id, the tail of its chain: the next message links from
+// it, so the chain follows stored order and never forks. updated_at is the latest message
+// timestamp, title the last one given. A conversation gets its HAS_CONVERSATION edge when it
+// is created (by its user's first message; the shared tenant's have none).
+const writeConversations = `
+CALL () {
+  UNWIND $w.create_conversations AS r
+  CREATE (c:Conversation {id: r.id, session_id: r.session_id, user_identifier: r.user_identifier,
+                          owner: r.owner, title: r.title, created_at: r.created_at,
+                          updated_at: r.updated_at, recorded_at: r.recorded_at,
+                          recorded_seq: r.recorded_seq, last_message_id: r.last_message_id})
+  WITH r, c
+  MATCH (u:User {identifier: r.user_identifier})
+  CREATE (u)-[:HAS_CONVERSATION]->(c)
+}
+CALL () {
+  UNWIND $w.update_conversations AS r
+  MATCH (c:Conversation {id: r.id})
+  SET c.title = coalesce(r.title, c.title),
+      c.updated_at = CASE WHEN c.updated_at IS NULL OR r.updated_at > c.updated_at
+                          THEN r.updated_at ELSE c.updated_at END,
+      c.last_message_id = r.last_message_id
+}`
+
+// Messages come by conversation ($w.messages: g.tail, the conversation's last message before
+// the segment, or null; g.messages in stored order). The first new message links from the
+// tail, or is the conversation's first; each next one from the one before it: one chain,
+// in stored order, never forked.
+const writeMessages = `
+CALL () {
+  UNWIND $w.messages AS g
+  MATCH (c:Conversation {id: g.conversation_id})
+  CALL (c, g) {
+    UNWIND g.messages AS r
+    CREATE (c)-[:HAS_MESSAGE]->(m:Message {id: r.id, role: r.role, content: r.content,
+                                           timestamp: r.timestamp, metadata: r.metadata,
+                                           owner: r.owner, recorded_at: r.recorded_at,
+                                           recorded_seq: r.seq})
+    RETURN collect(m) AS ms
   }
-  WITH r, CASE
-    WHEN x IS NOT NULL AND x.owner = r.owner THEN 'duplicate'
-    WHEN x IS NOT NULL OR foreign > 0 THEN 'foreign_reference'
-    WHEN missing > 0 THEN 'missing_reference'
-    ELSE 'ok' END AS status
-  CALL (r, status) {
-    WITH r WHERE status = 'ok'
+  OPTIONAL MATCH (tail:Message {id: g.tail})
+  FOREACH (first IN CASE WHEN tail IS NULL THEN [head(ms)] ELSE [] END |
+    CREATE (c)-[:FIRST_MESSAGE]->(first))
+  FOREACH (pair IN CASE WHEN tail IS NULL THEN [] ELSE [[tail, head(ms)]] END |
+    FOREACH (a IN [pair[0]] | FOREACH (b IN [pair[1]] | CREATE (a)-[:NEXT_MESSAGE]->(b))))
+  FOREACH (i IN range(0, size(ms) - 2) |
+    FOREACH (a IN [ms[i]] | FOREACH (b IN [ms[i + 1]] | CREATE (a)-[:NEXT_MESSAGE]->(b))))
+}`
+
+// Entities named by name and type get the owner's derived id (rows.go computes
+// events.EntityID), created by the first preference that names them. Preferences come by
+// user ($w.preferences: g.user, null for the shared tenant, which has no User); r.applies_to
+// lists the ids of the entities a preference applies to, each once.
+const writePreferences = `
+CALL () {
+  UNWIND $w.entities AS r
+  CREATE (:Entity {id: r.id, name: r.name, type: r.type, owner: r.owner, created_at: r.created_at,
+                   recorded_at: r.recorded_at, recorded_seq: r.recorded_seq})
+}
+CALL () {
+  UNWIND $w.preferences AS g
+  OPTIONAL MATCH (u:User {identifier: g.user})
+  CALL (u, g) {
+    UNWIND g.preferences AS r
     CREATE (p:Preference {id: r.id, category: r.category, preference: r.preference,
                           context: r.context, confidence: r.confidence, created_at: r.time,
                           valid_from: r.valid_from, metadata: r.metadata, owner: r.owner,
                           recorded_at: r.recorded_at, recorded_seq: r.seq})
+    FOREACH (x IN CASE WHEN u IS NULL THEN [] ELSE [u] END | CREATE (x)-[:HAS_PREFERENCE]->(p))
     WITH r, p
-    CALL (r, p) {
-      UNWIND r.entity_ids AS eid
-      MATCH (e:Entity {id: eid})
-      MERGE (p)-[:APPLIES_TO]->(e)
-    }
-    CALL (r, p) {
-      UNWIND r.entities AS en
-      MERGE (e:Entity {id: en.id})
-      ON CREATE SET e.name = en.name, e.type = en.type, e.owner = r.owner, e.created_at = r.time,
-                    e.recorded_at = r.recorded_at, e.recorded_seq = r.seq
-      MERGE (p)-[:APPLIES_TO]->(e)
-    }
-    CALL (r, p) {
-      WITH r, p WHERE r.user IS NOT NULL` + mergeUser + `
-      MERGE (u)-[:HAS_PREFERENCE]->(p)
-    }
+    UNWIND r.applies_to AS eid
+    MATCH (e:Entity {id: eid})
+    CREATE (p)-[:APPLIES_TO]->(e)
   }
-  RETURN status
 }
-RETURN r.seq AS seq, status`
+CALL () {
+  UNWIND $w.supersedes AS r
+  MATCH (o:Preference {id: r.old_id})
+  MATCH (n:Preference {id: r.new_id})
+  CREATE (o)-[:SUPERSEDED_BY {at: r.valid_until, recorded_at: r.recorded_at}]->(n)
+  SET o.valid_until = r.valid_until, o.superseded_recorded_at = r.recorded_at,
+      o.superseded_seq = r.seq
+}`
 
-// Both preferences must exist and belong to the event's owner; the old one must not be
-// superseded yet and the new one must still be active (no forks, no cycles).
-const cypherPreferenceSuperseded = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (o:Preference {id: r.old_id})
-  OPTIONAL MATCH (n:Preference {id: r.new_id})
-  WITH r, o, n, CASE
-    WHEN o IS NULL OR n IS NULL THEN 'missing_reference'
-    WHEN o.owner <> r.owner OR n.owner <> r.owner THEN 'foreign_reference'
-    WHEN EXISTS { (o)-[:SUPERSEDED_BY]->(n) } THEN 'duplicate'
-    WHEN o = n OR EXISTS { (o)-[:SUPERSEDED_BY]->() } OR EXISTS { (n)-[:SUPERSEDED_BY]->() } THEN 'conflict'
-    ELSE 'ok' END AS status
-  CALL (r, o, n, status) {
-    WITH r, o, n WHERE status = 'ok'
-    CREATE (o)-[:SUPERSEDED_BY {at: r.valid_until, recorded_at: r.recorded_at}]->(n)
-    SET o.valid_until = r.valid_until, o.superseded_recorded_at = r.recorded_at,
-        o.superseded_seq = r.seq
-  }
-  RETURN status
+// step_number is the event's, or (effects.go) the trace's highest plus one, in stored order.
+// The last completion of a trace in the segment sets its outcome.
+const writeTraces = `
+CALL () {
+  UNWIND $w.traces AS r
+  CREATE (t:ReasoningTrace {id: r.id, session_id: r.session_id, task: r.task,
+                            started_at: r.time, metadata: r.metadata, user_identifier: r.user,
+                            owner: r.owner, recorded_at: r.recorded_at, recorded_seq: r.seq})
+  WITH r, t
+  MATCH (u:User {identifier: r.user})
+  CREATE (u)-[:HAS_TRACE]->(t)
 }
-RETURN r.seq AS seq, status`
-
-const cypherTraceStarted = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (x:ReasoningTrace {id: r.id})
-  WITH r, CASE WHEN x IS NULL THEN 'ok' WHEN x.owner = r.owner THEN 'duplicate' ELSE 'foreign_reference' END AS status
-  CALL (r, status) {
-    WITH r WHERE status = 'ok'
-    CREATE (t:ReasoningTrace {id: r.id, session_id: r.session_id, task: r.task,
-                              started_at: r.time, metadata: r.metadata, user_identifier: r.user,
-                              owner: r.owner, recorded_at: r.recorded_at, recorded_seq: r.seq})
-    WITH r, t
-    CALL (r, t) {
-      WITH r, t WHERE r.user IS NOT NULL` + mergeUser + `
-      MERGE (u)-[:HAS_TRACE]->(t)
-    }
-  }
-  RETURN status
+CALL () {
+  UNWIND $w.steps AS r
+  MATCH (t:ReasoningTrace {id: r.trace_id})
+  CREATE (t)-[:HAS_STEP {order: r.step_number}]->(:ReasoningStep {id: r.id,
+          step_number: r.step_number, thought: r.thought, action: r.action,
+          observation: r.observation, timestamp: r.time, owner: r.owner,
+          recorded_at: r.recorded_at, recorded_seq: r.seq})
 }
-RETURN r.seq AS seq, status`
+CALL () {
+  UNWIND $w.completes AS r
+  MATCH (t:ReasoningTrace {id: r.trace_id})
+  SET t.outcome = r.outcome, t.success = r.success, t.completed_at = r.time
+}`
 
-// A step without a number gets the trace's highest number plus one, in stored order.
-const cypherTraceStepAdded = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (t:ReasoningTrace {id: r.trace_id})
-  OPTIONAL MATCH (x:ReasoningStep {id: r.id})
-  WITH r, t, CASE
-    WHEN x IS NOT NULL AND x.owner = r.owner THEN 'duplicate'
-    WHEN x IS NOT NULL THEN 'foreign_reference'
-    WHEN t IS NULL THEN 'missing_reference'
-    WHEN t.owner <> r.owner THEN 'foreign_reference'
-    ELSE 'ok' END AS status
-  CALL (r, t, status) {
-    WITH r, t WHERE status = 'ok'
-    CALL (t) {
-      OPTIONAL MATCH (t)-[:HAS_STEP]->(s:ReasoningStep)
-      RETURN max(s.step_number) AS top
-    }
-    WITH r, t, CASE WHEN r.step_number > 0 THEN r.step_number ELSE coalesce(top, 0) + 1 END AS num
-    CREATE (s:ReasoningStep {id: r.id, step_number: num, thought: r.thought, action: r.action,
-                             observation: r.observation, timestamp: r.time, owner: r.owner,
-                             recorded_at: r.recorded_at, recorded_seq: r.seq})
-    CREATE (t)-[:HAS_STEP {order: num}]->(s)
-  }
-  RETURN status
+// A tool call creates its ToolCall under its step; the Tool aggregate and the INSTANCE_OF
+// edge come last, in writeToolTally.
+const writeToolCalls = `
+CALL () {
+  UNWIND $w.tool_calls AS r
+  MATCH (s:ReasoningStep {id: r.step_id})
+  CREATE (s)-[:USES_TOOL]->(:ToolCall {id: r.id, tool_name: r.tool_name, arguments: r.arguments,
+                                       result: r.result, status: r.status,
+                                       duration_ms: r.duration_ms, error: r.error,
+                                       timestamp: r.time, owner: r.owner,
+                                       recorded_at: r.recorded_at, recorded_seq: r.seq})
+}`
+
+// writeToolTally adds the tool calls the segment created to their Tool aggregates, one row
+// per tool in name order (built by toolTally): it merges the Tool, takes its lock (a
+// SET/REMOVE of a throw-away property) so the counters read after it are the committed
+// ones, adds the counts, and links each new call to it. failed counts the statuses the
+// library counts (error, timeout). Tool carries no owner and no transaction time: it is
+// global, and which partition creates it first is not deterministic. It is the last block:
+// the lock is held until the transaction ends (tools.go says why that matters).
+const writeToolTally = `
+CALL () {
+  UNWIND $w.tools AS t
+  MERGE (tool:Tool {name: t.name})
+  ON CREATE SET tool.total_calls = 0, tool.successful_calls = 0, tool.failed_calls = 0,
+                tool.total_duration_ms = 0
+  SET tool.lock = true
+  REMOVE tool.lock
+  SET tool.total_calls = tool.total_calls + t.calls,
+      tool.successful_calls = tool.successful_calls + t.successful,
+      tool.failed_calls = tool.failed_calls + t.failed,
+      tool.total_duration_ms = tool.total_duration_ms + t.duration_ms,
+      tool.last_used_at = CASE WHEN tool.last_used_at IS NULL OR t.last_used_at > tool.last_used_at
+                               THEN t.last_used_at ELSE tool.last_used_at END
+  WITH tool, t
+  UNWIND t.call_ids AS id
+  MATCH (c:ToolCall {id: id})
+  CREATE (c)-[:INSTANCE_OF]->(tool)
+}`
+
+// writeToolCallsUncounted is writeToolCalls and the INSTANCE_OF edges for a rebuild
+// (rebuild.go), in tool name order: the aggregates are left to cypherRecountTools, so the
+// partitions' transactions never wait for a Tool's lock (creating a relationship to a node
+// takes none).
+const writeToolCallsUncounted = `
+CALL () {
+  UNWIND $w.tool_calls AS r
+  MATCH (s:ReasoningStep {id: r.step_id})
+  CREATE (s)-[:USES_TOOL]->(c:ToolCall {id: r.id, tool_name: r.tool_name, arguments: r.arguments,
+                                        result: r.result, status: r.status,
+                                        duration_ms: r.duration_ms, error: r.error,
+                                        timestamp: r.time, owner: r.owner,
+                                        recorded_at: r.recorded_at, recorded_seq: r.seq})
+  MERGE (tool:Tool {name: r.tool_name})
+  ON CREATE SET tool.total_calls = 0, tool.successful_calls = 0, tool.failed_calls = 0,
+                tool.total_duration_ms = 0
+  CREATE (c)-[:INSTANCE_OF]->(tool)
+}`
+
+// cypherWrite writes a segment (effects.write); cypherWriteUncounted the same for a rebuild.
+const (
+	cypherWrite = writeUsers + writeConversations + writeMessages + writePreferences + writeTraces +
+		writeToolCalls + writeToolTally
+	cypherWriteUncounted = writeUsers + writeConversations + writeMessages + writePreferences + writeTraces +
+		writeToolCallsUncounted
+)
+
+// cypherRecountTools sets every Tool aggregate from the calls that are instances of it: what
+// the counting of cypherToolTally and cypherUserErased arrives at (a count and sums of the
+// calls created less those erased; last_used_at the latest remaining call), computed once.
+const cypherRecountTools = `
+MATCH (tool:Tool)
+CALL (tool) {
+  OPTIONAL MATCH (tool)<-[:INSTANCE_OF]-(c:ToolCall)
+  RETURN count(c) AS calls,
+         sum(CASE WHEN c.status = 'success' THEN 1 ELSE 0 END) AS successful,
+         sum(CASE WHEN c.status IN ['error', 'timeout'] THEN 1 ELSE 0 END) AS failed,
+         sum(coalesce(c.duration_ms, 0)) AS duration, max(c.timestamp) AS last
 }
-RETURN r.seq AS seq, status`
-
-// The Tool aggregate counts a call only when the ToolCall is created. failed_calls counts
-// the statuses the library counts (error, timeout). Tool carries no owner and no transaction
-// time: it is global, and which partition creates it first is not deterministic.
-const cypherToolCallRecorded = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (s:ReasoningStep {id: r.step_id})
-  OPTIONAL MATCH (x:ToolCall {id: r.id})
-  WITH r, s, CASE
-    WHEN x IS NOT NULL AND x.owner = r.owner THEN 'duplicate'
-    WHEN x IS NOT NULL THEN 'foreign_reference'
-    WHEN s IS NULL THEN 'missing_reference'
-    WHEN s.owner <> r.owner THEN 'foreign_reference'
-    WHEN NOT EXISTS { (:ReasoningTrace {id: r.trace_id})-[:HAS_STEP]->(s) } THEN 'missing_reference'
-    ELSE 'ok' END AS status
-  CALL (r, s, status) {
-    WITH r, s WHERE status = 'ok'
-    CREATE (c:ToolCall {id: r.id, tool_name: r.tool_name, arguments: r.arguments,
-                        result: r.result, status: r.status, duration_ms: r.duration_ms,
-                        error: r.error, timestamp: r.time, owner: r.owner,
-                        recorded_at: r.recorded_at, recorded_seq: r.seq})
-    CREATE (s)-[:USES_TOOL]->(c)
-    MERGE (tool:Tool {name: r.tool_name})
-    ON CREATE SET tool.total_calls = 0, tool.successful_calls = 0, tool.failed_calls = 0,
-                  tool.total_duration_ms = 0
-    CREATE (c)-[:INSTANCE_OF]->(tool)
-    SET tool.lock = true
-    REMOVE tool.lock
-    SET tool.total_calls = tool.total_calls + 1,
-        tool.successful_calls = tool.successful_calls + CASE WHEN r.status = 'success' THEN 1 ELSE 0 END,
-        tool.failed_calls = tool.failed_calls + CASE WHEN r.status IN ['error', 'timeout'] THEN 1 ELSE 0 END,
-        tool.total_duration_ms = tool.total_duration_ms + coalesce(r.duration_ms, 0),
-        tool.last_used_at = CASE WHEN tool.last_used_at IS NULL OR r.time > tool.last_used_at
-                                 THEN r.time ELSE tool.last_used_at END
-  }
-  RETURN status
-}
-RETURN r.seq AS seq, status`
-
-const cypherLockTools = `
-UNWIND $names AS name
-MATCH (t:Tool {name: name})
-SET t.lock = true
-REMOVE t.lock`
-
-const cypherTraceCompleted = `
-UNWIND $rows AS r
-CALL (r) {
-  OPTIONAL MATCH (t:ReasoningTrace {id: r.trace_id})
-  WITH r, t, CASE
-    WHEN t IS NULL THEN 'missing_reference'
-    WHEN t.owner <> r.owner THEN 'foreign_reference'
-    ELSE 'ok' END AS status
-  CALL (r, t, status) {
-    WITH r, t WHERE status = 'ok'
-    SET t.outcome = r.outcome, t.success = r.success, t.completed_at = r.time
-  }
-  RETURN status
-}
-RETURN r.seq AS seq, status`
+SET tool.total_calls = calls, tool.successful_calls = successful, tool.failed_calls = failed,
+    tool.total_duration_ms = duration, tool.last_used_at = last`
 
 // Erasure: subtract the user's calls from the Tool aggregates while they still exist, delete
 // every node the owner owns, then recompute each touched Tool's last_used_at from the calls
@@ -248,7 +256,7 @@ RETURN r.seq AS seq, status`
 // values read after it are the committed ones (Neo4j reads committed data; the lock makes the
 // read-modify-write of concurrent partitions serialize).
 const cypherUserErased = `
-UNWIND $rows AS r
+UNWIND $batch.rows AS r
 CALL (r) {
   CALL (r) {
     MATCH (c:ToolCall {owner: r.owner})-[:INSTANCE_OF]->(tool:Tool)

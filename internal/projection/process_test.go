@@ -198,6 +198,11 @@ func caughtUp(ctx context.Context, d neo4j.DriverWithContext, group string, pub 
 
 // publishInBackground publishes evs in chunks with short pauses, as a load arriving over time.
 func publishInBackground(ctx context.Context, t *testing.T, js jetstream.JetStream, pub *published, evs []*events.Event) <-chan struct{} {
+	return publishPaced(ctx, t, js, pub, evs, 30*time.Millisecond)
+}
+
+// publishPaced publishes evs in chunks of 100 with a pause after each.
+func publishPaced(ctx context.Context, t *testing.T, js jetstream.JetStream, pub *published, evs []*events.Event, pause time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -211,7 +216,7 @@ func publishInBackground(ctx context.Context, t *testing.T, js jetstream.JetStre
 			tok, _ := events.TenantToken(ev.User)
 			pub.add(tok, st.Sequence)
 			if i%100 == 99 {
-				time.Sleep(30 * time.Millisecond)
+				time.Sleep(pause)
 			}
 		}
 	}()
@@ -239,7 +244,9 @@ func TestCrashSIGKILL(t *testing.T) {
 
 	evs := genLoad(tenants, sc.tools, 3000, uint64(time.Now().UnixNano()), loadOptions{erase: true})
 	pub := newPublished()
-	published := publishInBackground(ctx, t, js, pub, evs)
+	// Slow enough (about 8 s) that the kills fall while events still arrive: the projector
+	// applies them faster than they come.
+	published := publishPaced(ctx, t, js, pub, evs, 250*time.Millisecond)
 
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	const kills = 5

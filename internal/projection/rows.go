@@ -10,22 +10,17 @@ import (
 	"github.com/engram-memory/engram/internal/events"
 )
 
-// kindStatement is the Cypher of one kind and the parameters of one event's row.
-type kindStatement struct {
-	cypher string
-	row    func(r Record, base map[string]any) error
-}
-
-var statements = map[events.Kind]kindStatement{
-	events.KindUserUpserted:         {cypherUserUpserted, userUpsertedRow},
-	events.KindMessageAdded:         {cypherMessageAdded, messageAddedRow},
-	events.KindPreferenceAdded:      {cypherPreferenceAdded, preferenceAddedRow},
-	events.KindPreferenceSuperseded: {cypherPreferenceSuperseded, preferenceSupersededRow},
-	events.KindTraceStarted:         {cypherTraceStarted, traceStartedRow},
-	events.KindTraceStepAdded:       {cypherTraceStepAdded, traceStepAddedRow},
-	events.KindToolCallRecorded:     {cypherToolCallRecorded, toolCallRecordedRow},
-	events.KindTraceCompleted:       {cypherTraceCompleted, traceCompletedRow},
-	events.KindUserErased:           {cypherUserErased, userErasedRow},
+// rowBuilders add the parameters of one kind's event to the row of what every kind shares.
+var rowBuilders = map[events.Kind]func(r Record, base map[string]any) error{
+	events.KindUserUpserted:         userUpsertedRow,
+	events.KindMessageAdded:         messageAddedRow,
+	events.KindPreferenceAdded:      preferenceAddedRow,
+	events.KindPreferenceSuperseded: preferenceSupersededRow,
+	events.KindTraceStarted:         traceStartedRow,
+	events.KindTraceStepAdded:       traceStepAddedRow,
+	events.KindToolCallRecorded:     toolCallRecordedRow,
+	events.KindTraceCompleted:       traceCompletedRow,
+	events.KindUserErased:           userErasedRow,
 }
 
 // row builds the parameters of one event: what every kind shares (stream sequence, owner,
@@ -48,11 +43,11 @@ func row(r Record) (map[string]any, error) {
 		m["user"] = ev.User
 		m["user_id"] = events.UserID(ev.User)
 	}
-	st, ok := statements[ev.Kind]
+	build, ok := rowBuilders[ev.Kind]
 	if !ok {
 		return nil, fmt.Errorf("event %s: %w: %q", ev.ID, events.ErrUnknownType, ev.Kind)
 	}
-	if err := st.row(r, m); err != nil {
+	if err := build(r, m); err != nil {
 		return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Kind, err)
 	}
 	return m, nil

@@ -10,7 +10,7 @@ import (
 const conversationsOf = `
 MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)
 USING INDEX u:User(identifier)
-WHERE u.owner = $owner AND c.owner = $owner
+WHERE u.owner = $owner AND c.owner = u.owner
 RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at} AS conversation
 ORDER BY c.updated_at DESC, c.id DESC
 LIMIT $limit

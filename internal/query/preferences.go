@@ -10,7 +10,9 @@ import (
 
 // The preference reads. They start at the user's unique identifier (the hint keeps the
 // planner from starting at the Preference owner index instead, which statistics sometimes
-// favour) and expand HAS_PREFERENCE, so they never scan a label. Semantics (the seed library's get_preferences_for, GRAPH-SCHEMA):
+// favour) and expand HAS_PREFERENCE, so they never scan a label. The preference's owner is
+// compared with u.owner, not $owner: a parameter there offers the planner a second leaf, the
+// Preference(owner) index, and on a small graph it scanned it and joined (messagesMatch). Semantics (the seed library's get_preferences_for, GRAPH-SCHEMA):
 //   - active_only: no outgoing SUPERSEDED_BY to a Preference;
 //   - as_of t: (valid_from IS NULL OR valid_from <= t) AND (valid_until IS NULL OR valid_until > t);
 //   - applies_to: an APPLIES_TO Entity by id, else by name and type, else by name.
@@ -30,7 +32,7 @@ import (
 const preferenceMatch = `
 MATCH (u:User {identifier: $identifier})-[:HAS_PREFERENCE]->(p:Preference)
 USING INDEX u:User(identifier)
-WHERE u.owner = $owner AND p.owner = $owner
+WHERE u.owner = $owner AND p.owner = u.owner
 WITH p,
   CASE WHEN p.recorded_at IS NOT NULL THEN datetime({datetime: p.recorded_at, timezone: 'Z'}) END AS recorded_at,
   CASE WHEN p.valid_from IS NOT NULL THEN datetime({datetime: p.valid_from, timezone: 'Z'}) END AS valid_from,

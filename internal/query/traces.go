@@ -11,7 +11,7 @@ const traceFields = `.id, .session_id, .task, .outcome, .success, .started_at, .
 const tracesOf = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace)
 USING INDEX u:User(identifier)
-WHERE u.owner = $owner AND t.owner = $owner
+WHERE u.owner = $owner AND t.owner = u.owner
   AND ($session_id IS NULL OR t.session_id = $session_id)
 RETURN t {` + traceFields + `} AS trace
 ORDER BY t.started_at DESC, t.id DESC
@@ -24,7 +24,7 @@ LIMIT $limit
 const traceByID = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace {id: $trace_id})
 USING INDEX u:User(identifier)
-WHERE u.owner = $owner AND t.owner = $owner
+WHERE u.owner = $owner AND t.owner = u.owner
 RETURN t {` + traceFields + `,
   steps: [x IN [(t)-[hs:HAS_STEP]->(s:ReasoningStep) | s {
     .id, .step_number, .thought, .action, .observation, .timestamp, .owner, order: hs.order,

@@ -1,7 +1,8 @@
 // Package replay rebuilds the graph from the log: the whole memory stream into an empty (or
 // wiped) database, or one tenant's subjects after deleting that tenant's subgraph, through
-// the projector's own apply code (projection.Apply). Progress is checkpointed in the same
-// transactions as the effects, so an interrupted replay resumes where it stopped.
+// the projector's own apply code (projection.Apply), the stream's partitions in parallel
+// (apply.go). Progress is checkpointed per partition in the same transactions as the
+// effects, so an interrupted replay resumes where it stopped.
 //
 // Replay and live projection must not write the same tenants at once: Run refuses while a
 // projector of the live group is pulling (its consumers have waiting pull requests) unless
@@ -33,14 +34,24 @@ type Options struct {
 	// Wipe deletes the whole graph before a whole-stream replay into a database that is not
 	// empty. Without it such a replay is refused (ErrNotEmpty).
 	Wipe bool
-	// Group names the replay's checkpoint (<Group>-replay[-<token>]); default "replay".
+	// Group names the replay's checkpoints (<Group>-replay-p<N> per partition, or
+	// <Group>-replay-<token> for a tenant); default "replay".
 	Group string
 	// LiveGroup is the projector group whose checkpoints a whole-stream replay sets to the
 	// last replayed sequence, so the live projector resumes after it; default "projector".
 	LiveGroup string
-	// Force skips the check that no projector of LiveGroup is running.
-	Force       bool
-	BatchSize   int // events per transaction; default 500
+	// Force skips the check that no projector of LiveGroup is running. Nothing else may write
+	// the graph during a whole-stream replay all the same: it remembers what it wrote instead
+	// of reading it back (projection.Rebuild).
+	Force     bool
+	BatchSize int // events per transaction; default DefaultBatchSize
+	// Writers bounds the transactions that run at once (one per partition at most); default
+	// DefaultWriters.
+	Writers int
+	// MemoryNodes bounds the nodes a whole-stream replay remembers, per partition, instead of
+	// looking them up in the graph (projection.Rebuild; about 150 bytes each); default
+	// DefaultMemoryNodes, negative: none.
+	MemoryNodes int
 	MultiTenant bool
 	Database    string
 	Progress    io.Writer // progress line every 500 ms; nil: none
@@ -57,6 +68,19 @@ type Stats struct {
 	EventsPer float64
 }
 
+// Defaults of Options.
+const (
+	// DefaultBatchSize events per transaction: a bulk rebuild commits less often than the live
+	// projector (whose batches are small to keep reads fresh).
+	DefaultBatchSize = 2000
+	// DefaultWriters transactions at once: on the two cores of a development machine that
+	// Neo4j shares with the replay, more transactions at once cost Neo4j more CPU per event
+	// (docs/replay.md); a Neo4j with cores of its own takes more.
+	DefaultWriters = 2
+	// DefaultMemoryNodes per partition: 8 partitions of 1M nodes take about 1.2 GB.
+	DefaultMemoryNodes = 1_000_000
+)
+
 // Errors callers branch on.
 var (
 	ErrNotEmpty        = errors.New("the database is not empty")
@@ -72,11 +96,18 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 		o.LiveGroup = projection.DefaultGroup
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 500
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.Writers <= 0 {
+		o.Writers = DefaultWriters
+	}
+	if o.MemoryNodes == 0 {
+		o.MemoryNodes = DefaultMemoryNodes
 	}
 	var st Stats
 	filter, name := "", o.Group+"-replay"
 	tenant := o.User != "" || o.Shared
+	var lanes []*lane
 	if tenant {
 		if o.User != "" {
 			if err := events.ValidateIdentifier(o.User); err != nil {
@@ -88,7 +119,12 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 			return st, err
 		}
 		tok, _ := events.TenantToken(o.User)
-		filter, name = f, name+"-"+tok
+		filter = f
+		lanes = []*lane{{partition: events.Partition(tok, natsdeploy.Partitions), name: name + "-" + tok}}
+	} else {
+		for p := range natsdeploy.Partitions {
+			lanes = append(lanes, &lane{partition: p, name: laneName(name, p)})
+		}
 	}
 	if !o.Force {
 		if err := checkPaused(ctx, js, o.LiveGroup); err != nil {
@@ -105,11 +141,16 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 	}
 	last := info.State.LastSeq
 
-	done, err := projection.ReadCheckpoint(ctx, d, o.Database, name)
-	if err != nil {
-		return st, err
+	done := last
+	names := make([]string, len(lanes))
+	for i, l := range lanes {
+		if l.done, err = projection.ReadCheckpoint(ctx, d, o.Database, l.name); err != nil {
+			return st, err
+		}
+		st.Resumed = st.Resumed || l.done > 0
+		done = min(done, l.done)
+		names[i] = l.name
 	}
-	st.Resumed = done > 0
 	if !st.Resumed {
 		if tenant {
 			if err := eraseTenant(ctx, d, o); err != nil {
@@ -119,20 +160,42 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 			return st, err
 		}
 	}
+	if !tenant {
+		// The graph was empty when the replay started and only the replay writes it: a lane
+		// knows what the graph holds of its tenants, as long as it saw all of it committed.
+		for _, l := range lanes {
+			l.rebuild = projection.NewRebuild(0)
+			if l.done == 0 && o.MemoryNodes > 0 {
+				l.rebuild = projection.NewRebuild(o.MemoryNodes)
+			}
+		}
+	}
 	start := time.Now()
 	st.FirstSeq = done + 1
 	if last > done {
-		if err := apply(ctx, d, js, o, name, filter, done, last, &st); err != nil {
+		// Plan every statement once, before the partitions' first batches all ask for the
+		// same plans at once (a fresh server has an empty plan cache).
+		warm := projection.Warm
+		if !tenant {
+			warm = projection.WarmRebuild
+		}
+		if err := warm(ctx, d, o.Database); err != nil {
+			return st, err
+		}
+		if err := apply(ctx, d, js, o, lanes, filter, last, &st); err != nil {
 			return st, err
 		}
 	}
 	st.LastSeq = max(last, done)
 	if !tenant {
+		if err := recountTools(ctx, d, o.Database); err != nil {
+			return st, err
+		}
 		if err := setLiveCheckpoints(ctx, d, o, st.LastSeq); err != nil {
 			return st, err
 		}
 	}
-	if err := deleteCheckpoint(ctx, d, o.Database, name); err != nil {
+	if err := deleteCheckpoints(ctx, d, o.Database, names); err != nil {
 		return st, err
 	}
 	st.Duration = time.Since(start)

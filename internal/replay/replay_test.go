@@ -290,3 +290,79 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("verify into the live database: %v", err)
 	}
 }
+
+// TestReplayPartitionsInParallel: a load over enough tenants to fill every partition,
+// replayed with small batches and every partition's transactions at once, gives the live
+// projection's graph; so does a replay stopped after a few commits and resumed, whose
+// partitions stopped at different places.
+func TestReplayPartitionsInParallel(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	neo := testenv.StartNeo4jProcess(t)
+	d := neo.Driver(t)
+	if err := graph.ApplySchema(ctx, d, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, _, js := testenv.NATS(t)
+	var users []string
+	parts := map[int]bool{}
+	for i := range 40 {
+		u := fmt.Sprintf("user%d@parallel.test", i)
+		users = append(users, u)
+		parts[events.Partition(mustToken(t, u), natsdeploy.Partitions)] = true
+	}
+	if len(parts) != natsdeploy.Partitions {
+		t.Fatalf("the users fill %d of %d partitions", len(parts), natsdeploy.Partitions)
+	}
+	last := workload(ctx, t, js, users, 12)
+	project(ctx, t, d, js, last, projection.DefaultGroup)
+	live := fp(ctx, t, d, users)
+
+	opts := replay.Options{MultiTenant: true, Wipe: true, BatchSize: 7, Writers: natsdeploy.Partitions}
+	st, err := replay.Run(ctx, d, js, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastSeq != last || st.Applied == 0 || st.Skipped == 0 {
+		t.Fatalf("replay stats %+v, want up to %d with applied and skipped events", st, last)
+	}
+	if got := fp(ctx, t, d, users); !got.Equal(live) {
+		t.Fatalf("parallel replay differs from the live projection:\n%s", fingerprint.Diff(live, got, 10))
+	}
+
+	// Stop after a few commits (the partitions at different places), then resume.
+	ictx, cancel := context.WithCancel(ctx)
+	commits := 0
+	restore := replay.SetAfterCommit(func() {
+		if commits++; commits == 12 {
+			cancel()
+		}
+	})
+	_, err = replay.Run(ictx, d, js, opts)
+	restore()
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted replay: %v, want context.Canceled", err)
+	}
+	n, err := neo4j.ExecuteQuery(ctx, d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH 'replay-replay-p' RETURN count(c) AS n, collect(DISTINCT c.stream_seq) AS seqs", nil, neo4j.EagerResultTransformer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := n.Records[0].Get("n"); c.(int64) == 0 {
+		t.Fatal("the interrupted replay left no partition checkpoint")
+	}
+	opts.Wipe = false
+	st, err = replay.Run(ctx, d, js, opts)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if !st.Resumed || st.LastSeq != last {
+		t.Fatalf("resumed replay %+v", st)
+	}
+	if got := fp(ctx, t, d, users); !got.Equal(live) {
+		t.Fatalf("resumed parallel replay differs from the live projection:\n%s", fingerprint.Diff(live, got, 10))
+	}
+	if n, err := neo4j.ExecuteQuery(ctx, d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH 'replay-' RETURN count(c) AS n", nil, neo4j.EagerResultTransformer); err != nil || n.Records[0].Values[0].(int64) != 0 {
+		t.Fatalf("replay checkpoints left after the replay: %v %v", n, err)
+	}
+}
