@@ -67,18 +67,24 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 }
 
 // projectorBreakdown says, from the projector's own metrics over a projection, how its time was
-// spent: transactions, their size, their duration, retries.
+// spent: partition steps, their size, their duration, the transactions they shared (group
+// commit), retries.
 func projectorBreakdown(before, after map[string]float64, wall time.Duration) string {
 	d := func(k string) float64 { return after[k] - before[k] }
-	batches := d("engram_projector_batch_size_count")
-	if batches <= 0 {
+	steps := d("engram_projector_batch_size_count")
+	if steps <= 0 {
 		return ""
 	}
 	events := d("engram_projector_batch_size_sum")
-	txSeconds := d("engram_projector_apply_duration_seconds_sum")
-	return fmt.Sprintf("projector metrics: %.0f transactions of %.0f events on average, %.0f ms each on average; "+
-		"%.0f s in committed transactions over %.0f s of wall time (%.1f partitions busy on average); %.0f retries; %.0f dead-lettered",
-		batches, events/batches, 1000*txSeconds/batches, txSeconds, wall.Seconds(), txSeconds/wall.Seconds(),
+	stepSeconds := d("engram_projector_apply_duration_seconds_sum")
+	txs, parts := d("engram_projector_transaction_partitions_count"), d("engram_projector_transaction_partitions_sum")
+	shared := ""
+	if txs > 0 {
+		shared = fmt.Sprintf("%.0f transactions of %.1f partitions and %.0f events on average; ", txs, parts/txs, events/txs)
+	}
+	return fmt.Sprintf("projector metrics: %.0f partition steps of %.0f events on average, %.0f ms each from ready to commit on average; "+
+		"%s%.1f partitions waiting or in a transaction on average; %.0f retries; %.0f dead-lettered",
+		steps, events/steps, 1000*stepSeconds/steps, shared, stepSeconds/wall.Seconds(),
 		d("engram_projector_retries_total"), d("engram_projector_dead_lettered_total"))
 }
 

@@ -17,6 +17,8 @@ type Outcome struct {
 	Applied map[events.Kind]int
 	// Duplicates counts events whose effects were already in the graph (nothing written).
 	Duplicates int
+	// DuplicateSequences are the stream sequences of those events.
+	DuplicateSequences []uint64
 	// Rejected lists the events that wrote nothing and belong in the dead-letter stream.
 	Rejected []*Rejection
 }
@@ -98,6 +100,7 @@ func applySegment(ctx context.Context, tx neo4j.ManagedTransaction, seg []Record
 			out.Applied[r.Event.Kind]++
 		case "duplicate":
 			out.Duplicates++
+			out.DuplicateSequences = append(out.DuplicateSequences, r.Sequence)
 		default:
 			out.Rejected = append(out.Rejected, &Rejection{Sequence: r.Sequence, Reason: Reason(status),
 				Err: rejectionError(r, Reason(status))})

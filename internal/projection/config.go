@@ -23,7 +23,7 @@ const (
 	DefaultRetryMax   = 10 * time.Second
 	DefaultAckWait    = time.Minute
 	DefaultPinTimeout = 2 * time.Second
-	DefaultInFlight   = 0
+	DefaultInFlight   = 1
 	// DefaultHTTPAddr serves the projector's /healthz, /readyz and /metrics.
 	DefaultHTTPAddr = "127.0.0.1:8082"
 )
@@ -54,7 +54,9 @@ type Config struct {
 	// delivered again (PROJECTOR_ACK_WAIT, 1m).
 	AckWait time.Duration
 	// InFlight is the most batch transactions the process runs at once over all its
-	// partitions (PROJECTOR_IN_FLIGHT, 0: no limit).
+	// partitions; the partitions whose batches are ready when one can start share it (group
+	// commit, group.go). PROJECTOR_IN_FLIGHT, 1; 0: no limit, each partition's batches in
+	// transactions of their own.
 	InFlight int
 	// PinTimeout is how long a partition stays pinned to a process that stopped pulling before
 	// another process takes it over (PROJECTOR_PIN_TIMEOUT, 2s). A live process renews its pin
@@ -162,7 +164,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	f.Duration(&c.RetryMin, "retry-min", "PROJECTOR_RETRY_MIN", DefaultRetryMin, "first backoff after a transient failure")
 	f.Duration(&c.RetryMax, "retry-max", "PROJECTOR_RETRY_MAX", DefaultRetryMax, "longest backoff after transient failures")
 	f.Duration(&c.AckWait, "ack-wait", "PROJECTOR_ACK_WAIT", DefaultAckWait, "consumer ack wait before an unacknowledged event is delivered again")
-	f.Int(&c.InFlight, "in-flight", "PROJECTOR_IN_FLIGHT", DefaultInFlight, "most batch transactions at once over all partitions (0: no limit)")
+	f.Int(&c.InFlight, "in-flight", "PROJECTOR_IN_FLIGHT", DefaultInFlight, "most batch transactions at once over all partitions, shared by the partitions ready when one starts (0: each partition its own, no limit)")
 	f.Duration(&c.PinTimeout, "pin-timeout", "PROJECTOR_PIN_TIMEOUT", DefaultPinTimeout, "how long a silent process keeps its partitions before another takes over")
 	if err := f.Parse(args); err != nil {
 		return c, err

@@ -15,8 +15,9 @@ type Metrics struct {
 	Skipped      *prometheus.CounterVec // events acknowledged without effect, by cause
 	DeadLettered *prometheus.CounterVec // events copied to the dead-letter stream, by reason
 	Retries      *prometheus.CounterVec // failed batch attempts that are retried, by cause
-	BatchSize    prometheus.Histogram   // events per committed transaction
-	ApplySeconds prometheus.Histogram   // duration of a committed batch transaction
+	BatchSize    prometheus.Histogram   // events of a partition per committed step
+	ApplySeconds prometheus.Histogram   // duration of a committed step
+	Partitions   prometheus.Histogram   // partitions per committed transaction (group commit)
 	GapFilled    prometheus.Counter     // events read from the stream to close a delivery gap
 	Checkpoint   *prometheus.GaugeVec   // committed checkpoint, by partition
 
@@ -44,18 +45,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Batch attempts that failed and are tried again, by cause (neo4j, nats, isolation)."}, []string{"cause"}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_size",
-			Help:    "Events per committed batch transaction.",
+			Help:    "Events of one partition per committed step (a transaction of its own, or its part of a group commit).",
 			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}}),
 		ApplySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "apply_duration_seconds",
-			Help:    "Duration of a committed batch transaction, from its start to its commit.",
+			Help:    "Duration of a committed step of a partition, from when it was ready (waiting for a transaction included) to its commit.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		Partitions: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "transaction_partitions",
+			Help:    "Partitions whose events one committed transaction applied (group commit: more than one when several were ready at once).",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64}}),
 		GapFilled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "gap_filled_total",
 			Help: "Events read straight from the stream because their delivery went to another process (partition take-over)."}),
 		Checkpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_sequence",
 			Help: "Stream sequence of the partition's last applied event, as committed by this process."}, []string{"partition"}),
 	}
 	m.collectors = []prometheus.Collector{m.Applied, m.Skipped, m.DeadLettered, m.Retries, m.BatchSize,
-		m.ApplySeconds, m.GapFilled, m.Checkpoint}
+		m.ApplySeconds, m.Partitions, m.GapFilled, m.Checkpoint}
 	for _, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -186,9 +186,9 @@ func (p *Projector) Start(ctx context.Context) error {
 		return fmt.Errorf("projector: stream %s: %w", stream.MemoryStream, err)
 	}
 	var workers []*worker
-	var slots chan struct{}
+	var group *committer
 	if p.cfg.InFlight > 0 {
-		slots = make(chan struct{}, p.cfg.InFlight)
+		group = newCommitter(p.cfg.InFlight, p.log)
 	}
 	for _, part := range p.cfg.Partitions {
 		cc, err := ConsumerConfig(p.cfg, part)
@@ -202,7 +202,7 @@ func (p *Projector) Start(ctx context.Context) error {
 		workers = append(workers, &worker{
 			partition: part, consumer: cc.Durable, filter: cc.FilterSubject, cfg: p.cfg,
 			group: cc.PriorityGroups[0], js: p.js, ccfg: cc, cons: cons, stream: mem, driver: p.driver,
-			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm, progress: p.progress, slots: slots,
+			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm, progress: p.progress, committer: group,
 			log:       p.log.With("partition", part),
 			multiUser: p.cfg.Common.MultiTenant,
 			backoff:   Backoff{Min: p.cfg.RetryMin, Max: p.cfg.RetryMax},

@@ -178,24 +178,6 @@ type stepStats struct {
 	checkpoint   uint64 // 0 when the step committed nothing
 }
 
-// withSlot runs each attempt in one of the process's transaction slots (nil: no limit): the
-// other partitions queue for a slot, their batches growing meanwhile, instead of all running a
-// transaction at once on a few cores. The wait is outside withMetrics' timing.
-func withSlot(next stepFunc, slots chan struct{}) stepFunc {
-	if slots == nil {
-		return next
-	}
-	return func(ctx context.Context) (stepStats, error) {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return stepStats{}, ctx.Err()
-		}
-		defer func() { <-slots }()
-		return next(ctx)
-	}
-}
-
 // withMetrics records the metrics of every committed step of next.
 func withMetrics(next stepFunc, m *Metrics, partition int) stepFunc {
 	label := partitionLabel(partition)

@@ -61,8 +61,8 @@ type worker struct {
 	warm       *warmer
 	metrics    *Metrics
 	progress   *lagCollector
-	slots      chan struct{} // the process's transaction slots (nil: no limit)
-	in         *inbox        // the current iterator's deliveries
+	committer  *committer // the process's group commit (nil: each step its own transaction)
+	in         *inbox     // the current iterator's deliveries
 	log        *slog.Logger
 	multiUser  bool
 	backoff    Backoff
@@ -83,19 +83,30 @@ type worker struct {
 // init builds the decorated step.
 func (w *worker) init(stop context.Context) {
 	w.forced = map[uint64]*Rejection{}
-	step := func(ctx context.Context) (stepStats, error) {
-		// What arrived since the batch was collected (or while waiting for a slot) joins it.
+	// What arrived since the batch was collected (or while the step waited for a transaction)
+	// joins it.
+	topUp := func() {
 		if n := w.cfg.BatchSize - len(w.pending); n > 0 {
 			w.receiveAll(w.in.poll(n))
 		}
-		plan, st, err := w.step(ctx, w.limit)
+	}
+	step := func(ctx context.Context) (stepStats, error) {
+		var plan *stepPlan
+		var st stepStats
+		var err error
+		if w.committer != nil {
+			plan, st, err = w.committer.step(ctx, w, w.limit, topUp)
+		} else {
+			topUp()
+			plan, st, err = w.step(ctx, w.limit)
+		}
 		w.plan = plan
 		if isUnreachable(err) {
 			w.warm.markCold()
 		}
 		return st, err
 	}
-	w.apply = withRetry(withRejectionCheck(withRecover(withSlot(withMetrics(step, w.metrics, w.partition), w.slots), w.log)),
+	w.apply = withRetry(withRejectionCheck(withRecover(withMetrics(step, w.metrics, w.partition), w.log)),
 		w.backoff, stop, w.keepAlive, w.metrics, w.log)
 }
 
@@ -323,87 +334,14 @@ type stepPlan struct {
 	last  uint64   // checkpoint after the step
 }
 
-// step runs one transaction: lock the checkpoint, drop what it covers, make sure the rest
-// follows it without a gap (reading the missing events from the stream), dead-letter what
-// cannot be applied, apply the rest, move the checkpoint, commit. It changes no worker state;
-// finish does, after the commit.
+// step runs one transaction over the partition's pending events alone (commitSteps): lock
+// the checkpoint, drop what it covers, make sure the rest follows it without a gap (reading
+// the missing events from the stream), dead-letter what cannot be applied, apply the rest,
+// move the checkpoint, commit. It changes no worker state; finish does, after the commit.
 func (w *worker) step(ctx context.Context, limit int) (*stepPlan, stepStats, error) {
-	var st stepStats
-	began := time.Now()
-	if err := w.warm.ensure(ctx); err != nil {
-		return nil, st, errors.Join(errWarmUp, err)
-	}
-	sess := w.driver.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeWrite, DatabaseName: w.database})
-	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
-	tx, err := sess.BeginTransaction(ctx)
-	if err != nil {
-		return nil, st, fmt.Errorf("begin transaction: %w", err)
-	}
-	defer func() { _ = tx.Close(context.WithoutCancel(ctx)) }()
-
-	cp, err := LockCheckpoint(ctx, tx, w.consumer, w.partition)
-	if err != nil {
-		return nil, st, err
-	}
-	plan, err := w.planStep(ctx, cp, limit)
-	if err != nil {
-		return plan, st, err
-	}
-	st.skipped = len(plan.done)
-	if len(plan.apply) == 0 {
-		return plan, st, tx.Commit(ctx)
-	}
-	for _, e := range plan.apply {
-		if e.msg == nil {
-			st.gapFilled++
-		}
-	}
-
-	records := make([]Record, 0, len(plan.apply))
-	bySeq := make(map[uint64]*entry, len(plan.apply))
-	var letters []DeadLetter
-	for _, e := range plan.apply {
-		bySeq[e.seq] = e
-		if e.rejection != nil {
-			letters = append(letters, e.deadLetter())
-			continue
-		}
-		records = append(records, e.record)
-	}
-	out, err := Apply(ctx, tx, records)
-	if err != nil {
-		return plan, st, err
-	}
-	for _, rej := range out.Rejected {
-		e := bySeq[rej.Sequence]
-		d := DeadLetter{Subject: e.subject, Sequence: e.seq, Stored: e.stored, Header: e.header, Data: e.data,
-			Reason: rej.Reason, Err: rej.Err}
-		letters = append(letters, d)
-	}
-	st.deadLettered = map[Reason]int{}
-	for _, d := range letters {
-		// Inside the transaction: if it fails, the dead letters are sent again (their message
-		// ids make JetStream store each once within its duplicate window).
-		if err := w.dlq.Send(ctx, d); err != nil {
-			return plan, st, err
-		}
-		st.deadLettered[d.Reason]++
-		w.log.Warn("event dead-lettered", "seq", d.Sequence, "subject", d.Subject, "reason", d.Reason, "err", d.Err)
-	}
-	lastEntry := plan.apply[len(plan.apply)-1]
-	if err := WriteCheckpoint(ctx, tx, w.consumer, lastEntry.seq, lastEntry.stored); err != nil {
-		return plan, st, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return plan, st, fmt.Errorf("commit: %w", err)
-	}
-	w.log.Debug("batch committed", "from_checkpoint", cp, "first", plan.apply[0].seq, "last", lastEntry.seq, "events", len(plan.apply), "skipped", len(plan.done),
-		"elapsed", time.Since(began))
-	st.entries = len(plan.apply)
-	st.applied = out.Applied
-	st.duplicates = out.Duplicates
-	st.checkpoint = lastEntry.seq
-	return plan, st, nil
+	m := &stepMember{w: w, limit: limit}
+	err := commitSteps(ctx, []*stepMember{m})
+	return m.plan, m.st, err
 }
 
 // planStep decides what the step covers, given the checkpoint cp: pending entries at or below
