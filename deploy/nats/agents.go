@@ -12,11 +12,27 @@ import (
 // AgentPermissions is what one tenant's agent may do on NATS (AGENTS account, accounts.conf):
 // publish its tenant's events and receive the acknowledgements on its own inbox prefix.
 type AgentPermissions struct {
-	Identifier  string // the user identifier
-	Token       string // its tenant token
-	Publish     string // mem.<token>.*: exactly the memory stream's subjects of the tenant
+	Identifier string // the user identifier
+	Token      string // its tenant token
+	// Publish is mem.<token>.<kind> for each of AgentKinds: literal subjects, so neither
+	// another tenant's, nor user_erased (erasure needs the admin scope, over HTTP), nor the
+	// literal wildcard tokens mem.<token>.* and mem.<token>.> (which a pattern allow such as
+	// mem.<token>.* would let through, and the stream would store unpartitioned).
+	Publish     []string
 	Subscribe   string // <InboxPrefix>.>
 	InboxPrefix string // the agent's client must use it (nats.go: nats.CustomInboxPrefix)
+}
+
+// AgentKinds are the kinds of event an agent may publish over NATS: the catalogue without
+// user_erased. accounts.conf exports (and AGENTS imports) exactly their subjects.
+func AgentKinds() []events.Kind {
+	out := make([]events.Kind, 0, len(events.Kinds))
+	for _, k := range events.Kinds {
+		if k != events.KindUserErased {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // AgentInboxPrefix is the inbox prefix of a tenant's agent: _INBOX_<token>. A private prefix
@@ -30,10 +46,14 @@ func Agent(identifier string) (AgentPermissions, error) {
 		return AgentPermissions{}, fmt.Errorf("agent of %q: %w", identifier, err)
 	}
 	inbox := AgentInboxPrefix(tok)
+	var pub []string
+	for _, k := range AgentKinds() {
+		pub = append(pub, events.SubjectRoot+"."+tok+"."+string(k))
+	}
 	return AgentPermissions{
 		Identifier:  identifier,
 		Token:       tok,
-		Publish:     events.SubjectRoot + "." + tok + ".*",
+		Publish:     pub,
 		Subscribe:   inbox + ".>",
 		InboxPrefix: inbox,
 	}, nil
@@ -57,7 +77,15 @@ func AgentUserConf(identifier, publicNKey string) (string, error) {
 	fmt.Fprintf(&b, "  {\n")
 	fmt.Fprintf(&b, "    nkey: %s\n", publicNKey)
 	fmt.Fprintf(&b, "    permissions: {\n")
-	fmt.Fprintf(&b, "      publish: { allow: [%q] }\n", p.Publish)
+	fmt.Fprintf(&b, "      publish: { allow: [\n")
+	for i, subj := range p.Publish {
+		sep := ","
+		if i == len(p.Publish)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "        %q%s\n", subj, sep)
+	}
+	fmt.Fprintf(&b, "      ] }\n")
 	fmt.Fprintf(&b, "      subscribe: { allow: [%q] }\n", p.Subscribe)
 	fmt.Fprintf(&b, "    }\n")
 	fmt.Fprintf(&b, "  }\n")

@@ -37,6 +37,25 @@ type secured struct {
 // server runs exactly the file operators deploy.
 func startSecured(t *testing.T, tenants ...string) *secured {
 	t.Helper()
+	return startSecuredWithLegacy(t, nil, tenants...)
+}
+
+// legacyAgentConf is an agent entry as memctl nats-user wrote it before issue 12 finding 10:
+// one pattern allow, mem.<token>.*, that lets through user_erased and the literal wildcard
+// tokens. Such entries may still be deployed; the account's exports must hold anyway.
+func legacyAgentConf(t *testing.T, id, pub string) string {
+	t.Helper()
+	p, err := natsdeploy.Agent(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "  {\n    nkey: " + pub + "\n    permissions: {\n      publish: { allow: [\"mem." + p.Token +
+		".*\"] }\n      subscribe: { allow: [\"" + p.Subscribe + "\"] }\n    }\n  }\n"
+}
+
+// startSecuredWithLegacy is startSecured with some agents of the legacy entry's form.
+func startSecuredWithLegacy(t *testing.T, legacy []string, tenants ...string) *secured {
+	t.Helper()
 	dir := t.TempDir()
 	accounts, err := os.ReadFile("accounts.conf")
 	if err != nil {
@@ -56,6 +75,15 @@ func startSecured(t *testing.T, tenants ...string) *secured {
 			t.Fatal(err)
 		}
 		users.WriteString(entry)
+		s.agents[id] = kp
+	}
+	for _, id := range legacy {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := kp.PublicKey()
+		users.WriteString(legacyAgentConf(t, id, pub))
 		s.agents[id] = kp
 	}
 	users.WriteString("]\n")
@@ -440,8 +468,14 @@ func TestPermissions(t *testing.T) {
 			t.Error("publish on another tenant's subject acknowledged")
 		}
 		v.wait(t, `Publish to "mem.`+liamTok+`.user_upserted"`)
-		// Core publish too, and beyond the stream's three tokens.
-		for _, subj := range []string{"mem." + liamTok + ".user_upserted", "mem." + liamTok + ".a.b", "dlq.mem.x.y"} {
+		// Core publish too, and beyond the stream's three tokens; and on its own tenant, neither
+		// an erasure (admin scope, over HTTP only), nor an unknown kind, nor the literal
+		// wildcard tokens, which the stream would store without a partition (issue 12
+		// finding 10).
+		saraTok, _ := events.EncodeToken(sara)
+		for _, subj := range []string{"mem." + liamTok + ".user_upserted", "mem." + liamTok + ".a.b", "dlq.mem.x.y",
+			"mem." + saraTok + ".user_erased", "mem." + saraTok + ".*", "mem." + saraTok + ".>", "mem." + saraTok + ".no_such_kind",
+			"mem.*.user_upserted", "mem.>"} {
 			if err := nc.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)
 			}
@@ -453,6 +487,19 @@ func TestPermissions(t *testing.T) {
 		if got := s.stored(t, liam); got != liamBefore {
 			t.Errorf("liam has %d events after sara's agent published for him, want %d", got, liamBefore)
 		}
+		if got := s.stored(t, sara); got != saraBefore+1 {
+			t.Errorf("sara has %d events after her agent's refused publishes, want %d", got, saraBefore+1)
+		}
+		// Through JetStream too: an erasure of its own user is refused, not acknowledged.
+		erase, err := events.Encode(&events.Event{ID: events.NewID(), Source: "/engram/agent", User: sara, Time: time.Now(),
+			Data: events.UserErased{Identifier: sara}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(short(t), erase); err == nil {
+			t.Error("the agent's user_erased was acknowledged")
+		}
+		v.wait(t, `Publish to "mem.`+saraTok+`.user_erased"`)
 
 		cannotRead(t, nc, v)
 		cannotPurge(t, nc, v)
@@ -478,6 +525,77 @@ func TestPermissions(t *testing.T) {
 	})
 }
 
+// TestLegacyAgentEntryStillConfined: an agent entry of the old form (allow mem.<token>.*)
+// passes the user's own permissions for user_erased and the literal wildcard subjects, but
+// the ENGRAM account exports (and AGENTS imports) only the agent kinds' subjects, so none of
+// them reaches the stream (issue 12 finding 10).
+func TestLegacyAgentEntryStillConfined(t *testing.T) {
+	old := "old+" + events.NewID()[24:] + "@omg.test"
+	s := startSecuredWithLegacy(t, []string{old})
+	nc, js, _ := s.agent(t, old, true)
+	tok, _ := events.EncodeToken(old)
+	if _, err := js.PublishMsg(t.Context(), userEvent(t, old)); err != nil {
+		t.Fatalf("an agent kind: %v", err)
+	}
+	erase, err := events.Encode(&events.Event{ID: events.NewID(), Source: "/engram/agent", User: old, Time: time.Now(),
+		Data: events.UserErased{Identifier: old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(short(t), erase); err == nil {
+		t.Error("the legacy agent's user_erased was acknowledged")
+	}
+	for _, subj := range []string{"mem." + tok + ".*", "mem." + tok + ".>"} {
+		m := userEvent(t, old)
+		m.Subject = subj
+		if _, err := js.PublishMsg(short(t), m); err == nil {
+			t.Errorf("publish on the literal %q acknowledged", subj)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(t, old); got != 1 {
+		t.Errorf("the legacy agent's tenant holds %d events, want 1 (the upsert)", got)
+	}
+	// Nothing unpartitioned either (a literal wildcard subject is stored as it came).
+	mem, err := s.admin.Stream(t.Context(), stream.MemoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mem.Info(t.Context(), jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subj := range info.State.Subjects {
+		if strings.Count(subj, ".") != 3 {
+			t.Errorf("stored on %q, without a partition", subj)
+		}
+	}
+}
+
+// TestAccountsExportTheAgentKinds: accounts.conf's export and import lists name exactly
+// the subjects of natsdeploy.AgentKinds, so a kind added to the catalogue is a decision here.
+func TestAccountsExportTheAgentKinds(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("accounts.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(raw)
+	for _, k := range events.Kinds {
+		exp := `{ service: "mem.*.` + string(k) + `", accounts: [AGENTS] }`
+		imp := `{ service: { account: ENGRAM, subject: "mem.*.` + string(k) + `" } }`
+		want := slices.Contains(natsdeploy.AgentKinds(), k)
+		if strings.Contains(conf, exp) != want || strings.Contains(conf, imp) != want {
+			t.Errorf("kind %s: exported and imported %v, want %v", k, !want, want)
+		}
+	}
+	if strings.Contains(conf, `service: "mem.*.*"`) || strings.Contains(conf, `subject: "mem.*.*"`) {
+		t.Error("accounts.conf still exports or imports mem.*.*")
+	}
+}
+
 func TestAgentUserConf(t *testing.T) {
 	t.Parallel()
 	kp, err := nkeys.CreateUser()
@@ -490,9 +608,14 @@ func TestAgentUserConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"mem.sara_40omg_2Ecom.*"`, `"_INBOX_sara_40omg_2Ecom.>"`, "nkey: " + pub} {
+	for _, want := range []string{`"mem.sara_40omg_2Ecom.user_upserted"`, `"mem.sara_40omg_2Ecom.trace_completed"`, `"_INBOX_sara_40omg_2Ecom.>"`, "nkey: " + pub} {
 		if !strings.Contains(got, want) {
 			t.Errorf("entry lacks %s:\n%s", want, got)
+		}
+	}
+	for _, not := range []string{`"mem.sara_40omg_2Ecom.*"`, `"mem.sara_40omg_2Ecom.>"`, "user_erased"} {
+		if strings.Contains(got, not) {
+			t.Errorf("entry allows %s:\n%s", not, got)
 		}
 	}
 	if strings.Contains(got, string(seed)) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/nats-io/nkeys"
 
@@ -61,7 +62,7 @@ func runNATSUser(_ context.Context, args []string, out, errOut io.Writer, _ func
 			fmt.Fprintf(errOut, "agent seed (shown once; give it to the agent, keep it secret): %s\n", seed)
 		}
 	}
-	fmt.Fprintf(errOut, "the agent connects with this nkey and inbox prefix %s, publishes on %s; add the entry to the AGENTS users in agents.conf and reload the server\n", perms.InboxPrefix, perms.Publish)
+	fmt.Fprintf(errOut, "the agent connects with this nkey and inbox prefix %s, publishes on %s; add the entry to the AGENTS users in agents.conf and reload the server\n", perms.InboxPrefix, strings.Join(perms.Publish, " "))
 	_, err = fmt.Fprint(out, entry)
 	return err
 }

@@ -122,7 +122,7 @@ func TestNATSUserCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{`"mem.sara_40omg_2Ecom.*"`, `"_INBOX_sara_40omg_2Ecom.>"`, "nkey: U"} {
+	for _, want := range []string{`"mem.sara_40omg_2Ecom.preference_added"`, `"_INBOX_sara_40omg_2Ecom.>"`, "nkey: U"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("entry lacks %s:\n%s", want, out)
 		}

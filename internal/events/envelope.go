@@ -43,7 +43,7 @@ var (
 
 // Event is one memory event: the CloudEvents envelope and its typed data.
 type Event struct {
-	ID            string    // UUIDv7; also the Nats-Msg-Id
+	ID            string    // UUIDv7; with the tenant, the Nats-Msg-Id (MsgID)
 	Source        string    // URI-reference of the writer, e.g. /engram/ingestor
 	Kind          Kind      // catalogue entry
 	User          string    // the user identifier (CloudEvents subject); "" for the shared tenant
@@ -94,8 +94,9 @@ func ParseSubject(subject string) (token string, kind Kind, err error) {
 }
 
 // Encode builds the NATS message of an event in CloudEvents binary mode: ce- headers written
-// by the CloudEvents SDK's NATS binding, JSON data as the body, and the event id as
-// Nats-Msg-Id so JetStream stores a re-published event once.
+// by the CloudEvents SDK's NATS binding, JSON data as the body, and MsgID(tenant, id) as
+// Nats-Msg-Id so JetStream stores a re-published event once (and another tenant's event of
+// the same id too).
 func Encode(e *Event) (*nats.Msg, error) {
 	kind, ok := KindOf(e.Data)
 	if !ok {
@@ -153,7 +154,7 @@ func Encode(e *Event) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
-	header.Set(nats.MsgIdHdr, e.ID)
+	header.Set(nats.MsgIdHdr, MsgID(tok, e.ID))
 	return &nats.Msg{Subject: subject, Header: header, Data: body.Bytes()}, nil
 }
 

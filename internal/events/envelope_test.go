@@ -41,7 +41,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			t.Errorf("subject %q, want %q", msg.Subject, want)
 		}
 		for h, want := range map[string]string{
-			nats.MsgIdHdr: e.ID, "ce-id": e.ID, "ce-type": e.Kind.Type(), "ce-subject": user,
+			nats.MsgIdHdr: "sara_40omg_2Ecom:" + e.ID, "ce-id": e.ID, "ce-type": e.Kind.Type(), "ce-subject": user,
 			"ce-specversion": "1.0", "ce-dataschema": e.Kind.DataSchema(), "ce-tenant": "sara_40omg_2Ecom",
 			"ce-datacontenttype": ContentType, "ce-actor": "agent-1", "ce-correlationid": "corr-1",
 		} {

@@ -32,3 +32,10 @@ func ConversationID(identifier, sessionID string) string {
 func EntityID(identifier, name, typ string) string {
 	return uuid.NewSHA1(nsEntity, []byte(identifier+"\x00"+name+"\x00"+typ)).String()
 }
+
+// MsgID is the Nats-Msg-Id Encode gives an event: <tenant-token>:<event id>. JetStream
+// deduplicates on the header's value across the whole stream, so the id is scoped by tenant:
+// two tenants' events of the same id are two events. It is what a publisher without the
+// ingestors' key uses (agents over NATS, operators' tools); the ingestors key theirs
+// (stream.Key.MsgID), so that no id an agent chooses can collide with one of theirs.
+func MsgID(token, eventID string) string { return token + ":" + eventID }

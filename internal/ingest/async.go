@@ -76,7 +76,7 @@ type AsyncPublisher struct {
 	slots    chan struct{}
 
 	mu      sync.Mutex
-	pending map[string]*events.Event
+	pending map[string]*events.Event // by Nats-Msg-Id
 	failed  []error
 	idle    chan struct{} // closed when pending drains to zero; nil when nobody waits
 }
@@ -179,17 +179,20 @@ func (p *AsyncPublisher) PublishEvent(ctx context.Context, ev *events.Event) err
 		<-p.slots
 		return fmt.Errorf("publish %s: %w: not connected", ev.ID, stream.ErrUnavailable)
 	}
+	// Acknowledgements are matched by the message's Nats-Msg-Id (events.MsgID: tenant and
+	// event id), which the ack handlers see.
+	msgID := msg.Header.Get(nats.MsgIdHdr)
 	p.mu.Lock()
-	if _, dup := p.pending[ev.ID]; dup {
+	if _, dup := p.pending[msgID]; dup {
 		p.mu.Unlock()
 		<-p.slots
 		return fmt.Errorf("publish %s: %w", ev.ID, ErrInFlight)
 	}
-	p.pending[ev.ID] = ev
+	p.pending[msgID] = ev
 	p.mu.Unlock()
 	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream.MemoryStream)); err != nil {
 		p.mu.Lock()
-		delete(p.pending, ev.ID)
+		delete(p.pending, msgID)
 		p.signalIdle()
 		p.mu.Unlock()
 		<-p.slots
@@ -198,7 +201,7 @@ func (p *AsyncPublisher) PublishEvent(ctx context.Context, ev *events.Event) err
 	return nil
 }
 
-// done settles one event: acknowledged (err nil) or failed.
+// done settles the event of Nats-Msg-Id id: acknowledged (err nil) or failed.
 func (p *AsyncPublisher) done(id string, err error) {
 	p.mu.Lock()
 	ev, ok := p.pending[id]

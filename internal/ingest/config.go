@@ -15,6 +15,10 @@ const (
 	DefaultHTTPAddr     = "127.0.0.1:8080"
 	DefaultMaxBatch     = stream.MaxAtomicBatch
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxOpenBatches is how many atomic batches one principal (or, without
+	// authentication, one tenant) may have in flight on an ingestor at once: a small share of the stream's
+	// stream.MaxOpenAtomicBatches.
+	DefaultMaxOpenBatches = 4
 )
 
 // Config is the ingestor's configuration: the shared settings and the write path's limits.
@@ -25,6 +29,17 @@ type Config struct {
 	MaxBatch int
 	// MaxBodyBytes bounds every request body (413 above it).
 	MaxBodyBytes int64
+	// MaxOpenBatches bounds the POST /v1/batch requests of one principal (authentication on)
+	// or naming one tenant (authentication off) publishing at once on this ingestor; beyond it the
+	// request is answered 429 with Retry-After. It keeps one agent from taking the stream's
+	// atomic-batch slots (stream.MaxOpenAtomicBatches, shared by all tenants) from the others,
+	// so it must stay below that limit.
+	MaxOpenBatches int
+	// SigningKeyFile names the ingestors' key file (stream.LoadKeys): the keys of their
+	// Nats-Msg-Ids and of the vouch on every event they write. Every ingestor of a deployment
+	// needs the same file (and memctl audit reads it to verify vouches); without one each
+	// process signs with a random key of its own (a WARN at start-up).
+	SigningKeyFile string
 	// Source is the CloudEvents source of the events the ingestor writes.
 	Source string
 	// Auth configures authentication (AUTH_*, docs/security.md); off in the dev stack.
@@ -41,6 +56,9 @@ func (c Config) validateLimits() error {
 	var errs []error
 	if c.MaxBatch < 1 || c.MaxBatch > stream.MaxAtomicBatch {
 		errs = append(errs, fmt.Errorf("INGEST_MAX_BATCH %d: want 1 to %d (the server's atomic batch limit)", c.MaxBatch, stream.MaxAtomicBatch))
+	}
+	if c.MaxOpenBatches < 1 || c.MaxOpenBatches >= stream.MaxOpenAtomicBatches {
+		errs = append(errs, fmt.Errorf("INGEST_MAX_OPEN_BATCHES %d: want 1 to %d (below the stream's %d open atomic batches)", c.MaxOpenBatches, stream.MaxOpenAtomicBatches-1, stream.MaxOpenAtomicBatches))
 	}
 	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 8<<20 {
 		errs = append(errs, fmt.Errorf("INGEST_MAX_BODY_BYTES %d: want 1024 to %d", c.MaxBodyBytes, 8<<20))
@@ -60,6 +78,8 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	app.BindCommon(f, &c.Common, "ingestor", DefaultHTTPAddr)
 	auth.Bind(f, &c.Auth)
 	f.Int(&c.MaxBatch, "max-batch", "INGEST_MAX_BATCH", DefaultMaxBatch, "most commands in one POST /v1/batch")
+	f.Int(&c.MaxOpenBatches, "max-open-batches", "INGEST_MAX_OPEN_BATCHES", DefaultMaxOpenBatches, "most batches of one principal (or, without authentication, naming one tenant) publishing at once (429 beyond)")
+	f.String(&c.SigningKeyFile, "signing-key-file", "INGEST_SIGNING_KEY_FILE", "", "key file of the ingestors' Nats-Msg-Ids and vouches (one key of 32 bytes or more per line; the first signs)")
 	var body int
 	f.Int(&body, "max-body-bytes", "INGEST_MAX_BODY_BYTES", DefaultMaxBodyBytes, "largest request body in bytes")
 	f.String(&c.Source, "event-source", "INGEST_EVENT_SOURCE", DefaultSource, "CloudEvents source of the events written")
@@ -68,4 +88,17 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	c.MaxBodyBytes = int64(body)
 	return c, c.Validate()
+}
+
+// Keys returns the signing keys: SigningKeyFile's, or one random key when none is configured
+// (random is true then).
+func (c Config) Keys() (ks stream.Keys, random bool, err error) {
+	if c.SigningKeyFile == "" {
+		return stream.RandomKeys(), true, nil
+	}
+	ks, err = stream.LoadKeys(c.SigningKeyFile)
+	if err != nil {
+		return nil, false, fmt.Errorf("INGEST_SIGNING_KEY_FILE: %w", err)
+	}
+	return ks, false, nil
 }

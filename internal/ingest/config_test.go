@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/ingest"
+	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
@@ -130,4 +133,38 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestConfigFairShareAndKeys: INGEST_MAX_OPEN_BATCHES defaults below the stream's open
+// batch limit and must stay below it; INGEST_SIGNING_KEY_FILE is read by Keys, and without it
+// the keys are random.
+func TestConfigFairShareAndKeys(t *testing.T) {
+	t.Parallel()
+	cfg, err := ingest.LoadConfig(nil, env(nil))
+	if err != nil || cfg.MaxOpenBatches != ingest.DefaultMaxOpenBatches || cfg.MaxOpenBatches >= stream.MaxOpenAtomicBatches {
+		t.Fatalf("default max open batches %d, %v", cfg.MaxOpenBatches, err)
+	}
+	for _, v := range []string{"0", "50", "-1"} {
+		if _, err := ingest.LoadConfig(nil, env(map[string]string{"INGEST_MAX_OPEN_BATCHES": v})); err == nil || !strings.Contains(err.Error(), "INGEST_MAX_OPEN_BATCHES") {
+			t.Errorf("INGEST_MAX_OPEN_BATCHES=%s: %v", v, err)
+		}
+	}
+	if _, random, err := cfg.Keys(); err != nil || !random {
+		t.Errorf("keys without a file: random %v, %v", random, err)
+	}
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte(strings.Repeat("x", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = ingest.LoadConfig([]string{"-signing-key-file", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks, random, err := cfg.Keys(); err != nil || random || len(ks) != 1 {
+		t.Errorf("keys from %s: %d, random %v, %v", path, len(ks), random, err)
+	}
+	cfg.SigningKeyFile = filepath.Join(t.TempDir(), "missing")
+	if _, _, err := cfg.Keys(); err == nil || !strings.Contains(err.Error(), "INGEST_SIGNING_KEY_FILE") {
+		t.Errorf("missing key file: %v", err)
+	}
 }

@@ -78,6 +78,9 @@ type Handler struct {
 	metrics *Metrics
 	now     func() time.Time
 	mux     *http.ServeMux
+	batches *batchLimiter
+	// onBatchOpen, when set (tests), runs while a batch holds its slots, before it publishes.
+	onBatchOpen func(context.Context)
 }
 
 // Option configures a Handler.
@@ -111,7 +114,7 @@ func WithClock(now func() time.Time) Option {
 }
 
 // NewHandler returns the HTTP API publishing through pub. Of cfg it uses MaxBatch,
-// MaxBodyBytes, Source and Common.MultiTenant.
+// MaxBodyBytes, MaxOpenBatches, Source and Common.MultiTenant.
 func NewHandler(pub *stream.Publisher, cfg Config, opts ...Option) (*Handler, error) {
 	if pub == nil {
 		return nil, errors.New("ingest: nil publisher")
@@ -121,7 +124,8 @@ func NewHandler(pub *stream.Publisher, cfg Config, opts ...Option) (*Handler, er
 	}
 	h := &Handler{
 		pub: pub, cfg: cfg, now: time.Now,
-		logger: slog.New(slog.DiscardHandler),
+		logger:  slog.New(slog.DiscardHandler),
+		batches: newBatchLimiter(cfg.MaxOpenBatches),
 	}
 	for _, o := range opts {
 		if err := o(h); err != nil {
@@ -291,7 +295,15 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 		}
 		ids[i] = b.Event.ID
 	}
+	release, err := h.batches.acquire(h.batchKeys(r.Context(), evs))
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.onBatchOpen != nil {
+		h.onBatchOpen(r.Context())
+	}
 	stored, err := h.pub.PublishBatchMsgs(r.Context(), ids, msgs)
+	release()
 	if err != nil {
 		return nil, ids, err
 	}
@@ -310,6 +322,27 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 	}
 	h.logger.Debug("batch stored", "batch_id", out.BatchID, "events", len(evs), "sequence", out.Sequence)
 	return out, nil, nil
+}
+
+// batchKeys are the shares a batch counts against (batchLimiter): its principal's when
+// requests are authenticated; without authentication every caller is the same anonymous
+// principal, so then each tenant the batch writes for. (Not both: a principal allowed to
+// write for another's tenant could otherwise use up that tenant's share.)
+func (h *Handler) batchKeys(ctx context.Context, evs []Built) []string {
+	if h.auth != nil {
+		if p, ok := auth.FromContext(ctx); ok {
+			return []string{fmt.Sprintf("principal %q", p.Name)}
+		}
+	}
+	keys := make([]string, 0, len(evs))
+	for _, b := range evs {
+		if b.Event.User == "" {
+			keys = append(keys, "the shared tenant")
+		} else {
+			keys = append(keys, fmt.Sprintf("user %q", b.Event.User))
+		}
+	}
+	return keys
 }
 
 // Built is one command's event and minted ids.
@@ -429,6 +462,9 @@ func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, op string
 		} else if errors.Is(err, errUnsupportedMedia) {
 			code = http.StatusUnsupportedMediaType
 		}
+	case errors.Is(err, ErrTooManyBatches):
+		code = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", fmt.Sprint(RetryAfterBatchSeconds))
 	case errors.Is(err, stream.ErrTimeout):
 		code = http.StatusServiceUnavailable
 		p.Error = "the event store did not acknowledge in time: the events may or may not be stored; retrying with the same event_id (and ids) is safe"

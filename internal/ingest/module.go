@@ -18,8 +18,16 @@ func Module(cfg Config) fx.Option {
 	return fx.Module("ingest",
 		auth.Module(cfg.Auth),
 		fx.Provide(
-			func(js jetstream.JetStream) *stream.Publisher {
-				return stream.NewPublisher(js, cfg.Common.PublishTimeout)
+			func(js jetstream.JetStream, logger *slog.Logger) (*stream.Publisher, error) {
+				keys, random, err := cfg.Keys()
+				if err != nil {
+					return nil, err
+				}
+				if random {
+					logger.Warn("signing key not configured: this process vouches for its events with a random key, which no audit can verify, and a retry reaching another ingestor is stored again; set INGEST_SIGNING_KEY_FILE",
+						"component", "ingest")
+				}
+				return stream.NewPublisher(js, cfg.Common.PublishTimeout, stream.WithKeys(keys)), nil
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
 			func(pub *stream.Publisher, m *Metrics, a *auth.Authenticator, logger *slog.Logger) (*Handler, error) {

@@ -112,7 +112,7 @@ func TestProjectorDeadLetters(t *testing.T) {
 			t.Errorf("sequence %d: JetStream headers copied: %v", seq, h)
 		}
 		if want == ReasonForeignReference {
-			if h.Get("ce-id") != foreign.ID || h.Get(HeaderDlqMsgID) != foreign.ID {
+			if tok, _ := events.TenantToken(b.user); h.Get("ce-id") != foreign.ID || h.Get(HeaderDlqMsgID) != events.MsgID(tok, foreign.ID) {
 				t.Errorf("foreign reference: ce-id %q, original msg id %q, want %s", h.Get("ce-id"), h.Get(HeaderDlqMsgID), foreign.ID)
 			}
 		}

@@ -16,6 +16,11 @@ import (
 // (jetstream.limits.max_batch_size); a larger batch is refused by the server.
 const MaxAtomicBatch = 1000
 
+// MaxOpenAtomicBatches is nats-server's default limit on the atomic batches open at once on
+// one stream (jetstream.limits.max_batch_inflight_per_stream), shared by every publisher: a
+// batch beyond it is refused (ErrUnavailable).
+const MaxOpenAtomicBatches = 50
+
 // batchAckEvery makes the batch publisher wait for the server's flow-control ack every so many
 // messages, so a large batch cannot outrun the stream's ingest queue.
 const batchAckEvery = 100
@@ -27,9 +32,10 @@ var ErrDuplicateInBatch = errors.New("batch holds an event the stream already st
 
 // PublishBatch stores the events atomically with JetStream's atomic batch publish: every one
 // of them or none. It returns only after the server committed the batch; the events' stream
-// sequences are consecutive, in the order given. Each event keeps its id as Nats-Msg-Id, so
-// an event of the batch published again later is recognised as a duplicate; a batch holding
-// an already stored event id is refused whole (ErrDuplicateInBatch).
+// sequences are consecutive, in the order given. Each event gets the Nats-Msg-Id Publish would
+// give it, so an event of the batch published again later is recognised as a duplicate; a
+// batch holding an event the stream already stored (same tenant and event id) is refused
+// whole (ErrDuplicateInBatch).
 func (p *Publisher) PublishBatch(ctx context.Context, evs []*events.Event) ([]Stored, error) {
 	msgs := make([]*nats.Msg, len(evs))
 	ids := make([]string, len(evs))
@@ -64,10 +70,9 @@ func (p *Publisher) PublishBatchMsgs(ctx context.Context, ids []string, msgs []*
 		defer cancel()
 	}
 	for i, m := range msgs {
-		if m.Header == nil {
-			m.Header = nats.Header{}
+		if _, err := p.sign(ids[i], m); err != nil {
+			return nil, fmt.Errorf("publish batch: %w", err)
 		}
-		m.Header.Set(nats.MsgIdHdr, ids[i])
 		m.Header.Set(jetstream.ExpectedStreamHeader, MemoryStream)
 	}
 	fc := jetstreamext.BatchFlowControl{AckFirst: true, AckEvery: batchAckEvery, AckTimeout: p.timeout}

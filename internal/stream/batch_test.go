@@ -37,7 +37,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 }
 
 // TestPublishBatchAtomic checks what the write path relies on: an atomic batch goes through
-// the stream's subject transform, keeps each event's Nats-Msg-Id for later deduplication, and
+// the stream's subject transform, keeps each event's tenant-scoped Nats-Msg-Id for later deduplication, and
 // is stored with consecutive sequences.
 func TestPublishBatchAtomic(t *testing.T) {
 	t.Parallel()
@@ -72,8 +72,8 @@ func TestPublishBatchAtomic(t *testing.T) {
 		if raw.Subject != want {
 			t.Errorf("stored subject %q, want %q", raw.Subject, want)
 		}
-		if got := raw.Header.Get(nats.MsgIdHdr); got != evs[i].ID {
-			t.Errorf("Nats-Msg-Id %q, want %q", got, evs[i].ID)
+		if got, want := raw.Header.Get(nats.MsgIdHdr), events.MsgID(tok, evs[i].ID); got != want {
+			t.Errorf("Nats-Msg-Id %q, want %q", got, want)
 		}
 		if _, err := events.Decode(raw.Subject, raw.Header, raw.Data); err != nil {
 			t.Errorf("decode stored batch event: %v", err)

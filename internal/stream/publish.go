@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,15 +40,31 @@ type Stored struct {
 type Publisher struct {
 	js      jetstream.JetStream
 	timeout time.Duration
+	keys    Keys
+}
+
+// PublisherOption configures a Publisher.
+type PublisherOption func(*Publisher)
+
+// WithKeys makes the publisher the ingestors': every event's Nats-Msg-Id is keyed
+// (Key.MsgID) and every event carries the first key's vouch (VouchHeader). Without keys
+// the Nats-Msg-Id is events.MsgID's and nothing is vouched for.
+func WithKeys(ks Keys) PublisherOption {
+	return func(p *Publisher) { p.keys = slices.Clone(ks) }
 }
 
 // NewPublisher returns a Publisher whose publishes give up after timeout.
-func NewPublisher(js jetstream.JetStream, timeout time.Duration) *Publisher {
-	return &Publisher{js: js, timeout: timeout}
+func NewPublisher(js jetstream.JetStream, timeout time.Duration, opts ...PublisherOption) *Publisher {
+	p := &Publisher{js: js, timeout: timeout}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
-// Publish encodes e and stores it; the event id is the Nats-Msg-Id, so publishing the same
-// event again within the duplicate window stores nothing new and returns the first sequence.
+// Publish encodes e and stores it. The Nats-Msg-Id is derived from the tenant and the event
+// id (sign), so publishing the same event again within the duplicate window stores nothing
+// new and returns the first sequence, while another tenant's event of the same id is its own.
 func (p *Publisher) Publish(ctx context.Context, e *events.Event) (Stored, error) {
 	msg, err := events.Encode(e)
 	if err != nil {
@@ -56,8 +73,13 @@ func (p *Publisher) Publish(ctx context.Context, e *events.Event) (Stored, error
 	return p.PublishMsg(ctx, e.ID, msg)
 }
 
-// PublishMsg stores an encoded event.
+// PublishMsg stores an encoded event whose event id is id; its Nats-Msg-Id (and vouch) are
+// set here, whatever msg carried.
 func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (Stored, error) {
+	msgID, err := p.sign(id, msg)
+	if err != nil {
+		return Stored{}, err
+	}
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
@@ -68,7 +90,7 @@ func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (S
 	if !p.js.Conn().IsConnected() {
 		return Stored{}, fmt.Errorf("publish %s: %w: not connected", id, ErrUnavailable)
 	}
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(MemoryStream))
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(MemoryStream))
 	if err != nil {
 		return Stored{}, fmt.Errorf("publish %s: %w", id, classify(err))
 	}
