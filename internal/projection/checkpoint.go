@@ -23,7 +23,7 @@ func CheckpointName(group string, partition int) string {
 // (lockOrder), so transactions that lock several checkpoints (a group commit, group.go) queue
 // instead of deadlocking. The list travels inside a map: Neo4j plans a statement per size
 // class of a list parameter, but once for a map.
-const cypherLockCheckpoints = `
+const cypherLockCheckpoints = planOnce + `
 UNWIND $c.rows AS row
 MERGE (c:EngramCheckpoint {name: row.name})
 ON CREATE SET c.partition = row.partition, c.stream_seq = 0
@@ -33,9 +33,9 @@ REMOVE c.lock
 WITH row, c
 RETURN row.name AS name, c.stream_seq AS seq`
 
-const cypherWriteCheckpoints = `
+const cypherWriteCheckpoints = planOnce + `
 UNWIND $c.rows AS row
-MATCH (c:EngramCheckpoint {name: row.name})
+MATCH (c:EngramCheckpoint {name: row.name}) USING INDEX c:EngramCheckpoint(name)
 SET c.stream_seq = row.seq, c.updated_at = row.updated_at`
 
 const cypherReadCheckpoint = `
