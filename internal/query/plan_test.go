@@ -117,7 +117,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 	for _, q := range queries {
 		// PROFILE rather than EXPLAIN: the driver (v5.28) aliases the children of an EXPLAIN
 		// plan (Plan.Children takes the address of its loop variable), a profile's are right.
-		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+q.cypher, q.params, neo4j.EagerResultTransformer)
+		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
 		if err != nil {
 			t.Fatalf("%s: profile: %v", q.name, err)
 		}
@@ -133,7 +133,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		t.Logf("PROFILE %s:\n%s", q.name, b.String())
 	}
 
-	res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+preferencesFor, prefParams(), neo4j.EagerResultTransformer)
+	res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+preferencesFor, prefParams(), neo4j.EagerResultTransformer)
 	if err != nil {
 		t.Fatal(err)
 	}

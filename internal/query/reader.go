@@ -108,9 +108,17 @@ func tenant(identifier string) (string, error) {
 	return tok, nil
 }
 
+// readOptions keeps a read's first plan however the graph's statistics move (as the
+// projection's statements, internal/projection planOnce): every read starts at the user's
+// unique identifier (a USING INDEX hint) and expands from there, comparing what it reaches
+// with u.owner, so its plan does not depend on the statistics, and a replan (Neo4j's default
+// once the statistics it planned with diverge, at most every 10 s) would only make the
+// reads that wait for it slow. TestReadsAreIndexBacked checks the plans.
+const readOptions = "CYPHER replan=skip\n"
+
 // read runs one read query and returns the values of its single column, one per record.
 func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]any) ([]map[string]any, error) {
-	res, err := neo4j.ExecuteQuery(ctx, r.driver, cypher, params, neo4j.EagerResultTransformer,
+	res, err := neo4j.ExecuteQuery(ctx, r.driver, readOptions+cypher, params, neo4j.EagerResultTransformer,
 		neo4j.ExecuteQueryWithDatabase(r.database), neo4j.ExecuteQueryWithReadersRouting())
 	if err != nil {
 		if graph.IsUnavailable(err) {
