@@ -180,7 +180,7 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
-	kind, ok := KindOfType(ev.Type())
+	kind, ok := kindsByType[ev.Type()]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, ev.Type())
 	}
@@ -195,21 +195,16 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 	if wantTok != tok {
 		return nil, fmt.Errorf("%w: user %q does not belong on tenant %q", ErrUndecodable, user, tok)
 	}
-	if ext, _ := ev.Extensions()[ExtTenant].(string); ext != "" && ext != tok {
+	exts := ev.Extensions() // a copy of the map on every call
+	if ext, _ := exts[ExtTenant].(string); ext != "" && ext != tok {
 		return nil, fmt.Errorf("%w: tenant extension %q differs from subject tenant %q", ErrUndecodable, ext, tok)
 	}
 	if ct := ev.DataContentType(); ct != "" && ct != ContentType {
 		return nil, fmt.Errorf("%w: datacontenttype %q", ErrUndecodable, ct)
 	}
-	raw := ev.Data()
-	if err := ValidateData(kind, raw); err != nil {
+	typed, err := decodeData(kind, ev.Data())
+	if err != nil {
 		return nil, err
-	}
-	v := newData(kind)
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
 	out := &Event{
 		ID:     ev.ID(),
@@ -217,11 +212,11 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 		Kind:   kind,
 		User:   user,
 		Time:   ev.Time().UTC(),
-		Data:   deref(v),
+		Data:   typed,
 	}
-	out.Actor, _ = ev.Extensions()[ExtActor].(string)
-	out.CorrelationID, _ = ev.Extensions()[ExtCorrelation].(string)
-	out.CausationID, _ = ev.Extensions()[ExtCausation].(string)
+	out.Actor, _ = exts[ExtActor].(string)
+	out.CorrelationID, _ = exts[ExtCorrelation].(string)
+	out.CausationID, _ = exts[ExtCausation].(string)
 	if err := checkDataTimes(out.Data); err != nil {
 		return nil, err
 	}
@@ -237,21 +232,33 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 // names equal but for case, or one name with two values) is undecodable, and so is a ce-
 // value that is not UTF-8 or a ce-time beyond RFC 3339 (CheckTime).
 func checkHeader(header nats.Header) error {
-	names := make([]string, 0, len(header))
+	var buf [16]string
+	names := buf[:0]
 	for k := range header {
-		names = append(names, k)
+		if len(k) >= 3 && strings.EqualFold(k[:3], "ce-") {
+			names = append(names, k)
+		}
 	}
 	slices.Sort(names)
-	seen := make(map[string]string, len(names))
+	var lowBuf [16]string
+	lower := lowBuf[:0] // names[i] lower-cased, while there are few
+	var seen map[string]string
+	if len(names) > len(lowBuf) {
+		seen = make(map[string]string, len(names))
+	}
 	for _, k := range names {
 		lk := strings.ToLower(k)
-		if !strings.HasPrefix(lk, "ce-") {
-			continue
+		if seen != nil {
+			if prev, dup := seen[lk]; dup {
+				return fmt.Errorf("%w: header %s repeated as %s", ErrUndecodable, prev, k)
+			}
+			seen[lk] = k
+		} else {
+			if i := slices.Index(lower, lk); i >= 0 {
+				return fmt.Errorf("%w: header %s repeated as %s", ErrUndecodable, names[i], k)
+			}
+			lower = append(lower, lk)
 		}
-		if prev, dup := seen[lk]; dup {
-			return fmt.Errorf("%w: header %s repeated as %s", ErrUndecodable, prev, k)
-		}
-		seen[lk] = k
 		vs := header[k]
 		if len(vs) != 1 {
 			return fmt.Errorf("%w: header %s has %d values, want one", ErrUndecodable, k, len(vs))

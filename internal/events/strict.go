@@ -41,7 +41,8 @@ func CheckJSON(data []byte) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	err := walk(dec, "")
+	var path []pathSeg
+	err := walk(dec, &path)
 	if errors.Is(err, errSyntax) {
 		return nil
 	}
@@ -61,8 +62,31 @@ func invalidAt(b []byte) int {
 	return len(b)
 }
 
-// walk reads one value from dec.
-func walk(dec *json.Decoder, path string) error {
+// pathSeg is one step of the path to a value: a member name, or an array index. The path is
+// written out only for an error: building it at every value costs the square of the depth.
+type pathSeg struct {
+	name  string
+	index int // -1 for a member
+}
+
+// pathString writes a path as JSONError.Path: "metadata.a[1]".
+func pathString(path []pathSeg) string {
+	s := ""
+	for _, seg := range path {
+		switch {
+		case seg.index >= 0:
+			s = fmt.Sprintf("%s[%d]", s, seg.index)
+		case s == "":
+			s = seg.name
+		default:
+			s = s + "." + seg.name
+		}
+	}
+	return s
+}
+
+// walk reads one value from dec; *path leads to it.
+func walk(dec *json.Decoder, path *[]pathSeg) error {
 	tok, err := dec.Token()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -81,23 +105,23 @@ func walk(dec *json.Decoder, path string) error {
 					return errSyntax
 				}
 				k, _ := kt.(string)
-				p := k
-				if path != "" {
-					p = path + "." + k
-				}
+				*path = append(*path, pathSeg{name: k, index: -1})
 				if seen[k] {
-					return &JSONError{Path: p, Reason: "member repeated in the same object"}
+					return &JSONError{Path: pathString(*path), Reason: "member repeated in the same object"}
 				}
 				seen[k] = true
-				if err := walk(dec, p); err != nil {
+				if err := walk(dec, path); err != nil {
 					return err
 				}
+				*path = (*path)[:len(*path)-1]
 			}
 		case '[':
 			for i := 0; dec.More(); i++ {
-				if err := walk(dec, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				*path = append(*path, pathSeg{index: i})
+				if err := walk(dec, path); err != nil {
 					return err
 				}
+				*path = (*path)[:len(*path)-1]
 			}
 		}
 		if _, err := dec.Token(); err != nil { // the closing delimiter
@@ -105,7 +129,7 @@ func walk(dec *json.Decoder, path string) error {
 		}
 	case json.Number:
 		if f, err := strconv.ParseFloat(v.String(), 64); err != nil || math.IsInf(f, 0) {
-			return &JSONError{Path: path, Reason: fmt.Sprintf("number %s is beyond the range of a 64-bit float", clipNumber(v.String()))}
+			return &JSONError{Path: pathString(*path), Reason: fmt.Sprintf("number %s is beyond the range of a 64-bit float", clipNumber(v.String()))}
 		}
 	}
 	return nil
