@@ -9,7 +9,7 @@ export NEO4J_USER ?= neo4j
 export NEO4J_PASSWORD ?= engram-dev-password
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build test test-go check fmt-check vet lint run demo bench neo4j-build neo4j-start neo4j-stop neo4j-status clean
+.PHONY: all build test test-go check fmt-check vet lint fuzz run demo bench neo4j-build neo4j-start neo4j-stop neo4j-status clean
 
 all: build
 
@@ -35,6 +35,22 @@ vet:
 ## the vulnerability database over the network, which this workplace cannot reach.
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+## fuzz: the fuzz targets of everything that faces the network (HTTP bodies and parameters,
+## CloudEvents headers and data, JWTs, tenant tokens), one after another, not part of make test.
+## FUZZTIME per target (default 1000000x: a million executions, 2 to 15 min each on 2 cores; or
+## e.g. 10m), FUZZ_PARALLEL workers (1: the box stays usable), FUZZ_TARGETS to pick. A failing input
+## is written to the package's testdata/fuzz/<Target>/ and becomes a test case of make test.
+FUZZTIME ?= 1000000x
+FUZZ_PARALLEL ?= 1
+FUZZ_TARGETS ?= internal/auth:FuzzAuthorization internal/auth:FuzzJWT internal/query:FuzzQueryParams \
+	internal/events:FuzzToken internal/events:FuzzDecode internal/events:FuzzDecodeCloudEvent \
+	internal/ingest:FuzzDecodeCommand internal/ingest:FuzzDecodeBatch internal/ingest:FuzzHandler
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$pkg $$name"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel $(FUZZ_PARALLEL); \
+	done
 
 ## run: Neo4j, NATS, ingestor, projector and query; Ctrl-C stops everything
 run:

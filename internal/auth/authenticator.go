@@ -81,6 +81,9 @@ func New(c Config, opts ...Option) (*Authenticator, error) {
 		a.keys[jwt.SigningMethodEdDSA.Alg()] = keySet(m.eddsa)
 	}
 	popts := []jwt.ParserOption{
+		// RFC 7515 §2: base64url without padding, canonical: else one signature has four
+		// spellings (the unused low bits of the last character), so one token many strings.
+		jwt.WithStrictDecoding(),
 		jwt.WithLeeway(c.Leeway),
 		jwt.WithTimeFunc(o.now),
 		jwt.WithExpirationRequired(),
@@ -200,7 +203,10 @@ func (a *Authenticator) verifyJWT(tok string) (*Principal, error) {
 // strictToken applies what the jwt library lets pass. RFC 7515 §4.1.11: a "crit" header
 // lists extensions the recipient must understand, and this server understands none, so a
 // token carrying one is refused. RFC 7519 §2: exp, nbf and iat are NumericDates, JSON
-// numbers; the library also accepts numeric strings ("exp": "1772370000").
+// numbers; the library also accepts numeric strings ("exp": "1772370000"). The library reads
+// the claims with encoding/json, which matches member names regardless of case ("EXP" is read
+// as exp): a member named like a claim Engram reads but for case is refused, since it would
+// be read as that claim without being checked as one.
 func strictToken(p *jwt.Parser, t *jwt.Token) error {
 	if _, ok := t.Header["crit"]; ok {
 		return unauthenticated(ErrMalformed, "crit header names extensions this server does not understand")
@@ -217,6 +223,13 @@ func strictToken(p *jwt.Parser, t *jwt.Token) error {
 	if err := json.Unmarshal(payload, &members); err != nil {
 		return unauthenticated(ErrMalformed, "not a JWT")
 	}
+	for member := range members {
+		for _, name := range readClaims {
+			if member != name && strings.EqualFold(member, name) {
+				return unauthenticated(ErrClaims, "a member is named "+name+" but for case; claim names are case-sensitive")
+			}
+		}
+	}
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		v, ok := members[name]
 		if !ok {
@@ -226,9 +239,21 @@ func strictToken(p *jwt.Parser, t *jwt.Token) error {
 		if err := json.Unmarshal(v, &n); err != nil || v[0] == '"' {
 			return unauthenticated(ErrClaims, name+" must be a NumericDate (a JSON number)")
 		}
+		if f, err := n.Float64(); err != nil || f < 0 || f > maxNumericDate {
+			return unauthenticated(ErrClaims, name+" must be a NumericDate from 1970 to 9999")
+		}
 	}
 	return nil
 }
+
+// maxNumericDate is 9999-12-31T23:59:59Z. The library converts a NumericDate's float to
+// int64 seconds, which for values beyond int64 (an nbf of 1e40) gives the least int64, a
+// time long past: such an nbf or iat passed as met (found by FuzzJWT). Dates past year
+// 9999 are refused instead, as events.CheckTime refuses them.
+const maxNumericDate = 253402300799
+
+// readClaims are the claims the authenticator reads (Claims' JSON names).
+var readClaims = []string{"sub", "exp", "nbf", "iat", "iss", "aud", "jti", ClaimUsers, ClaimScope}
 
 func (a *Authenticator) jwtAlgs() []string {
 	out := make([]string, 0, len(a.keys))

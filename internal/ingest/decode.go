@@ -158,9 +158,9 @@ func exactNames(body []byte, t reflect.Type, path string) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		p := k
+		p := memberName(k)
 		if path != "" {
-			p = path + "." + k
+			p = path + "." + p
 		}
 		ft, ok := fields[k]
 		if !ok {
@@ -187,6 +187,15 @@ func strictDecode(body []byte, v any) error {
 }
 
 var errTrailing = errors.New("trailing data after the JSON object")
+
+// memberName is how a problem names a member: as it is, or `""` for a member with an empty
+// name, so that the field of the answer is never empty (found by FuzzHandler).
+func memberName(k string) string {
+	if k == "" {
+		return `""`
+	}
+	return k
+}
 
 // describe turns a decoding error into a *FieldError naming the field. encoding/json names
 // neither the index of a bad array element nor the path of an unknown nested field, and
@@ -219,7 +228,7 @@ func describe(body []byte, v any, err error) error {
 			continue
 		}
 		if isUnknownField(e) && unknownName(e) == k {
-			return fieldErr(k, "unknown field")
+			return fieldErr(memberName(k), "unknown field")
 		}
 		path := k
 		var te *json.UnmarshalTypeError

@@ -37,12 +37,14 @@ type Verification struct {
 var ErrSameDatabase = errors.New("the scratch database must not be the live one")
 
 // Verify rebuilds the graph from the whole stream into scratch (wiping it) and compares its
-// fingerprint with the live graph's. The live graph is only read. For an exact answer the
-// live projector should be caught up and writes quiet (docs/replay.md).
+// fingerprint with the live graph's. The live graph is only read; a scratch that is the live
+// database by its identity (Distinct), whatever its address, is refused before anything is
+// written. For an exact answer the live projector should be caught up and writes quiet
+// (docs/replay.md).
 func Verify(ctx context.Context, live, scratch neo4j.DriverWithContext, js jetstream.JetStream, o VerifyOptions) (Verification, error) {
 	var v Verification
-	if live == scratch {
-		return v, ErrSameDatabase
+	if err := Distinct(ctx, live, o.Database, scratch, o.Database); err != nil {
+		return v, err
 	}
 	if o.MaxDiff <= 0 {
 		o.MaxDiff = 20
