@@ -45,7 +45,8 @@ func (r *runner) profileIngest(ctx context.Context, scenario string, batch bool)
 	if !r.missedIn(scenario) {
 		return nil
 	}
-	cfg := ingest.Config{MaxBatch: ingest.DefaultMaxBatch, MaxBodyBytes: ingest.DefaultMaxBodyBytes, Source: ingest.DefaultSource}
+	cfg := ingest.Config{MaxBatch: ingest.DefaultMaxBatch, MaxBodyBytes: ingest.DefaultMaxBodyBytes, Source: ingest.DefaultSource,
+		MaxOpenBatches: ingest.DefaultMaxOpenBatches}
 	cfg.Common.MultiTenant = true
 	h, err := ingest.NewHandler(stream.NewPublisher(r.stack.JS, 5*time.Second), cfg)
 	if err != nil {

@@ -441,6 +441,13 @@ func (s *Stack) Close() error {
 // owner prefix and cleanup removes them with the rest.
 func serviceExtraEnv(s *Stack, name string) map[string]string {
 	switch name {
+	case ServiceIngestor:
+		// The driver is one unauthenticated caller standing for many agents, so the fair share
+		// of open atomic batches (INGEST_MAX_OPEN_BATCHES, per principal or, without
+		// authentication, per tenant named; docs/events.md) would turn the batch scenario's
+		// concurrency into 429s. It measures throughput: the share is set to its most, below the
+		// stream's 50 open batches.
+		return map[string]string{"INGEST_MAX_OPEN_BATCHES": "49"}
 	case ServiceProjector, ServiceProjector2:
 		return map[string]string{"PROJECTOR_GROUP": s.ProjectorGroup}
 	case ServiceQuery:
