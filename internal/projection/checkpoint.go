@@ -77,7 +77,7 @@ func lockCheckpoints(ctx context.Context, tx neo4j.ManagedTransaction, cps []che
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	bySeq := make(map[string]uint64, len(recs))
+	seqOf := make(map[string]uint64, len(recs))
 	for _, rec := range recs {
 		name, _, err := neo4j.GetRecordValue[string](rec, "name")
 		if err != nil {
@@ -87,11 +87,11 @@ func lockCheckpoints(ctx context.Context, tx neo4j.ManagedTransaction, cps []che
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		bySeq[name] = uint64(seq)
+		seqOf[name] = uint64(seq)
 	}
 	out := make([]uint64, len(cps))
 	for i, c := range cps {
-		seq, ok := bySeq[c.name]
+		seq, ok := seqOf[c.name]
 		if !ok {
 			return nil, fmt.Errorf("%s: no row for %s", what, c.name)
 		}

@@ -236,7 +236,7 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 			}
 			byEntry[e.seq], entryOf[e.seq] = m, e
 			if e.rejection != nil {
-				letters[m] = append(letters[m], e.deadLetter())
+				letters[m] = append(letters[m], e.deadLetter(nil))
 				continue
 			}
 			records = append(records, e.record)
@@ -251,9 +251,8 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 	}
 	status := map[uint64]bool{} // sequences that wrote nothing
 	for _, rej := range out.Rejected {
-		e, m := entryOf[rej.Sequence], byEntry[rej.Sequence]
-		letters[m] = append(letters[m], DeadLetter{Subject: e.subject, Sequence: e.seq, Stored: e.stored,
-			Header: e.header, Data: e.data, Reason: rej.Reason, Err: rej.Err})
+		m := byEntry[rej.Sequence]
+		letters[m] = append(letters[m], entryOf[rej.Sequence].deadLetter(rej))
 		status[rej.Sequence] = true
 	}
 	for _, seq := range out.DuplicateSequences {

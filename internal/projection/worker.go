@@ -37,9 +37,13 @@ type entry struct {
 	rejection *Rejection // set when the event cannot be applied
 }
 
-func (e *entry) deadLetter() DeadLetter {
+// deadLetter is the dead letter of the event for rej (its own rejection when nil).
+func (e *entry) deadLetter(rej *Rejection) DeadLetter {
+	if rej == nil {
+		rej = e.rejection
+	}
 	return DeadLetter{Subject: e.subject, Sequence: e.seq, Stored: e.stored, Header: e.header, Data: e.data,
-		Reason: e.rejection.Reason, Err: e.rejection.Err}
+		Reason: rej.Reason, Err: rej.Err}
 }
 
 // worker applies one partition: it pulls from the partition's durable consumer (pinned to one
