@@ -35,7 +35,7 @@ RETURN row.name AS name, c.stream_seq AS seq`
 
 const cypherWriteCheckpoints = planOnce + `
 UNWIND $c.rows AS row
-MATCH (c:EngramCheckpoint {name: row.name}) USING INDEX c:EngramCheckpoint(name)
+MATCH (c:EngramCheckpoint {name: row.name}) USING INDEX SEEK c:EngramCheckpoint(name)
 SET c.stream_seq = row.seq, c.updated_at = row.updated_at`
 
 const cypherReadCheckpoint = `

@@ -19,7 +19,7 @@ package projection
 // these statements takes 0.3-2 s on two cores (measured with EXPLAIN), and every partition's
 // transaction waited for it: a freshness stall of up to two seconds that no batching hides.
 // Their plans do not depend on the statistics: every node is found through a unique
-// constraint or an owner index, which each MATCH names with a USING INDEX hint, and
+// constraint or an owner index, which each MATCH names with a USING INDEX SEEK hint, and
 // everything else expands from it; so the first plan is the plan, and replanning only costs.
 const planOnce = "CYPHER replan=skip"
 
@@ -30,28 +30,28 @@ const planOnce = "CYPHER replan=skip"
 // parameter: Neo4j caches a plan per size class of each list parameter, and eight lists of
 // varying sizes would have it plan this statement anew for most batches.
 const cypherLookup = planOnce + `
-CALL () { UNWIND $ids.users AS id MATCH (n:User {identifier: id}) USING INDEX n:User(identifier) RETURN collect([id, n.owner]) AS users }
-CALL () { UNWIND $ids.messages AS id MATCH (n:Message {id: id}) USING INDEX n:Message(id) RETURN collect([id, n.owner]) AS messages }
+CALL () { UNWIND $ids.users AS id MATCH (n:User {identifier: id}) USING INDEX SEEK n:User(identifier) RETURN collect([id, n.owner]) AS users }
+CALL () { UNWIND $ids.messages AS id MATCH (n:Message {id: id}) USING INDEX SEEK n:Message(id) RETURN collect([id, n.owner]) AS messages }
 CALL () {
-  UNWIND $ids.conversations AS id MATCH (n:Conversation {id: id}) USING INDEX n:Conversation(id)
-  OPTIONAL MATCH (last:Message {id: n.last_message_id}) USING INDEX last:Message(id)
+  UNWIND $ids.conversations AS id MATCH (n:Conversation {id: id}) USING INDEX SEEK n:Conversation(id)
+  OPTIONAL MATCH (last:Message {id: n.last_message_id}) USING INDEX SEEK last:Message(id)
   RETURN collect([id, n.owner, last.id]) AS conversations
 }
 CALL () {
-  UNWIND $ids.preferences AS id MATCH (n:Preference {id: id}) USING INDEX n:Preference(id)
+  UNWIND $ids.preferences AS id MATCH (n:Preference {id: id}) USING INDEX SEEK n:Preference(id)
   RETURN collect([id, n.owner, [(n)-[:SUPERSEDED_BY]->(m) | m.id]]) AS preferences
 }
-CALL () { UNWIND $ids.entities AS id MATCH (n:Entity {id: id}) USING INDEX n:Entity(id) RETURN collect([id, n.owner]) AS entities }
+CALL () { UNWIND $ids.entities AS id MATCH (n:Entity {id: id}) USING INDEX SEEK n:Entity(id) RETURN collect([id, n.owner]) AS entities }
 CALL () {
-  UNWIND $ids.traces AS id MATCH (n:ReasoningTrace {id: id}) USING INDEX n:ReasoningTrace(id)
+  UNWIND $ids.traces AS id MATCH (n:ReasoningTrace {id: id}) USING INDEX SEEK n:ReasoningTrace(id)
   CALL (n) { OPTIONAL MATCH (n)-[:HAS_STEP]->(s:ReasoningStep) RETURN max(s.step_number) AS top }
   RETURN collect([id, n.owner, top]) AS traces
 }
 CALL () {
-  UNWIND $ids.steps AS id MATCH (n:ReasoningStep {id: id}) USING INDEX n:ReasoningStep(id)
+  UNWIND $ids.steps AS id MATCH (n:ReasoningStep {id: id}) USING INDEX SEEK n:ReasoningStep(id)
   RETURN collect([id, n.owner, [(t:ReasoningTrace)-[:HAS_STEP]->(n) | t.id]]) AS steps
 }
-CALL () { UNWIND $ids.tool_calls AS id MATCH (n:ToolCall {id: id}) USING INDEX n:ToolCall(id) RETURN collect([id, n.owner]) AS tool_calls }
+CALL () { UNWIND $ids.tool_calls AS id MATCH (n:ToolCall {id: id}) USING INDEX SEEK n:ToolCall(id) RETURN collect([id, n.owner]) AS tool_calls }
 RETURN users, messages, conversations, preferences, entities, traces, steps, tool_calls`
 
 // A User is created by the first event that needs it (attributes from the segment's last
@@ -65,7 +65,7 @@ CALL () {
 }
 CALL () {
   UNWIND $w.update_users AS r
-  MATCH (u:User {identifier: r.identifier}) USING INDEX u:User(identifier)
+  MATCH (u:User {identifier: r.identifier}) USING INDEX SEEK u:User(identifier)
   SET u.attributes_json = r.attributes_json
 }`
 
@@ -81,12 +81,12 @@ CALL () {
                           updated_at: r.updated_at, recorded_at: r.recorded_at,
                           recorded_seq: r.recorded_seq, last_message_id: r.last_message_id})
   WITH r, c
-  MATCH (u:User {identifier: r.user_identifier}) USING INDEX u:User(identifier)
+  MATCH (u:User {identifier: r.user_identifier}) USING INDEX SEEK u:User(identifier)
   CREATE (u)-[:HAS_CONVERSATION]->(c)
 }
 CALL () {
   UNWIND $w.update_conversations AS r
-  MATCH (c:Conversation {id: r.id}) USING INDEX c:Conversation(id)
+  MATCH (c:Conversation {id: r.id}) USING INDEX SEEK c:Conversation(id)
   SET c.title = coalesce(r.title, c.title),
       c.updated_at = CASE WHEN c.updated_at IS NULL OR r.updated_at > c.updated_at
                           THEN r.updated_at ELSE c.updated_at END,
@@ -100,7 +100,7 @@ CALL () {
 const writeMessages = `
 CALL () {
   UNWIND $w.messages AS g
-  MATCH (c:Conversation {id: g.conversation_id}) USING INDEX c:Conversation(id)
+  MATCH (c:Conversation {id: g.conversation_id}) USING INDEX SEEK c:Conversation(id)
   CALL (c, g) {
     UNWIND g.messages AS r
     CREATE (c)-[:HAS_MESSAGE]->(m:Message {id: r.id, role: r.role, content: r.content,
@@ -109,7 +109,7 @@ CALL () {
                                            recorded_seq: r.seq})
     RETURN collect(m) AS ms
   }
-  OPTIONAL MATCH (tail:Message {id: g.tail}) USING INDEX tail:Message(id)
+  OPTIONAL MATCH (tail:Message {id: g.tail}) USING INDEX SEEK tail:Message(id)
   FOREACH (first IN CASE WHEN tail IS NULL THEN [head(ms)] ELSE [] END |
     CREATE (c)-[:FIRST_MESSAGE]->(first))
   FOREACH (pair IN CASE WHEN tail IS NULL THEN [] ELSE [[tail, head(ms)]] END |
@@ -130,7 +130,7 @@ CALL () {
 }
 CALL () {
   UNWIND $w.preferences AS g
-  OPTIONAL MATCH (u:User {identifier: g.user}) USING INDEX u:User(identifier)
+  OPTIONAL MATCH (u:User {identifier: g.user}) USING INDEX SEEK u:User(identifier)
   CALL (u, g) {
     UNWIND g.preferences AS r
     CREATE (p:Preference {id: r.id, category: r.category, preference: r.preference,
@@ -140,14 +140,14 @@ CALL () {
     FOREACH (x IN CASE WHEN u IS NULL THEN [] ELSE [u] END | CREATE (x)-[:HAS_PREFERENCE]->(p))
     WITH r, p
     UNWIND r.applies_to AS eid
-    MATCH (e:Entity {id: eid}) USING INDEX e:Entity(id)
+    MATCH (e:Entity {id: eid}) USING INDEX SEEK e:Entity(id)
     CREATE (p)-[:APPLIES_TO]->(e)
   }
 }
 CALL () {
   UNWIND $w.supersedes AS r
-  MATCH (o:Preference {id: r.old_id}) USING INDEX o:Preference(id)
-  MATCH (n:Preference {id: r.new_id}) USING INDEX n:Preference(id)
+  MATCH (o:Preference {id: r.old_id}) USING INDEX SEEK o:Preference(id)
+  MATCH (n:Preference {id: r.new_id}) USING INDEX SEEK n:Preference(id)
   CREATE (o)-[:SUPERSEDED_BY {at: r.valid_until, recorded_at: r.recorded_at}]->(n)
   SET o.valid_until = r.valid_until, o.superseded_recorded_at = r.recorded_at,
       o.superseded_seq = r.seq
@@ -162,12 +162,12 @@ CALL () {
                             started_at: r.time, metadata: r.metadata, user_identifier: r.user,
                             owner: r.owner, recorded_at: r.recorded_at, recorded_seq: r.seq})
   WITH r, t
-  MATCH (u:User {identifier: r.user}) USING INDEX u:User(identifier)
+  MATCH (u:User {identifier: r.user}) USING INDEX SEEK u:User(identifier)
   CREATE (u)-[:HAS_TRACE]->(t)
 }
 CALL () {
   UNWIND $w.steps AS r
-  MATCH (t:ReasoningTrace {id: r.trace_id}) USING INDEX t:ReasoningTrace(id)
+  MATCH (t:ReasoningTrace {id: r.trace_id}) USING INDEX SEEK t:ReasoningTrace(id)
   CREATE (t)-[:HAS_STEP {order: r.step_number}]->(:ReasoningStep {id: r.id,
           step_number: r.step_number, thought: r.thought, action: r.action,
           observation: r.observation, timestamp: r.time, owner: r.owner,
@@ -175,7 +175,7 @@ CALL () {
 }
 CALL () {
   UNWIND $w.completes AS r
-  MATCH (t:ReasoningTrace {id: r.trace_id}) USING INDEX t:ReasoningTrace(id)
+  MATCH (t:ReasoningTrace {id: r.trace_id}) USING INDEX SEEK t:ReasoningTrace(id)
   SET t.outcome = r.outcome, t.success = r.success, t.completed_at = r.time
 }`
 
@@ -184,7 +184,7 @@ CALL () {
 const writeToolCalls = `
 CALL () {
   UNWIND $w.tool_calls AS r
-  MATCH (s:ReasoningStep {id: r.step_id}) USING INDEX s:ReasoningStep(id)
+  MATCH (s:ReasoningStep {id: r.step_id}) USING INDEX SEEK s:ReasoningStep(id)
   CREATE (s)-[:USES_TOOL]->(:ToolCall {id: r.id, tool_name: r.tool_name, arguments: r.arguments,
                                        result: r.result, status: r.status,
                                        duration_ms: r.duration_ms, error: r.error,
@@ -215,7 +215,7 @@ CALL () {
                                THEN t.last_used_at ELSE tool.last_used_at END
   WITH tool, t
   UNWIND t.call_ids AS id
-  MATCH (c:ToolCall {id: id}) USING INDEX c:ToolCall(id)
+  MATCH (c:ToolCall {id: id}) USING INDEX SEEK c:ToolCall(id)
   CREATE (c)-[:INSTANCE_OF]->(tool)
 }`
 
@@ -226,7 +226,7 @@ CALL () {
 const writeToolCallsUncounted = `
 CALL () {
   UNWIND $w.tool_calls AS r
-  MATCH (s:ReasoningStep {id: r.step_id}) USING INDEX s:ReasoningStep(id)
+  MATCH (s:ReasoningStep {id: r.step_id}) USING INDEX SEEK s:ReasoningStep(id)
   CREATE (s)-[:USES_TOOL]->(c:ToolCall {id: r.id, tool_name: r.tool_name, arguments: r.arguments,
                                         result: r.result, status: r.status,
                                         duration_ms: r.duration_ms, error: r.error,
@@ -270,7 +270,7 @@ const cypherUserErased = planOnce + `
 UNWIND $batch.rows AS r
 CALL (r) {
   CALL (r) {
-    MATCH (c:ToolCall {owner: r.owner})-[:INSTANCE_OF]->(tool:Tool) USING INDEX c:ToolCall(owner)
+    MATCH (c:ToolCall {owner: r.owner})-[:INSTANCE_OF]->(tool:Tool) USING INDEX SEEK c:ToolCall(owner)
     WITH tool, count(c) AS calls,
          sum(CASE WHEN c.status = 'success' THEN 1 ELSE 0 END) AS ok,
          sum(CASE WHEN c.status IN ['error', 'timeout'] THEN 1 ELSE 0 END) AS failed,
@@ -283,14 +283,14 @@ CALL (r) {
         tool.total_duration_ms = tool.total_duration_ms - duration
     RETURN collect(tool) AS tools
   }
-  CALL (r) { MATCH (n:ToolCall {owner: r.owner}) USING INDEX n:ToolCall(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:ReasoningStep {owner: r.owner}) USING INDEX n:ReasoningStep(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:ReasoningTrace {owner: r.owner}) USING INDEX n:ReasoningTrace(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:Message {owner: r.owner}) USING INDEX n:Message(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:Conversation {owner: r.owner}) USING INDEX n:Conversation(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:Preference {owner: r.owner}) USING INDEX n:Preference(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:Entity {owner: r.owner}) USING INDEX n:Entity(owner) DETACH DELETE n }
-  CALL (r) { MATCH (n:User {owner: r.owner}) USING INDEX n:User(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:ToolCall {owner: r.owner}) USING INDEX SEEK n:ToolCall(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:ReasoningStep {owner: r.owner}) USING INDEX SEEK n:ReasoningStep(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:ReasoningTrace {owner: r.owner}) USING INDEX SEEK n:ReasoningTrace(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:Message {owner: r.owner}) USING INDEX SEEK n:Message(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:Conversation {owner: r.owner}) USING INDEX SEEK n:Conversation(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:Preference {owner: r.owner}) USING INDEX SEEK n:Preference(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:Entity {owner: r.owner}) USING INDEX SEEK n:Entity(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:User {owner: r.owner}) USING INDEX SEEK n:User(owner) DETACH DELETE n }
   CALL (tools) {
     UNWIND tools AS tool
     OPTIONAL MATCH (tool)<-[:INSTANCE_OF]-(c:ToolCall)

@@ -9,7 +9,7 @@ import (
 
 const conversationsOf = `
 MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)
-USING INDEX u:User(identifier)
+USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner AND c.owner = u.owner
 RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at} AS conversation
 ORDER BY c.updated_at DESC, c.id DESC
@@ -26,7 +26,7 @@ LIMIT $limit
 const (
 	messagesMatch = `
 MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)-[:HAS_MESSAGE]->(m:Message)
-USING INDEX u:User(identifier)
+USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner AND c.owner = u.owner AND c.session_id = $session_id AND m.owner = u.owner
 WITH m, CASE WHEN m.timestamp IS NOT NULL THEN datetime({datetime: m.timestamp, timezone: 'Z'}) END AS ts
 WHERE ($since IS NULL OR ts > $since)

@@ -31,7 +31,7 @@ import (
 // Entity of the owner (or of the name) and join, instead of following p's few edges.
 const preferenceMatch = `
 MATCH (u:User {identifier: $identifier})-[:HAS_PREFERENCE]->(p:Preference)
-USING INDEX u:User(identifier)
+USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner AND p.owner = u.owner
 WITH p,
   CASE WHEN p.recorded_at IS NOT NULL THEN datetime({datetime: p.recorded_at, timezone: 'Z'}) END AS recorded_at,

@@ -110,7 +110,7 @@ func tenant(identifier string) (string, error) {
 
 // readOptions keeps a read's first plan however the graph's statistics move (as the
 // projection's statements, internal/projection planOnce): every read starts at the user's
-// unique identifier (a USING INDEX hint) and expands from there, comparing what it reaches
+// unique identifier (a USING INDEX SEEK hint) and expands from there, comparing what it reaches
 // with u.owner, so its plan does not depend on the statistics, and a replan (Neo4j's default
 // once the statistics it planned with diverge, at most every 10 s) would only make the
 // reads that wait for it slow. TestReadsAreIndexBacked checks the plans.

@@ -10,7 +10,7 @@ const traceFields = `.id, .session_id, .task, .outcome, .success, .started_at, .
 
 const tracesOf = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace)
-USING INDEX u:User(identifier)
+USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner AND t.owner = u.owner
   AND ($session_id IS NULL OR t.session_id = $session_id)
 RETURN t {` + traceFields + `} AS trace
@@ -23,7 +23,7 @@ LIMIT $limit
 // by owner afterwards, so the planner follows edges instead of seeking the owner's nodes.
 const traceByID = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace {id: $trace_id})
-USING INDEX u:User(identifier)
+USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner AND t.owner = u.owner
 RETURN t {` + traceFields + `,
   steps: [x IN [(t)-[hs:HAS_STEP]->(s:ReasoningStep) | s {

@@ -6,7 +6,7 @@ import (
 
 const userByIdentifier = `
 MATCH (u:User {identifier: $identifier})
-USING INDEX u:User(identifier)
+USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner
 RETURN u {.id, .identifier, .attributes_json, .created_at, .recorded_at} AS user
 `
