@@ -13,14 +13,12 @@ import (
 // Users manages user identities (the seed's client.users).
 type Users struct{ c *Client }
 
-// UpsertUser creates the user or updates their attributes (WithAttributes). Idempotent: safe
+// UpsertUser creates the user or updates their attributes (WithAttributes,
+// WithClearedAttributes). Idempotent: safe
 // on every request or session start.
 func (u *Users) UpsertUser(ctx context.Context, identifier string, opts ...WriteOption) (*User, error) {
 	w := collect(opts)
-	cmd := &ingest.UpsertUser{Identifier: identifier}
-	if w.attrsSet {
-		cmd.Attributes = w.attributes
-	}
+	cmd := &ingest.UpsertUser{Identifier: identifier, Attributes: w.attributes, ClearAttributes: w.clearAttrs}
 	m, r, err := u.c.write(ctx, "upsert_user", cmd, "PUT", "/v1/users/"+url.PathEscape(identifier))
 	if err != nil {
 		return nil, err

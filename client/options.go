@@ -10,7 +10,7 @@ type WriteOption func(*writeOpts)
 type writeOpts struct {
 	user        string
 	attributes  map[string]any
-	attrsSet    bool
+	clearAttrs  bool
 	metadata    map[string]any
 	appliesTo   []EntityRef
 	context     string
@@ -44,17 +44,15 @@ func collect(opts []WriteOption) writeOpts {
 // ForUser scopes a write to a user: the seed's user_identifier=. Required in multi-tenant mode.
 func ForUser(identifier string) WriteOption { return func(w *writeOpts) { w.user = identifier } }
 
-// WithAttributes sets a user's attributes on UpsertUser: they replace the stored ones
-// wholesale; an empty map clears them; without this option they stay as they are.
+// WithAttributes sets a user's attributes on UpsertUser: a non-empty map replaces the stored
+// ones wholesale; an empty or nil map leaves them, as the library's upsert_user(attributes={})
+// does; without this option they stay as they are too. WithClearedAttributes clears them.
 func WithAttributes(attrs map[string]any) WriteOption {
-	return func(w *writeOpts) {
-		w.attrsSet = true
-		w.attributes = attrs
-		if attrs == nil {
-			w.attributes = map[string]any{}
-		}
-	}
+	return func(w *writeOpts) { w.attributes = attrs }
 }
+
+// WithClearedAttributes clears a user's stored attributes on UpsertUser.
+func WithClearedAttributes() WriteOption { return func(w *writeOpts) { w.clearAttrs = true } }
 
 // WithMetadata attaches metadata to a message, preference or trace.
 func WithMetadata(m map[string]any) WriteOption { return func(w *writeOpts) { w.metadata = m } }

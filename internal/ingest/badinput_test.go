@@ -71,7 +71,7 @@ func TestBadInput(t *testing.T) {
 		{"bad session id", "POST", "/v1/messages", `{` + u + `,"session_id":"","role":"user","content":"hi"}`, nil, 400, "session_id"},
 		{"unknown role", "POST", "/v1/messages", `{` + u + `,"session_id":"s1","role":"boss","content":"hi"}`, nil, 400, "role"},
 		{"missing role", "POST", "/v1/messages", `{` + u + `,"session_id":"s1","content":"hi"}`, nil, 400, "role"},
-		{"empty content", "POST", "/v1/messages", `{` + u + `,"session_id":"s1","role":"user","content":""}`, nil, 400, "content"},
+		{"content too long", "POST", "/v1/messages", `{` + u + `,"session_id":"s1","role":"user","content":"` + strings.Repeat("a", 262145) + `"}`, nil, 400, "content"},
 		{"message id not a UUID", "POST", "/v1/messages", msg(`,"message_id":"m-1"`), nil, 400, "message_id"},
 		{"event id not a UUIDv7", "POST", "/v1/messages", msg(`,"event_id":"` + v4 + `"`), nil, 400, "event_id"},
 		{"event id upper case", "POST", "/v1/messages", msg(`,"event_id":"` + strings.ToUpper(events.NewID()) + `"`), nil, 400, "event_id"},

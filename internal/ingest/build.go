@@ -264,8 +264,17 @@ func (c *UpsertUser) build(_ *Settings) (string, any, Minted, error) {
 	if err := firstErr(identifier("identifier", c.Identifier), object("attributes", c.Attributes)); err != nil {
 		return "", nil, Minted{}, err
 	}
+	var attrs map[string]any // nil: the event leaves the stored attributes
+	switch {
+	case c.ClearAttributes && len(c.Attributes) > 0:
+		return "", nil, Minted{}, fieldErr("clear_attributes", "cannot be combined with non-empty attributes, which replace the stored ones wholesale already")
+	case c.ClearAttributes:
+		attrs = map[string]any{} // the event's {}: clear
+	case len(c.Attributes) > 0:
+		attrs = c.Attributes
+	}
 	return c.Identifier, events.UserUpserted{
-		UserID: events.UserID(c.Identifier), Identifier: c.Identifier, Attributes: c.Attributes,
+		UserID: events.UserID(c.Identifier), Identifier: c.Identifier, Attributes: attrs,
 	}, Minted{}, nil
 }
 
@@ -284,7 +293,7 @@ func (c *AddMessage) build(s *Settings) (string, any, Minted, error) {
 	if err := firstErr(
 		identifier("session_id", c.SessionID),
 		oneOf("role", c.Role, events.Roles),
-		text("content", c.Content, 1, maxContent),
+		text("content", c.Content, 0, maxContent), // empty: an assistant turn that is only a tool call
 		text("title", c.Title, 0, maxTitle),
 		object("metadata", c.Metadata),
 		instant("timestamp", c.Timestamp),

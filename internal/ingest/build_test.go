@@ -11,20 +11,24 @@ import (
 	"github.com/engram-memory/engram/internal/ingest"
 )
 
-// TestUpsertAttributes: absent (nil) attributes leave the stored ones, {} clears them, an
-// object replaces them; the event data keeps the difference on the wire.
+// TestUpsertAttributes: absent (nil) and empty attributes leave the stored ones (the
+// library's upsert_user(attributes={})), an object replaces them, clear_attributes clears
+// them; the event data says which on the wire (no member: leave; {}: clear).
 func TestUpsertAttributes(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name  string
 		attrs map[string]any
+		clear bool
 		want  string
 	}{
-		{"absent leaves", nil, `{"user_id":"%s","identifier":"sara@omg.com"}`},
-		{"empty clears", map[string]any{}, `{"user_id":"%s","identifier":"sara@omg.com","attributes":{}}`},
-		{"object replaces", map[string]any{"role": "manager"}, `{"user_id":"%s","identifier":"sara@omg.com","attributes":{"role":"manager"}}`},
+		{"absent leaves", nil, false, `{"user_id":"%s","identifier":"sara@omg.com"}`},
+		{"empty leaves", map[string]any{}, false, `{"user_id":"%s","identifier":"sara@omg.com"}`},
+		{"clear clears", nil, true, `{"user_id":"%s","identifier":"sara@omg.com","attributes":{}}`},
+		{"clear with empty clears", map[string]any{}, true, `{"user_id":"%s","identifier":"sara@omg.com","attributes":{}}`},
+		{"object replaces", map[string]any{"role": "manager"}, false, `{"user_id":"%s","identifier":"sara@omg.com","attributes":{"role":"manager"}}`},
 	} {
-		ev, m, err := ingest.Build(&ingest.UpsertUser{Identifier: "sara@omg.com", Attributes: tt.attrs}, ingest.Settings{MultiTenant: true})
+		ev, m, err := ingest.Build(&ingest.UpsertUser{Identifier: "sara@omg.com", Attributes: tt.attrs, ClearAttributes: tt.clear}, ingest.Settings{MultiTenant: true})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -43,6 +47,37 @@ func TestUpsertAttributes(t *testing.T) {
 		if ev.Data.(events.UserUpserted).UserID != m.UserID {
 			t.Errorf("%s: event user id differs from the answer", tt.name)
 		}
+	}
+}
+
+// TestUpsertClearWithAttributes: clearing and replacing at once is a contradiction, refused
+// with the field named.
+func TestUpsertClearWithAttributes(t *testing.T) {
+	t.Parallel()
+	_, _, err := ingest.Build(&ingest.UpsertUser{Identifier: "sara@omg.com", Attributes: map[string]any{"role": "x"}, ClearAttributes: true}, ingest.Settings{MultiTenant: true})
+	var fe *ingest.FieldError
+	if !errors.As(err, &fe) || fe.Field != "clear_attributes" || !errors.Is(err, ingest.ErrInvalid) {
+		t.Fatalf("err %v, want a FieldError on clear_attributes", err)
+	}
+}
+
+// TestEmptyMessageContent: an assistant turn that is only a tool call has no text; the
+// library stores it (the compatibility kit's SPEC-2.1.7), and so does Engram.
+func TestEmptyMessageContent(t *testing.T) {
+	t.Parallel()
+	ev, _, err := ingest.Build(&ingest.AddMessage{UserIdentifier: "sara@omg.com", SessionID: "s", Role: "assistant"}, ingest.Settings{MultiTenant: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := events.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Decode(msg.Subject, msg.Header, msg.Data); err != nil {
+		t.Fatalf("the event of an empty message does not decode: %v", err)
+	}
+	if !strings.Contains(string(msg.Data), `"content":""`) {
+		t.Errorf("data %s has no empty content", msg.Data)
 	}
 }
 

@@ -69,13 +69,16 @@ func newCommand(op string) Command {
 }
 
 // UpsertUser creates the user or replaces their attributes (user_upserted). It is idempotent:
-// the user id is derived from the identifier. Attributes replace the stored attributes
-// wholesale when present; nil (JSON null or absent) leaves them as they are; an empty map
-// ({}) clears them.
+// the user id is derived from the identifier. Non-empty Attributes replace the stored
+// attributes wholesale; nil or empty ({}, JSON null, absent) leave them as they are, as the
+// library's upsert_user does (its attributes={} is "nothing to change"); ClearAttributes
+// empties them. In the event, absent attributes mean "leave" and {} means "clear" (the v1
+// event's meaning, which the log's existing events keep): Build maps the command onto it.
 type UpsertUser struct {
-	EventID    string         `json:"event_id,omitempty"`
-	Identifier string         `json:"identifier"`
-	Attributes map[string]any `json:"attributes,omitzero"`
+	EventID         string         `json:"event_id,omitempty"`
+	Identifier      string         `json:"identifier"`
+	Attributes      map[string]any `json:"attributes,omitzero"`
+	ClearAttributes bool           `json:"clear_attributes,omitzero"`
 }
 
 // EraseUser asks for everything the user owns to be forgotten (user_erased).

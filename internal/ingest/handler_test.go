@@ -40,11 +40,18 @@ func TestEveryCommand(t *testing.T) {
 				}
 			}},
 		{"upsert user by body, path needs escaping", http.MethodPost, func() string { return "/v1/users" },
-			func() string { return mustJSON(t, map[string]any{"identifier": odd, "attributes": map[string]any{}}) }, odd, events.KindUserUpserted,
+			func() string { return mustJSON(t, map[string]any{"identifier": odd, "clear_attributes": true}) }, odd, events.KindUserUpserted,
 			func(t *testing.T, a ingest.Accepted, data any) {
 				d := data.(events.UserUpserted)
 				if d.Attributes == nil || len(d.Attributes) != 0 {
 					t.Errorf("attributes %#v, want {} (clear)", d.Attributes)
+				}
+			}},
+		{"upsert user with empty attributes", http.MethodPut, func() string { return userPath(odd) },
+			func() string { return `{"attributes":{}}` }, odd, events.KindUserUpserted,
+			func(t *testing.T, a ingest.Accepted, data any) {
+				if d := data.(events.UserUpserted); d.Attributes != nil {
+					t.Errorf("attributes %#v, want absent (leave, as the library's upsert_user)", d.Attributes)
 				}
 			}},
 		{"upsert user without body", http.MethodPut, func() string { return userPath(odd) },
