@@ -81,6 +81,20 @@ func (s *DeadLetters) Send(ctx context.Context, d DeadLetter) error {
 	return nil
 }
 
+// PurgeTenant removes every dead letter of user's tenant (stream.PurgeDeadLetters), within
+// the send timeout.
+func (s *DeadLetters) PurgeTenant(ctx context.Context, user string) error {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	if err := stream.PurgeDeadLetters(ctx, s.js, user); err != nil {
+		return fmt.Errorf("%w: %w", errNATS, err)
+	}
+	return nil
+}
+
 // DeadLetterMsg builds the dead-letter message of d.
 func DeadLetterMsg(d DeadLetter, group string) *nats.Msg {
 	h := nats.Header{}

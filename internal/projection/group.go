@@ -268,6 +268,9 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 			m.st.applied[r.Event.Kind]++
 		}
 	}
+	if err := purgeErased(ctx, first, records, status, letters); err != nil {
+		return err
+	}
 	var writes []checkpointWrite
 	for _, m := range members {
 		m.st.deadLettered = map[Reason]int{}
@@ -301,6 +304,48 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 			m.w.log.Debug("batch committed", "first", m.plan.apply[0].seq, "last", m.plan.last, "events", n,
 				"skipped", len(m.plan.done), "partitions", len(members), "events_in_transaction", applying, "elapsed", time.Since(began))
 		}
+	}
+	return nil
+}
+
+// purgeErased keeps the dead letters of an erased user from outliving the erasure. For every
+// tombstone the step applies, it purges the tenant's dead letters (those earlier steps wrote
+// after the ingestor's purge: the projector had fetched the events already), and drops from
+// letters the tenant's events stored before the tombstone, so they are never written. The
+// tenant's events after the tombstone keep their dead letters: they are writes the erasure did
+// not cover. It runs inside the transaction, before the letters are sent: a step that fails
+// after it runs it again, and purging twice is purging once.
+func purgeErased(ctx context.Context, w *worker, records []Record, wroteNothing map[uint64]bool, letters map[*stepMember][]DeadLetter) error {
+	tombstones := map[string]uint64{} // tenant token → the last tombstone's sequence
+	for _, r := range records {
+		if r.Event.Kind != events.KindUserErased || wroteNothing[r.Sequence] {
+			continue
+		}
+		if err := w.dlq.PurgeTenant(ctx, r.Event.User); err != nil {
+			return fmt.Errorf("purge the dead letters of an erased tenant: %w", err)
+		}
+		if token, _, err := events.ParseSubject(r.Subject); err == nil {
+			tombstones[token] = max(tombstones[token], r.Sequence)
+		}
+	}
+	if len(tombstones) == 0 {
+		return nil
+	}
+	dropped := 0
+	for m, ds := range letters {
+		kept := ds[:0]
+		for _, d := range ds {
+			if token, _, err := events.ParseSubject(d.Subject); err == nil && d.Sequence < tombstones[token] {
+				dropped++
+				continue
+			}
+			kept = append(kept, d)
+		}
+		letters[m] = kept
+	}
+	if dropped > 0 {
+		// No identifier or token in the log: the tenant is gone.
+		w.log.Info("dead letters of an erased tenant not written", "count", dropped)
 	}
 	return nil
 }

@@ -27,6 +27,19 @@ func PurgeTenant(ctx context.Context, js jetstream.JetStream, user string, tombs
 	if err := purge(ctx, js, MemoryStream, filter, tombstone); err != nil {
 		return fmt.Errorf("purge %s below %d: %w", filter, tombstone, err)
 	}
+	return PurgeDeadLetters(ctx, js, user)
+}
+
+// PurgeDeadLetters removes every dead letter of user's tenant. The ingestor runs it with the
+// erasure; the projector runs it again when it applies the tombstone, because the events of
+// the tenant stored before the tombstone may be dead-lettered after the ingestor's purge (the
+// projector had fetched them already): only the projector knows when the last of them is
+// through.
+func PurgeDeadLetters(ctx context.Context, js jetstream.JetStream, user string) error {
+	filter, err := events.TenantSubjects(user)
+	if err != nil {
+		return err
+	}
 	if err := purge(ctx, js, DeadLetterStream, "dlq."+filter, 0); err != nil {
 		return fmt.Errorf("purge dead letters of %s: %w", filter, err)
 	}
