@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -93,9 +94,21 @@ func runDLQ(ctx context.Context, args []string, out, errOut io.Writer, getenv fu
 				seqs = append(seqs, l.Sequence)
 			}
 		}
+		refused := 0
+		defer func() {
+			if refused > 0 {
+				fmt.Fprintf(out, "%d dead letters refused: their users were erased after them (drop them: memctl dlq drop <seq>)\n", refused)
+			}
+		}()
 		for _, seq := range seqs {
 			if sub == "retry" {
-				if err := retryDeadLetter(ctx, js, s, seq); err != nil {
+				err := retryDeadLetter(ctx, js, s, seq)
+				if errors.Is(err, errErasedSince) {
+					refused++
+					fmt.Fprintf(out, "refused dead letter %d: %v\n", seq, err)
+					continue
+				}
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(out, "retried dead letter %d\n", seq)
@@ -146,9 +159,14 @@ func printDeadLetters(out io.Writer, letters []*jetstream.RawStreamMsg) error {
 	return tw.Flush()
 }
 
+// errErasedSince refuses the retry of a dead letter whose user was erased after its event.
+var errErasedSince = errors.New("the user was erased after this event")
+
 // retryDeadLetter publishes the original event again on its tenant's subject, under a new
 // message id (the original id may still be in the duplicate window), then deletes the dead
-// letter. The event keeps its CloudEvents id; projection is idempotent.
+// letter. The event keeps its CloudEvents id; projection is idempotent. It refuses
+// (errErasedSince) an event stored before its tenant's latest erasure tombstone: published
+// again above the tombstone, it would bring the erased user's data back.
 func retryDeadLetter(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, seq uint64) error {
 	m, err := s.GetMsg(ctx, seq)
 	if err != nil {
@@ -158,6 +176,9 @@ func retryDeadLetter(ctx context.Context, js jetstream.JetStream, s jetstream.St
 	parts := strings.Split(orig, ".")
 	if len(parts) < 3 {
 		return fmt.Errorf("dead letter %d: original subject %q is not mem.<tenant>.<kind>", seq, orig)
+	}
+	if err := erasedSince(ctx, js, parts, m.Header.Get(projection.HeaderDlqSeq)); err != nil {
+		return fmt.Errorf("dead letter %d: %w", seq, err)
 	}
 	// A dead letter without a copy of its event (too big to copy) is retried from the event
 	// itself, still in MEM at its sequence (unless erased since).
@@ -191,6 +212,38 @@ func retryDeadLetter(ctx context.Context, js jetstream.JetStream, s jetstream.St
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil {
 		return fmt.Errorf("retry %d: published, but deleting the dead letter failed: %w", seq, err)
+	}
+	return nil
+}
+
+// erasedSince answers errErasedSince when the tenant of the stored subject parts
+// (mem.<token>.<kind>.<partition>) has an erasure tombstone stored after the event's sequence.
+// A tenant's events are all in one partition, so its latest tombstone is the last message on
+// mem.<token>.user_erased.<partition>.
+func erasedSince(ctx context.Context, js jetstream.JetStream, parts []string, eventSeq string) error {
+	seq, err := strconv.ParseUint(eventSeq, 10, 64)
+	if err != nil || len(parts) != 4 {
+		// Without its sequence or partition the letter cannot be placed against a tombstone;
+		// any tombstone of the tenant refuses it.
+		seq = 0
+	}
+	mem, err := js.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		return err
+	}
+	subject := strings.Join([]string{parts[0], parts[1], string(events.KindUserErased), "*"}, ".")
+	if len(parts) == 4 {
+		subject = strings.Join([]string{parts[0], parts[1], string(events.KindUserErased), parts[3]}, ".")
+	}
+	last, err := mem.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look for an erasure of the tenant: %w", err)
+	}
+	if last.Sequence > seq {
+		return fmt.Errorf("%w (tombstone at stream sequence %d, the event at %s)", errErasedSince, last.Sequence, eventSeq)
 	}
 	return nil
 }

@@ -133,3 +133,72 @@ func waitMsgs(t *testing.T, s jetstream.Stream, n uint64) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDLQRetryRefusesErasedTenant: a dead letter of an event stored before its user's erasure
+// (the projector had not applied the tombstone yet, so it did not purge the letter) is not
+// published again: above the tombstone it would bring the erased user's data back.
+func TestDLQRetryRefusesErasedTenant(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv, _, js := testenv.NATS(t)
+	d := testenv.Neo4j(t)
+	user := testenv.User(t, "dlq-erased")
+	t.Cleanup(func() { testenv.Cleanup(t, d, user) })
+	group := "dlq-erased-" + events.NewID()[24:]
+	t.Cleanup(func() {
+		_, _ = neo4j.ExecuteQuery(context.Background(), d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $g DELETE c",
+			map[string]any{"g": group + "-"}, neo4j.EagerResultTransformer)
+	})
+	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
+	cfg.Group, cfg.BatchWait = group, 5*time.Millisecond
+	p, err := projection.New(cfg, d, js, projection.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub := stream.NewPublisher(js, 5*time.Second)
+	send := func(c ingest.Command) uint64 {
+		ev, _, err := ingest.Build(c, ingest.Settings{MultiTenant: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := pub.Publish(ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sequence
+	}
+	send(&ingest.SupersedePreference{UserIdentifier: user, OldID: events.NewID(), NewID: events.NewID()})
+	dlq, err := js.Stream(ctx, stream.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, dlq, 1)
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tombstone := send(&ingest.EraseUser{Identifier: user})
+
+	var out, errOut bytes.Buffer
+	env := map[string]string{"NATS_URL": srv.ClientURL()}
+	if code := Main(ctx, []string{"dlq", "retry", "--all"}, &out, &errOut, func(k string) string { return env[k] }); code != 0 {
+		t.Fatalf("memctl dlq retry: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "refused dead letter") || strings.Contains(out.String(), "retried") {
+		t.Fatalf("retry of an erased user's dead letter:\n%s", out.String())
+	}
+	waitMsgs(t, dlq, 1)
+	mem, err := js.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mem.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.LastSeq != tombstone {
+		t.Errorf("the stream's last sequence is %d, want the tombstone's %d: something was published above it", info.State.LastSeq, tombstone)
+	}
+}
