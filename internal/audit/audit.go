@@ -30,6 +30,11 @@ type Entry struct {
 	Vouch string `json:"vouch"`
 	Data  any    `json:"data,omitempty"`
 	Error string `json:"error,omitempty"` // set when the stored message does not decode
+	// Fate is what became of the event (FateApplied, FateDeadLettered…), set by MarkFates;
+	// Reason and ReasonError are a dead letter's reason and error message.
+	Fate        string `json:"fate,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	ReasonError string `json:"reason_error,omitempty"`
 }
 
 // What an Entry's Vouch says.

@@ -1,0 +1,142 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/projection"
+	"github.com/engram-memory/engram/internal/stream"
+)
+
+// What became of an entry's event (Entry.Fate). An audit read at face value must not show a
+// refused event as if it had happened: a dead-lettered supersede took no effect, and the
+// preference history (the query service's /preferences/history) does not show it either.
+const (
+	// FateApplied: the projector's checkpoint of the user's partition has passed the event
+	// and no dead letter names it. (A duplicate of an applied event is applied too: once.)
+	FateApplied = "applied"
+	// FatePending: stored, and the projector has not reached it yet.
+	FatePending = "pending"
+	// FateDeadLettered: the projector refused it; Entry.Reason says why.
+	FateDeadLettered = "dead_lettered"
+	// FateErased: stored before the user's last erasure tombstone, which deleted its effect
+	// (the purge that follows an erasure normally removes such events from the log).
+	FateErased = "erased"
+	// FateStored: not dead-lettered; whether it is applied or pending is unknown because the
+	// projector's checkpoint was not read (MarkFates without a checkpoint).
+	FateStored = "stored"
+)
+
+// Checkpoint is how far the projector group whose fates an audit shows has come in the user's
+// partition: the stream sequence of its checkpoint. Known is false when it was not read.
+type Checkpoint struct {
+	Sequence uint64
+	Known    bool
+}
+
+// MarkFates sets Fate, and Reason and ReasonError for a dead letter, on entries, the events of
+// user in stream order as Read returns them. The dead letters are read from MEM_DLQ (the
+// tenant's, dlq.mem.<token>.>), those of group only (the live projector's: a benchmark or
+// replay group may refuse events too), every group's when group is "". Erasure is read from
+// the entries themselves: an entry before the last user_erased entry is erased. An undecodable
+// entry is marked like any other: the projector dead-letters it.
+func MarkFates(ctx context.Context, js jetstream.JetStream, user, group string, cp Checkpoint, entries []Entry) error {
+	letters, err := deadLetters(ctx, js, user, group)
+	if err != nil {
+		return err
+	}
+	var tombstone uint64
+	for _, e := range entries {
+		if e.Kind == events.KindUserErased {
+			tombstone = max(tombstone, e.Sequence)
+		}
+	}
+	for i := range entries {
+		e := &entries[i]
+		switch l, dead := letters[e.Sequence]; {
+		case dead:
+			e.Fate, e.Reason, e.ReasonError = FateDeadLettered, l.reason, l.err
+		case e.Sequence < tombstone:
+			e.Fate = FateErased
+		case !cp.Known:
+			e.Fate = FateStored
+		case e.Sequence <= cp.Sequence:
+			e.Fate = FateApplied
+		default:
+			e.Fate = FatePending
+		}
+	}
+	return nil
+}
+
+type letter struct{ reason, err string }
+
+// deadLetters returns the tenant's dead letters by the stream sequence of their event.
+func deadLetters(ctx context.Context, js jetstream.JetStream, user, group string) (map[uint64]letter, error) {
+	filter, err := events.TenantSubjects(user)
+	if err != nil {
+		return nil, err
+	}
+	filter = projection.DeadLetterSubjectPrefix + filter
+	s, err := js.Stream(ctx, stream.DeadLetterStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return map[uint64]letter{}, nil // nothing was ever dead-lettered
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %s: %w", user, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %s: %w", user, err)
+	}
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
+	}
+	out := map[uint64]letter{}
+	if total == 0 {
+		return out, nil
+	}
+	cons, err := js.OrderedConsumer(ctx, stream.DeadLetterStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{filter},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		HeadersOnly:       true,
+		InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %s: %w", user, err)
+	}
+	for seen := uint64(0); seen < total; {
+		batch, err := cons.Fetch(int(min(500, total-seen)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("dead letters of %s: %w", user, err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			seen++
+			h := msg.Headers()
+			if group != "" && h.Get(projection.HeaderDlqGroup) != group {
+				continue
+			}
+			seq, err := strconv.ParseUint(h.Get(projection.HeaderDlqSeq), 10, 64)
+			if err != nil {
+				continue // not a dead letter of the projector's making: names no event
+			}
+			out[seq] = letter{reason: h.Get(projection.HeaderDlqReason), err: h.Get(projection.HeaderDlqError)}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("dead letters of %s: %w", user, err)
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return out, nil
+}
