@@ -203,7 +203,7 @@ func (h *Handler) endpoint(op string, fn func(http.ResponseWriter, *http.Request
 			return
 		}
 		if err := app.WriteJSON(w, http.StatusAccepted, resp); err != nil {
-			h.logger.Error("answer not encodable", "op", op, "path", r.URL.Path, "err", err)
+			h.logger.Error("answer not encodable", "op", op, "route", r.Pattern, "err", err)
 			h.metrics.request(op, http.StatusInternalServerError)
 			return
 		}
@@ -489,10 +489,10 @@ func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, op string
 		w.Header().Set("Retry-After", fmt.Sprint(RetryAfterSeconds))
 	}
 	if code >= 500 {
-		h.logger.Warn("write failed", "op", op, "status", code, "path", r.URL.Path, "err", err)
+		h.logger.Warn("write failed", "op", op, "status", code, "route", r.Pattern, "err", err)
 	}
 	if err := app.WriteJSON(w, code, p); err != nil {
-		h.logger.Error("problem not encodable", "op", op, "path", r.URL.Path, "err", err)
+		h.logger.Error("problem not encodable", "op", op, "route", r.Pattern, "err", err)
 		return http.StatusInternalServerError
 	}
 	return code

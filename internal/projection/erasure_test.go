@@ -1,9 +1,16 @@
 package projection
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/testenv"
@@ -48,8 +55,31 @@ func TestErasureLeavesNoDeadLetters(t *testing.T) {
 		return out
 	}
 
+	// The projector's log at info level, which must not name the erased user (issue 20).
+	var logs syncBuffer
+	start := func() func() {
+		p, err := New(testConfig(group), d, js, WithRegisterer(prometheus.NewRegistry()),
+			WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				if err := p.Stop(context.WithoutCancel(ctx)); err != nil {
+					t.Errorf("stop projector: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+
 	// An earlier transaction dead-letters the user's first poison event.
-	_, _, stop := startProjector(t, testConfig(group), d, js)
+	stop := start()
 	early := publishEvents(ctx, t, js, pub,
 		ev(victim.user, events.UserUpserted{UserID: events.UserID(victim.user), Identifier: victim.user}),
 		poison(victim))[1]
@@ -65,7 +95,7 @@ func TestErasureLeavesNoDeadLetters(t *testing.T) {
 	seqs := publishEvents(ctx, t, js, pub,
 		poison(victim), ev(victim.user, events.UserErased{Identifier: victim.user}), poison(victim), poison(keeper))
 	late, tombstone, after, other := seqs[0], seqs[1], seqs[2], seqs[3]
-	startProjector(t, testConfig(group), d, js)
+	start()
 	waitCaughtUp(ctx, t, d, group, pub, 30*time.Second)
 
 	got := letterSeqs()
@@ -85,4 +115,31 @@ func TestErasureLeavesNoDeadLetters(t *testing.T) {
 	if n := value[int64](ctx, t, d, "MATCH (n {owner: $owner}) RETURN count(n)", map[string]any{"owner": victim.owner}); n != 0 {
 		t.Errorf("%d nodes of the erased user remain", n)
 	}
+	out := logs.String()
+	if !strings.Contains(out, "event dead-lettered") {
+		t.Fatalf("the projector logged no dead letter at info level:\n%s", out)
+	}
+	for _, s := range []string{victim.user, victim.owner, keeper.user, keeper.owner} {
+		if strings.Contains(out, s) {
+			t.Errorf("the projector's info log names %q:\n%s", s, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer several goroutines write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -281,7 +282,10 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 				return err
 			}
 			m.st.deadLettered[d.Reason]++
-			m.w.log.Warn("event dead-lettered", "seq", d.Sequence, "subject", d.Subject, "reason", d.Reason, "err", d.Err)
+			// The kind and partition, not the subject: a stored subject names the tenant, and
+			// the log keeps no identifier or token at info level (the dead letter has them).
+			kind, partition := subjectKind(d.Subject)
+			m.w.log.Warn("event dead-lettered", "seq", d.Sequence, "kind", kind, "partition", partition, "reason", d.Reason)
 		}
 		if n := len(m.plan.apply); n > 0 {
 			last := m.plan.apply[n-1]
@@ -348,4 +352,14 @@ func purgeErased(ctx context.Context, w *worker, records []Record, wroteNothing 
 		w.log.Info("dead letters of an erased tenant not written", "count", dropped)
 	}
 	return nil
+}
+
+// subjectKind returns the kind and partition of a stored subject (mem.<token>.<kind>.<p>),
+// "" for what is not one: what a log line may say of an event without naming its tenant.
+func subjectKind(subject string) (kind, partition string) {
+	parts := strings.Split(subject, ".")
+	if len(parts) == 4 {
+		return parts[2], parts[3]
+	}
+	return "", ""
 }

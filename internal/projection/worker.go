@@ -249,7 +249,8 @@ func (w *worker) receiveAll(msgs []jetstream.Msg) {
 func (w *worker) receive(msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		w.log.Error("delivery without metadata, terminating it", "subject", msg.Subject(), "err", err)
+		kind, partition := subjectKind(msg.Subject())
+		w.log.Error("delivery without metadata, terminating it", "kind", kind, "partition", partition, "err", err)
 		_ = msg.Term()
 		return
 	}

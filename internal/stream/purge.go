@@ -25,7 +25,8 @@ func PurgeTenant(ctx context.Context, js jetstream.JetStream, user string, tombs
 		return err
 	}
 	if err := purge(ctx, js, MemoryStream, filter, tombstone); err != nil {
-		return fmt.Errorf("purge %s below %d: %w", filter, tombstone, err)
+		// Not the filter: it names the tenant, and this error reaches the ingestor's log.
+		return fmt.Errorf("purge the tenant's events below %d: %w", tombstone, err)
 	}
 	return PurgeDeadLetters(ctx, js, user)
 }
@@ -41,7 +42,7 @@ func PurgeDeadLetters(ctx context.Context, js jetstream.JetStream, user string) 
 		return err
 	}
 	if err := purge(ctx, js, DeadLetterStream, "dlq."+filter, 0); err != nil {
-		return fmt.Errorf("purge dead letters of %s: %w", filter, err)
+		return fmt.Errorf("purge the tenant's dead letters: %w", err)
 	}
 	return nil
 }
