@@ -21,41 +21,43 @@ import (
 	"github.com/engram-memory/engram/internal/audit"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/graph"
+	"github.com/engram-memory/engram/internal/migrate/migratetest"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/query"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
-// libraryRequirement is the library version the source graph is written with.
-const libraryRequirement = "neo4j-agent-memory==0.8.0"
-
-// manifest is what write_library_graph.py wrote.
-type manifest struct {
-	Users           []string            `json:"users"`
-	Sessions        map[string][]string `json:"sessions"`
-	Traces          map[string][]string `json:"traces"`
-	Preferences     map[string]string   `json:"preferences"`
-	OrphanSession   string              `json:"orphan_session"`
-	SecondSupersede []string            `json:"second_supersede"`
-}
-
 // TestImportReproducesTheLibrarysReads writes a graph with the real library into a Neo4j of
 // the test's own, imports it into an embedded JetStream, projects the log into the shared
 // Neo4j, and asks the library's own reads and Engram's reads on the projection what the
-// library answers on the source. It also covers the dry run, a second run, an interrupted run
-// and the refusal of Engram's own database.
+// library answers on the source: with the newest release the import supports and with the
+// oldest, each read by its own release. It also covers the dry run, a second run, an
+// interrupted run and the refusal of Engram's own database.
 func TestImportReproducesTheLibrarysReads(t *testing.T) {
-	ctx := t.Context()
-	py := testenv.PythonVenv(t, libraryRequirement)
-	srcProc := testenv.StartNeo4jProcess(t)
-	suffix := strings.ReplaceAll(events.NewID()[24:], "-", "")
-	raw := testenv.RunPython(t, py, "testdata/write_library_graph.py", srcProc.URI, srcProc.User, srcProc.Password, suffix)
-	var man manifest
-	if err := json.Unmarshal(raw, &man); err != nil {
-		t.Fatalf("manifest %q: %v", raw, err)
+	for _, lib := range []library{
+		{requirement: migratetest.Library, traceToolCalls: true},
+		// get_trace of 0.4.0 groups a step's tool calls by a step_id property that its own
+		// record_tool_call does not write: it shows none, on its graph as on Engram's.
+		{requirement: migratetest.OldestLibrary},
+	} {
+		t.Run(strings.TrimPrefix(lib.requirement, "neo4j-agent-memory=="), func(t *testing.T) {
+			testImportReproducesTheLibrarysReads(t, lib)
+		})
 	}
-	src := NewSource(srcProc.Driver(t), "")
+}
+
+// library is a release of neo4j-agent-memory the import is tested with.
+type library struct {
+	requirement    string // pip requirement
+	traceToolCalls bool   // get_trace returns the steps' tool calls
+}
+
+func testImportReproducesTheLibrarysReads(t *testing.T, lib library) {
+	ctx := t.Context()
+	g := migratetest.WriteLibraryGraph(t, lib.requirement)
+	man := g.Manifest
+	src := NewSource(g.Driver(t), "")
 	live := testenv.Neo4j(t)
 	if err := src.CheckNotEngram(ctx, live, ""); err != nil {
 		t.Fatalf("a library graph refused as Engram's: %v", err)
@@ -68,13 +70,8 @@ func TestImportReproducesTheLibrarysReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[events.Kind]int{
-		events.KindUserUpserted: 2, events.KindMessageAdded: 5, events.KindPreferenceAdded: 7,
-		events.KindPreferenceSuperseded: 3, events.KindTraceStarted: 2, events.KindTraceStepAdded: 3,
-		events.KindToolCallRecorded: 3, events.KindTraceCompleted: 1,
-	}
-	if got := dry.Planned(); !reflect.DeepEqual(got, want) {
-		t.Errorf("dry run planned %v, want %v", got, want)
+	if got := dry.Planned(); !reflect.DeepEqual(got, migratetest.Planned) {
+		t.Errorf("dry run planned %v, want %v", got, migratetest.Planned)
 	}
 	if n := streamMsgs(t, js); n != 0 {
 		t.Fatalf("the dry run stored %d events", n)
@@ -82,11 +79,13 @@ func TestImportReproducesTheLibrarysReads(t *testing.T) {
 	wantIssue(t, dry.Issues, CodeSecondSupersede, man.SecondSupersede[0], man.SecondSupersede[1])
 	wantIssue(t, dry.Issues, CodeNoUser, "", man.OrphanSession)
 	wantIssue(t, dry.Issues, CodeUnmodelledLabel, ":Fact", "")
-
-	total := 0
-	for _, n := range want {
-		total += n
+	for _, i := range dry.Issues {
+		if i.Code == CodeNoValidFrom {
+			t.Errorf("%s wrote a preference without valid_from: %v", lib.requirement, i)
+		}
 	}
+
+	total := migratetest.PlannedTotal()
 	res, err := Run(ctx, src, js, pub, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,13 +107,13 @@ func TestImportReproducesTheLibrarysReads(t *testing.T) {
 		t.Fatalf("the stream holds %d events after two runs, want %d", n, total)
 	}
 
-	reader := project(t, live, js, suffix, man.Users)
+	reader := project(t, live, js, g.Suffix, man.Users)
 
-	srcAnswers := libraryReads(t, py, srcProc.URI, srcProc.User, srcProc.Password, raw)
+	srcAnswers := g.Reads(t, g.URI, g.User, g.Password)
 	lc := testenv.Neo4jSettings()
-	projAnswers := libraryReads(t, py, lc.URI, lc.User, lc.Password, raw)
+	projAnswers := g.Reads(t, lc.URI, lc.User, lc.Password)
 	compareLibraryReads(t, man, srcAnswers, projAnswers)
-	compareEngramReads(t, reader, man, srcAnswers)
+	compareEngramReads(t, reader, lib, man, srcAnswers)
 
 	t.Run("interrupted", func(t *testing.T) {
 		_, _, js2 := testenv.NATS(t)
@@ -159,7 +158,7 @@ func TestImportReproducesTheLibrarysReads(t *testing.T) {
 			t.Fatalf("the live database as the source: %v, want ErrEngramDatabase by identity", err)
 		}
 		// A graph holding Engram's checkpoints (a copy of its store) is refused too.
-		if _, err := neo4j.ExecuteQuery(ctx, srcProc.Driver(t), "CREATE (:EngramCheckpoint {name: 'projector-p0', stream_seq: 1})", nil, neo4j.EagerResultTransformer); err != nil {
+		if _, err := neo4j.ExecuteQuery(ctx, g.Driver(t), "CREATE (:EngramCheckpoint {name: 'projector-p0', stream_seq: 1})", nil, neo4j.EagerResultTransformer); err != nil {
 			t.Fatal(err)
 		}
 		err = src.CheckNotEngram(ctx, live, "")
@@ -171,7 +170,7 @@ func TestImportReproducesTheLibrarysReads(t *testing.T) {
 
 // project runs a projector of a group of the test's own on the shared Neo4j until every
 // user's events are applied, checks that nothing was dead-lettered, and returns a Reader of
-// that group's projection.
+// that group's projection. The users' graph and the group's checkpoints go when t ends.
 func project(t *testing.T, live neo4j.DriverWithContext, js jetstream.JetStream, suffix string, users []string) *query.Reader {
 	t.Helper()
 	ctx := t.Context()
@@ -179,6 +178,12 @@ func project(t *testing.T, live neo4j.DriverWithContext, js jetstream.JetStream,
 		t.Fatal(err)
 	}
 	group := "import-" + suffix
+	// Registered first, so it runs after the projector has stopped.
+	t.Cleanup(func() {
+		testenv.Cleanup(t, live, users...)
+		_, _ = neo4j.ExecuteQuery(context.Background(), live, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $g DELETE c",
+			map[string]any{"g": group + "-"}, neo4j.EagerResultTransformer)
+	})
 	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
 	cfg.Group = group
 	p, err := projection.New(cfg, live, js, projection.WithRegisterer(prometheus.NewRegistry()))
@@ -222,20 +227,10 @@ func project(t *testing.T, live neo4j.DriverWithContext, js jetstream.JetStream,
 	return reader
 }
 
-func libraryReads(t *testing.T, py, uri, user, password string, man []byte) map[string]any {
-	t.Helper()
-	out := testenv.RunPython(t, py, "testdata/read_library_graph.py", uri, user, password, string(man))
-	var m map[string]any
-	if err := json.Unmarshal(out, &m); err != nil {
-		t.Fatalf("library reads %q: %v", out, err)
-	}
-	return m
-}
-
 // compareLibraryReads holds the library's answers on the projection to its answers on the
 // source, call by call. The ids Engram derives instead of keeping are the only differences
 // allowed, and each is checked to be Engram's.
-func compareLibraryReads(t *testing.T, man manifest, src, proj map[string]any) {
+func compareLibraryReads(t *testing.T, man migratetest.Manifest, src, proj map[string]any) {
 	t.Helper()
 	derived := func(key string, v any, want string) {
 		m, _ := v.(map[string]any)
@@ -282,9 +277,11 @@ func compareLibraryReads(t *testing.T, man manifest, src, proj map[string]any) {
 var asOfCall = regexp.MustCompile(`^get_preferences_for\((.+), active_only=(True|False), as_of=(.+)\)$`)
 
 // compareEngramReads asks Engram's Reader what the library answered on the source.
-func compareEngramReads(t *testing.T, r *query.Reader, man manifest, src map[string]any) {
+func compareEngramReads(t *testing.T, r *query.Reader, lib library, man migratetest.Manifest, src map[string]any) {
 	t.Helper()
 	ctx := t.Context()
+	type toolCalls struct{ total, failed int }
+	tools := map[string]toolCalls{}
 	ids := func(v any) []string {
 		var out []string
 		for _, p := range v.([]any) {
@@ -355,13 +352,23 @@ func compareEngramReads(t *testing.T, r *query.Reader, man manifest, src map[str
 			var got []string
 			for _, s := range tr.Steps {
 				got = append(got, fmt.Sprintf("step %s %d %s", s.ID, *s.StepNumber, deref(s.Thought)))
-				for _, c := range s.ToolCalls {
-					got = append(got, fmt.Sprintf("call %s %s %s %s", c.ID, c.ToolName, c.Status, deref(c.Error)))
+				// The library returns a step's tool calls in no order: the script sorts them by id.
+				calls := slices.SortedFunc(slices.Values(s.ToolCalls), func(a, b query.ToolCall) int { return strings.Compare(a.ID, b.ID) })
+				for _, c := range calls {
+					n := tools[c.ToolName]
+					n.total++
+					if c.Status == "error" || c.Status == "timeout" {
+						n.failed++
+					}
+					tools[c.ToolName] = n
+					if lib.traceToolCalls {
+						got = append(got, fmt.Sprintf("call %s %s %s %s", c.ID, c.ToolName, c.Status, deref(c.Error)))
+					}
 				}
 			}
 			var want []string
-			lib := src["get_trace("+tid+")"].(map[string]any)
-			for _, s := range lib["steps"].([]any) {
+			libTrace := src["get_trace("+tid+")"].(map[string]any)
+			for _, s := range libTrace["steps"].([]any) {
 				s := s.(map[string]any)
 				want = append(want, fmt.Sprintf("step %s %v %s", s["id"], s["step_number"], s["thought"]))
 				for _, c := range s["tool_calls"].([]any) {
@@ -373,9 +380,22 @@ func compareEngramReads(t *testing.T, r *query.Reader, man manifest, src map[str
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Engram trace %s:\n%v\nthe library on the source:\n%v", tid, got, want)
 			}
-			if (tr.Success == nil) != (lib["success"] == nil) || deref(tr.Outcome) != fmt.Sprint(orEmpty(lib["outcome"])) {
-				t.Errorf("Engram trace %s: outcome %q success %v, the library: %v %v", tid, deref(tr.Outcome), tr.Success, lib["outcome"], lib["success"])
+			if (tr.Success == nil) != (libTrace["success"] == nil) || deref(tr.Outcome) != fmt.Sprint(orEmpty(libTrace["outcome"])) {
+				t.Errorf("Engram trace %s: outcome %q success %v, the library: %v %v", tid, deref(tr.Outcome), tr.Success, libTrace["outcome"], libTrace["success"])
 			}
+		}
+	}
+	// Every release counts the tool calls on the tools (get_tool_stats).
+	for _, name := range man.Tools {
+		stats := anyList(src["get_tool_stats("+name+")"])
+		if len(stats) != 1 {
+			t.Errorf("the library's get_tool_stats(%s) on the source: %v, want one tool", name, stats)
+			continue
+		}
+		st := stats[0].(map[string]any)
+		if got := tools[name]; float64(got.total) != st["total_calls"] || float64(got.failed) != st["failed_calls"] {
+			t.Errorf("Engram's traces hold %d calls of %s (%d failed), the library's get_tool_stats on the source %v (%v failed)",
+				got.total, name, got.failed, st["total_calls"], st["failed_calls"])
 		}
 	}
 }

@@ -24,7 +24,7 @@ const (
 	CodeDependsOnSkipped   = "depends_on_skipped"      // refers to something not imported: not imported
 	CodeInvalidJSON        = "invalid_json"            // a JSON-string property that does not parse: imported without it
 	CodeNoTime             = "missing_time"            // a time the library always writes is missing
-	CodeNoValidFrom        = "missing_valid_from"      // preference of a library before 0.5
+	CodeNoValidFrom        = "missing_valid_from"      // preference whose valid_from the library never wrote
 	CodeValidUntilOnly     = "valid_until_only"        // valid_until without SUPERSEDED_BY: imported as valid
 	CodeSecondSupersede    = "second_supersede"        // superseded twice: only the first imported
 	CodeForeignSupersede   = "foreign_supersede"       // superseded by another user's preference: not imported

@@ -336,7 +336,7 @@ func (s *Source) planPreferences(ctx context.Context, b *builder) error {
 		case !ok:
 			created = validFrom
 		case !hasFrom:
-			b.issue(CodeNoValidFrom, pid, "preference without valid_from (the library before 0.5): the library's as_of reads treat it as valid since forever, Engram's projection as valid from created_at %s", created.Format(time.RFC3339Nano))
+			b.issue(CodeNoValidFrom, pid, "preference without valid_from (the library sets it in a second write after creating the node, which did not happen): the library's as_of reads treat it as valid since forever, Engram's projection as valid from created_at %s", created.Format(time.RFC3339Nano))
 		}
 		d := events.PreferenceAdded{
 			PreferenceID: pid, Category: str(r["category"]), Preference: str(r["preference"]), Context: str(r["context"]),

@@ -2,7 +2,8 @@
 
 Used by internal/migrate's tests as the source of `memctl import`. Embeddings, extraction,
 resolution and the other network-backed layers are switched off, so nothing but the given
-Neo4j is contacted. Prints one JSON object on stdout: the identifiers, session ids and ids the
+Neo4j is contacted. The same script runs with every release the import supports (0.4 to 0.8),
+which write the same graph with it. Prints one JSON object on stdout: the identifiers, session ids and ids the
 tests ask about, and the entries they expect the import to report.
 
 usage: python write_library_graph.py URI USER PASSWORD SUFFIX
