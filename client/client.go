@@ -174,9 +174,11 @@ func (c *Client) Wait(ctx context.Context) error {
 // Close waits for pending NATS writes (Wait). It does not close a connection it was given.
 func (c *Client) Close(ctx context.Context) error { return c.Wait(ctx) }
 
-// Receipt says where a write was stored.
+// Receipt says where a write was stored. Fate and WaitApplied tell what became of it.
 type Receipt struct {
 	EventID string
+	// User is the user the write was for; "" for the shared tenant.
+	User string
 	// Sequence is the stream sequence (the consistency token); 0 for writes sent over NATS,
 	// which are acknowledged later.
 	Sequence  uint64
@@ -196,7 +198,7 @@ func (c *Client) write(ctx context.Context, op string, cmd ingest.Command, metho
 		if err := c.async.PublishEvent(ctx, ev); err != nil {
 			return minted, Receipt{}, fmt.Errorf("engram %s: %w", op, err)
 		}
-		return minted, Receipt{EventID: ev.ID}, nil
+		return minted, Receipt{EventID: ev.ID, User: ev.User}, nil
 	}
 	// Send the command with the ids Build minted, so that a retry is the same event.
 	setIDs(cmd, ev.ID, minted)
@@ -205,7 +207,7 @@ func (c *Client) write(ctx context.Context, op string, cmd ingest.Command, metho
 		return minted, Receipt{}, err
 	}
 	c.noteToken(ev.User, acc.Sequence)
-	return minted, Receipt{EventID: acc.EventID, Sequence: acc.Sequence, Duplicate: acc.Duplicate}, nil
+	return minted, Receipt{EventID: acc.EventID, User: ev.User, Sequence: acc.Sequence, Duplicate: acc.Duplicate}, nil
 }
 
 func isNoUser(err error) bool { return errors.Is(err, events.ErrNoUser) }

@@ -24,7 +24,31 @@ var (
 	ErrUnavailable = errors.New("engram unavailable")
 	// ErrNotCaughtUp: a read-your-writes read timed out waiting for the projector (HTTP 504).
 	ErrNotCaughtUp = errors.New("projection has not caught up with the write")
+	// ErrRejected: the projector refused a write the log had acknowledged and dead-lettered it;
+	// the error is a *RejectedError with the reason (WaitApplied, Fate.Err).
+	ErrRejected = errors.New("rejected by the projector")
 )
+
+// RejectedError is a write the projector dead-lettered: stored in the log, never applied to
+// the graph. Retrying it as it is gets the same answer; Reason says what to change.
+type RejectedError struct {
+	EventID  string
+	Sequence uint64
+	Kind     string // e.g. preference_superseded
+	// Reason is the machine-readable cause (the dead letter's Engram-Dlq-Reason, e.g.
+	// missing_reference, foreign_reference, conflict, schema_invalid; docs/events.md).
+	Reason string
+	// Message is the projector's error message.
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("engram: %s event %s (sequence %d) rejected by the projector: %s: %s",
+		e.Kind, e.EventID, e.Sequence, e.Reason, e.Message)
+}
+
+// Unwrap makes every RejectedError match ErrRejected.
+func (e *RejectedError) Unwrap() error { return ErrRejected }
 
 // APIError is an error answer of Engram's HTTP API.
 type APIError struct {

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -84,4 +85,27 @@ func ExampleReasoning_StartTrace() {
 	_, _ = c.Reasoning.RecordToolCall(ctx, trace.ID, step.ID, "consultant_search",
 		client.WithArguments(map[string]any{"industry": "Healthcare"}), client.WithDuration(40*time.Millisecond))
 	_, _ = c.Reasoning.CompleteTrace(ctx, trace.ID, client.WithOutcome("3 candidates"), client.WithSuccess(true))
+}
+
+// Learning that the projector refused a write the log acknowledged: a supersede of a
+// preference that does not exist is stored (202), then dead-lettered.
+func ExampleClient_WaitApplied() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _ := client.New(client.WithHTTP("http://127.0.0.1:8080", "http://127.0.0.1:8081"), client.WithMultiTenant(true))
+
+	r, err := c.LongTerm.SupersedePreference(ctx, "01a219a1-ea54-73ca-b06f-f6e36debf76a", "01a219a1-ea55-7d23-a6de-97f47c3356ba",
+		client.ForUser("sara@omg.com"))
+	if err != nil {
+		log.Fatal(err) // refused at once: invalid, unauthorized, or the log unavailable
+	}
+	var rejected *client.RejectedError
+	switch _, err := c.WaitApplied(ctx, r); {
+	case errors.As(err, &rejected):
+		fmt.Println("refused:", rejected.Reason, rejected.Message) // e.g. missing_reference
+	case err != nil:
+		log.Fatal(err)
+	default:
+		fmt.Println("applied")
+	}
 }

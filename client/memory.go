@@ -29,7 +29,7 @@ func (u *Users) UpsertUser(ctx context.Context, identifier string, opts ...Write
 // GetUser reads a user; ErrNotFound when there is none.
 func (u *Users) GetUser(ctx context.Context, identifier string, opts ...ReadOption) (*User, error) {
 	var out User
-	if err := u.c.read(ctx, "get_user", identifier, userPath(identifier), consistency(collectRead(opts)), &out); err != nil {
+	if err := u.c.read(ctx, "get_user", identifier, readPath(identifier), consistency(collectRead(opts)), &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -70,7 +70,7 @@ func (s *ShortTerm) GetConversations(ctx context.Context, identifier string, opt
 	var out struct {
 		Conversations []Conversation `json:"conversations"`
 	}
-	err := s.c.read(ctx, "get_conversations", identifier, userPath(identifier)+"/conversations", q, &out)
+	err := s.c.read(ctx, "get_conversations", identifier, readPath(identifier)+"/conversations", q, &out)
 	return out.Conversations, err
 }
 
@@ -96,7 +96,7 @@ func (s *ShortTerm) GetMessages(ctx context.Context, identifier, sessionID strin
 	}
 	var out MessagePage
 	err := s.c.read(ctx, "get_messages", identifier,
-		userPath(identifier)+"/conversations/"+url.PathEscape(sessionID)+"/messages", q, &out)
+		readPath(identifier)+"/conversations/"+url.PathEscape(sessionID)+"/messages", q, &out)
 	return &out, err
 }
 
@@ -165,7 +165,7 @@ func (l *LongTerm) GetPreferencesFor(ctx context.Context, identifier string, opt
 	var out struct {
 		Preferences []Preference `json:"preferences"`
 	}
-	if err := l.c.read(ctx, "get_preferences_for", identifier, userPath(identifier)+"/preferences", q, &out); err != nil {
+	if err := l.c.read(ctx, "get_preferences_for", identifier, readPath(identifier)+"/preferences", q, &out); err != nil {
 		return nil, err
 	}
 	for i := range out.Preferences {
@@ -182,7 +182,7 @@ func (l *LongTerm) PreferenceHistory(ctx context.Context, identifier string, opt
 	var out struct {
 		Preferences []Preference `json:"preferences"`
 	}
-	err := l.c.read(ctx, "preference_history", identifier, userPath(identifier)+"/preferences/history", q, &out)
+	err := l.c.read(ctx, "preference_history", identifier, readPath(identifier)+"/preferences/history", q, &out)
 	return out.Preferences, err
 }
 
@@ -238,7 +238,7 @@ func (r *Reasoning) CompleteTrace(ctx context.Context, traceID string, opts ...W
 // has no such trace.
 func (r *Reasoning) GetTrace(ctx context.Context, identifier, traceID string, opts ...ReadOption) (*Trace, error) {
 	var out Trace
-	if err := r.c.read(ctx, "get_trace", identifier, userPath(identifier)+"/traces/"+url.PathEscape(traceID),
+	if err := r.c.read(ctx, "get_trace", identifier, readPath(identifier)+"/traces/"+url.PathEscape(traceID),
 		consistency(collectRead(opts)), &out); err != nil {
 		return nil, err
 	}
@@ -259,7 +259,7 @@ func (r *Reasoning) ListTraces(ctx context.Context, identifier string, opts ...R
 	var out struct {
 		Traces []Trace `json:"traces"`
 	}
-	err := r.c.read(ctx, "list_traces", identifier, userPath(identifier)+"/traces", q, &out)
+	err := r.c.read(ctx, "list_traces", identifier, readPath(identifier)+"/traces", q, &out)
 	return out.Traces, err
 }
 
@@ -271,7 +271,18 @@ func (r *Reasoning) owned(traceID string, opts []WriteOption) writeOpts {
 	return w
 }
 
-func userPath(identifier string) string { return "/v1/users/" + url.PathEscape(identifier) }
+// readPath is the root of the query service's reads about identifier; "" is the shared
+// tenant, whose reads exist only while multi-tenant mode is off (docs/query.md).
+func readPath(identifier string) string {
+	if identifier == "" {
+		return sharedPath
+	}
+	return "/v1/users/" + url.PathEscape(identifier)
+}
+
+// sharedPath is the query service's reads of the shared tenant (writes without a user, when
+// multi-tenant mode is off).
+const sharedPath = "/v1/shared"
 
 func consistency(ro readOpts) url.Values {
 	q := url.Values{}

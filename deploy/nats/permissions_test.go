@@ -380,6 +380,11 @@ func TestPermissions(t *testing.T) {
 		if _, err := js.Publish(t.Context(), "dlq.mem."+tok+".user_upserted", []byte(`{}`)); err != nil {
 			t.Fatalf("dead-letter: %v", err)
 		}
+		// Applying an erasure, it purges the tenant's dead letters; it purges no events.
+		if err := stream.PurgeDeadLetters(t.Context(), js, sara); err != nil {
+			t.Errorf("purge the dead letters of an erased tenant: %v", err)
+		}
+		cannotPurge(t, nc, v)
 		mem, err := js.Stream(t.Context(), stream.MemoryStream)
 		if err != nil {
 			t.Fatalf("stream info: %v", err)
@@ -437,6 +442,14 @@ func TestPermissions(t *testing.T) {
 		}
 		cannotRead(t, nc, v, "$JS.API.DIRECT.GET."+stream.MemoryStream)
 		cannotPurge(t, nc, v)
+		// A fate read gets a dead letter by its sequence (MEM_DLQ allows no direct get): the
+		// request reaches JetStream, which answers, here that there is no such message.
+		resp, err := nc.Request("$JS.API.STREAM.MSG.GET."+stream.DeadLetterStream, []byte(`{"seq":999999}`), 5*time.Second)
+		if err != nil {
+			t.Errorf("dead letter by sequence: %v", err)
+		} else if !strings.Contains(string(resp.Data), `"error"`) && !strings.Contains(string(resp.Data), `"message"`) {
+			t.Errorf("dead letter by sequence: answer %s", resp.Data)
+		}
 		if err := nc.Publish("mem.x.y", []byte("x")); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"time"
+
+	"github.com/engram-memory/engram/internal/events"
 )
 
 const conversationsOf = `
@@ -19,15 +21,16 @@ LIMIT $limit
 // The messages of one of the user's conversations, found by session id through the user's
 // own HAS_CONVERSATION edges: another user's session never matches. Messages are ordered by
 // (timestamp, id), the timestamp normalised to offset Z so that equal instants compare equal
-// (see preferenceMatch); the cursor is the (timestamp, id) of the last message of a page.
+// (see preferenceBody); the cursor is the (timestamp, id) of the last message of a page.
 // Ownership is compared with u.owner, not $owner, on c and m: a parameter there offers the
 // planner an owner-index leaf, and on a near-empty graph it then scanned Message(owner) and
 // hash-joined instead of expanding from the user.
 const (
-	messagesMatch = `
+	userMessagesHead = `
 MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)-[:HAS_MESSAGE]->(m:Message)
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND c.owner = u.owner AND c.session_id = $session_id AND m.owner = u.owner
+WHERE u.owner = $owner AND c.owner = u.owner AND c.session_id = $session_id AND m.owner = u.owner`
+	messagesFilter = `
 WITH m, CASE WHEN m.timestamp IS NOT NULL THEN datetime({datetime: m.timestamp, timezone: 'Z'}) END AS ts
 WHERE ($since IS NULL OR ts > $since)
   AND ($before IS NULL OR ts < $before)
@@ -35,12 +38,14 @@ WHERE ($since IS NULL OR ts > $since)
 	messagesReturn = `
 RETURN m {.id, .role, .content, .timestamp, .metadata, .recorded_at} AS message
 `
-	messagesAsc = messagesMatch +
+	afterCursorAsc = messagesFilter +
 		"  AND ($cursor_ts IS NULL OR ts > $cursor_ts OR (ts = $cursor_ts AND m.id > $cursor_id))" +
 		messagesReturn + "ORDER BY ts, m.id\nLIMIT $limit"
-	messagesDesc = messagesMatch +
+	afterCursorDesc = messagesFilter +
 		"  AND ($cursor_ts IS NULL OR ts < $cursor_ts OR (ts = $cursor_ts AND m.id < $cursor_id))" +
 		messagesReturn + "ORDER BY ts DESC, m.id DESC\nLIMIT $limit"
+	messagesAsc  = userMessagesHead + afterCursorAsc
+	messagesDesc = userMessagesHead + afterCursorDesc
 )
 
 // Order is the order of a conversation's messages.
@@ -115,7 +120,7 @@ func limit(n, maxLimit int) (int, error) {
 }
 
 // Conversations returns the user's conversations, most recently updated first. An unknown
-// user has none.
+// user has none; "" is the shared tenant.
 func (r *Reader) Conversations(ctx context.Context, identifier string, n int) ([]Conversation, error) {
 	owner, err := tenant(identifier)
 	if err != nil {
@@ -124,7 +129,7 @@ func (r *Reader) Conversations(ctx context.Context, identifier string, n int) ([
 	if n, err = limit(n, r.maxLimit); err != nil {
 		return nil, err
 	}
-	rows, err := r.read(ctx, "conversations", conversationsOf,
+	rows, err := r.read(ctx, "conversations", pick(identifier, conversationsOf, sharedConversations),
 		map[string]any{"identifier": identifier, "owner": owner, "limit": int64(n)})
 	if err != nil {
 		return nil, err
@@ -144,7 +149,7 @@ func (r *Reader) Conversations(ctx context.Context, identifier string, n int) ([
 }
 
 // Messages returns a page of the messages of the user's conversation of sessionID. An unknown
-// user or session has no messages.
+// user or session has no messages; "" is the shared tenant.
 func (r *Reader) Messages(ctx context.Context, identifier, sessionID string, q MessageQuery) (MessagePage, error) {
 	owner, err := tenant(identifier)
 	if err != nil {
@@ -157,17 +162,20 @@ func (r *Reader) Messages(ctx context.Context, identifier, sessionID string, q M
 	if err != nil {
 		return MessagePage{}, err
 	}
-	cypher := messagesAsc
+	cypher := pick(identifier, messagesAsc, sharedMessagesAsc)
 	switch q.Order {
 	case "", OldestFirst:
 	case NewestFirst:
-		cypher = messagesDesc
+		cypher = pick(identifier, messagesDesc, sharedMessagesDesc)
 	default:
 		return MessagePage{}, badArg("order", "%q: want asc (oldest first) or desc (newest first)", string(q.Order))
 	}
 	params := map[string]any{
 		"identifier": identifier, "owner": owner, "session_id": sessionID, "limit": int64(n) + 1,
 		"since": timeParam(q.Since), "before": timeParam(q.Before), "cursor_ts": nil, "cursor_id": nil,
+	}
+	if identifier == "" {
+		params["conversation_id"] = events.ConversationID("", sessionID)
 	}
 	if q.Cursor != "" {
 		c, err := decodeCursor(q.Cursor)

@@ -19,6 +19,9 @@ var (
 	// ErrUnavailable: Neo4j did not answer (down, unreachable, or not within the read's
 	// time); retrying later is safe. The HTTP answer is 503 with Retry-After.
 	ErrUnavailable = errors.New("the graph database is unavailable")
+	// ErrLogUnavailable: NATS did not answer a read of the event log (a fate read); retrying
+	// later is safe. The HTTP answer is 503 with Retry-After.
+	ErrLogUnavailable = errors.New("the event log is unavailable")
 )
 
 // ArgumentError names the parameter that is wrong and why.

@@ -15,8 +15,9 @@ import (
 )
 
 // Handler serves the reads over HTTP (schemas/query-openapi.yaml). Every route but the
-// OpenAPI document is under /v1/users/{identifier}: single resources (the user, a trace)
-// answer 404 when absent, collections answer an empty list.
+// OpenAPI document and the shared tenant's (shared.go) is under /v1/users/{identifier}:
+// single resources (the user, a trace, an event's fate) answer 404 when absent, collections
+// answer an empty list.
 type Handler struct {
 	reader      *Reader
 	wait        time.Duration
@@ -25,6 +26,7 @@ type Handler struct {
 	logger      *slog.Logger
 	metrics     *Metrics
 	auth        *auth.Authenticator
+	shared      bool // serve the shared tenant's reads (WithSharedTenant)
 }
 
 // RetryAfterSeconds is the Retry-After of a 503: Neo4j did not answer.
@@ -98,6 +100,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/users/{identifier}/conversations/{session_id}/messages", h.guard(h.route("messages", h.messages)))
 	mux.Handle("GET /v1/users/{identifier}/traces", h.guard(h.route("traces", h.traces)))
 	mux.Handle("GET /v1/users/{identifier}/traces/{trace_id}", h.guard(h.route("trace", h.trace)))
+	mux.Handle("GET /v1/users/{identifier}/events/{event_id}", h.guard(h.route("fate", h.fate)))
+	h.registerShared(mux)
 }
 
 // route wraps an endpoint: validate the identifier and parameters, wait for the consistency
@@ -137,13 +141,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int
 	defer cancel()
 	body, err := read(rctx)
 	if err != nil {
-		if rctx.Err() != nil && r.Context().Err() == nil && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrNotFound) {
+		if rctx.Err() != nil && r.Context().Err() == nil && !errors.Is(err, ErrUnavailable) &&
+			!errors.Is(err, ErrLogUnavailable) && !errors.Is(err, ErrNotFound) {
 			err = fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, h.readTimeout, err)
 		}
 		return h.writeError(w, r, err)
 	}
 	if err := app.WriteJSON(w, http.StatusOK, body); err != nil {
-		h.logger.Error("read not encodable", "path", r.URL.Path, "err", err)
+		h.logger.Error("read not encodable", "route", r.Pattern, "err", err)
 		return http.StatusInternalServerError
 	}
 	return http.StatusOK
@@ -183,19 +188,23 @@ type consistencyProblem struct {
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	var arg *ArgumentError
 	var lag *ConsistencyError
+	var gone *EventNotFoundError
 	switch {
 	case errors.As(err, &arg):
 		app.WriteError(w, http.StatusBadRequest, arg.Field, arg.Error())
 		return http.StatusBadRequest
+	case errors.As(err, &gone):
+		app.WriteError(w, http.StatusNotFound, "", gone.Error()+" for "+tenantName(r.PathValue("identifier")))
+		return http.StatusNotFound
 	case errors.Is(err, ErrNotFound):
 		msg := fmt.Sprintf("user %q not found", r.PathValue("identifier"))
 		if id := r.PathValue("trace_id"); id != "" {
-			msg = fmt.Sprintf("trace %q of user %q not found", id, r.PathValue("identifier"))
+			msg = fmt.Sprintf("trace %q of %s not found", id, tenantName(r.PathValue("identifier")))
 		}
 		app.WriteError(w, http.StatusNotFound, "", msg)
 		return http.StatusNotFound
 	case errors.As(err, &lag):
-		h.logger.Info("consistency token not reached", "path", r.URL.Path, "token", lag.Token,
+		h.logger.Info("consistency token not reached", "route", r.Pattern, "token", lag.Token,
 			"checkpoint", lag.Checkpoint, "reached", lag.Reached, "waited", lag.Waited)
 		_ = app.WriteJSON(w, http.StatusGatewayTimeout, consistencyProblem{
 			Problem: app.Problem{Error: lag.Public(), Field: consistencyParam},
@@ -204,15 +213,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		return http.StatusGatewayTimeout
 	case r.Context().Err() != nil:
 		// The client is gone; nobody reads this answer.
-		h.logger.Debug("request canceled", "path", r.URL.Path)
+		h.logger.Debug("request canceled", "route", r.Pattern)
 		return 499
+	case errors.Is(err, ErrLogUnavailable):
+		h.logger.Warn("event log unavailable", "route", r.Pattern, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		app.WriteError(w, http.StatusServiceUnavailable, "", "the event log is unavailable; retry later")
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrUnavailable):
-		h.logger.Warn("graph unavailable", "path", r.URL.Path, "err", err)
+		h.logger.Warn("graph unavailable", "route", r.Pattern, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 		app.WriteError(w, http.StatusServiceUnavailable, "", "the graph database is unavailable; retry later")
 		return http.StatusServiceUnavailable
 	}
-	h.logger.Error("read failed", "path", r.URL.Path, "err", err)
+	h.logger.Error("read failed", "route", r.Pattern, "err", err)
 	app.WriteError(w, http.StatusInternalServerError, "", "internal error")
 	return http.StatusInternalServerError
 }
@@ -308,4 +322,28 @@ func (h *Handler) trace(r *http.Request, identifier string) (readFunc, error) {
 	return func(ctx context.Context) (any, error) {
 		return h.reader.Trace(ctx, identifier, id)
 	}, nil
+}
+
+// fate answers what became of one of the user's events (fate.go): sequence= (the receipt's)
+// makes it one lookup, else the tenant's events are searched around the id's time.
+func (h *Handler) fate(r *http.Request, identifier string) (readFunc, error) {
+	id := r.PathValue("event_id")
+	if err := checkText("event_id", id, maxTextRunes); err != nil {
+		return nil, err
+	}
+	seq, err := parseFateQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		return h.reader.Fate(ctx, identifier, id, seq)
+	}, nil
+}
+
+// tenantName names the tenant of a path in a message: the user, or the shared tenant.
+func tenantName(identifier string) string {
+	if identifier == "" {
+		return "the shared tenant"
+	}
+	return fmt.Sprintf("user %q", identifier)
 }

@@ -347,6 +347,10 @@ func TestHTTPOpenAPI(t *testing.T) {
 		"/v1/users/{identifier}:", "/v1/users/{identifier}/preferences:", "/v1/users/{identifier}/preferences/history:",
 		"/v1/users/{identifier}/conversations:", "/v1/users/{identifier}/conversations/{session_id}/messages:",
 		"/v1/users/{identifier}/traces:", "/v1/users/{identifier}/traces/{trace_id}:",
+		"/v1/users/{identifier}/events/{event_id}:", "dead_lettered", "sequence",
+		"/v1/shared/preferences:", "/v1/shared/preferences/history:", "/v1/shared/conversations:",
+		"/v1/shared/conversations/{session_id}/messages:", "/v1/shared/traces:", "/v1/shared/traces/{trace_id}:",
+		"/v1/shared/events/{event_id}:", "SharedTenantOff",
 		"applies_to_id", "applies_to_name", "applies_to_type", "active_only", "as_of", "known_at", "consistency",
 		"Engram-Consistency", "next_cursor", "superseded_recorded_at", "'504'",
 	} {

@@ -33,16 +33,18 @@ func Module(c Config) fx.Option {
 				return p
 			},
 			func(d neo4j.DriverWithContext, js jetstream.JetStream, p *Progress, c Config) (*Reader, error) {
+				log := NewStreamLog(js)
 				return NewReader(d, c.Common.Neo4j.Database,
 					WithCheckpointGroup(c.CheckpointGroup),
 					WithMaxLimit(c.MaxLimit),
-					WithPartitionLog(NewStreamLog(js)),
+					WithPartitionLog(log),
+					WithEventLog(log),
 					WithProgress(p))
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
 			func(r *Reader, c Config, logger *slog.Logger, m *Metrics, a *auth.Authenticator) *Handler {
 				return NewHandler(r, c.ConsistencyWait, c.MaxLimit, logger, m,
-					WithAuthenticator(a), WithReadTimeout(c.ReadTimeout))
+					WithAuthenticator(a), WithReadTimeout(c.ReadTimeout), WithSharedTenant(!c.Common.MultiTenant))
 			},
 		),
 		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),

@@ -21,6 +21,7 @@ var (
 	listParams       = []string{"limit"}
 	messageParams    = []string{"order", "limit", "since", "before", "cursor"}
 	traceListParams  = []string{"session_id", "limit"}
+	fateParams       = []string{"sequence"}
 )
 
 const consistencyParam = "consistency"
@@ -264,4 +265,20 @@ func parseTraceQuery(v url.Values, maxLimit int) (TraceQuery, error) {
 	var err error
 	q.Limit, err = parseLimit(v, maxLimit)
 	return q, err
+}
+
+// parseFateQuery reads a fate read's sequence; 0 means none was given (search by the id).
+func parseFateQuery(v url.Values) (uint64, error) {
+	if err := checkParams(v, fateParams); err != nil {
+		return 0, err
+	}
+	if !v.Has("sequence") {
+		return 0, nil
+	}
+	s := v.Get("sequence")
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 || n > math.MaxInt64 {
+		return 0, badArg("sequence", "%q is not a stream sequence: want an integer from 1 to %d (the receipt's sequence)", clip(s), int64(math.MaxInt64))
+	}
+	return n, nil
 }

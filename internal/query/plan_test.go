@@ -114,6 +114,45 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"Trace", traceByID, with(map[string]any{"trace_id": events.NewID()})},
 		{"Checkpoint", checkpointByName, map[string]any{"name": "projector-p0"}},
 	}
+	// The shared tenant's reads have no user to start from: they seek the owner index or the
+	// unique id of the conversation or trace asked for, and must not scan either.
+	sharedPref := prefParams()
+	sharedPref["owner"] = events.SharedTenantToken
+	sharedWith := func(extra map[string]any) map[string]any {
+		m := map[string]any{"owner": events.SharedTenantToken}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	sharedMsg := sharedWith(map[string]any{"session_id": "s", "conversation_id": events.ConversationID("", "s"), "limit": int64(10),
+		"since": at, "before": at, "cursor_ts": at, "cursor_id": "x"})
+	for _, q := range []struct {
+		name   string
+		cypher string
+		params map[string]any
+	}{
+		{"shared PreferencesFor", sharedPreferencesFor, sharedPref},
+		{"shared PreferenceHistory", sharedPreferenceHistory, sharedPref},
+		{"shared Conversations", sharedConversations, sharedWith(map[string]any{"limit": int64(10)})},
+		{"shared Messages asc", sharedMessagesAsc, sharedMsg},
+		{"shared Messages desc", sharedMessagesDesc, sharedMsg},
+		{"shared Traces", sharedTraces, sharedWith(map[string]any{"session_id": "s", "limit": int64(10)})},
+		{"shared Trace", sharedTraceByID, sharedWith(map[string]any{"trace_id": events.NewID()})},
+	} {
+		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Fatalf("%s: profile: %v", q.name, err)
+		}
+		plan := fromProfile(res.Summary.Profile())
+		var b strings.Builder
+		plan.render(&b, 0, true)
+		if scans := plan.scans(); len(scans) > 0 {
+			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
+		}
+		t.Logf("PROFILE %s:\n%s", q.name, b.String())
+	}
+
 	for _, q := range queries {
 		// PROFILE rather than EXPLAIN: the driver (v5.28) aliases the children of an EXPLAIN
 		// plan (Plan.Children takes the address of its loop variable), a profile's are right.

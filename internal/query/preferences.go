@@ -12,7 +12,7 @@ import (
 // planner from starting at the Preference owner index instead, which statistics sometimes
 // favour) and expand HAS_PREFERENCE, so they never scan a label. The preference's owner is
 // compared with u.owner, not $owner: a parameter there offers the planner a second leaf, the
-// Preference(owner) index, and on a small graph it scanned it and joined (messagesMatch). Semantics (the seed library's get_preferences_for, GRAPH-SCHEMA):
+// Preference(owner) index, and on a small graph it scanned it and joined (userMessagesHead). Semantics (the seed library's get_preferences_for, GRAPH-SCHEMA):
 //   - active_only: no outgoing SUPERSEDED_BY to a Preference;
 //   - as_of t: (valid_from IS NULL OR valid_from <= t) AND (valid_until IS NULL OR valid_until > t);
 //   - applies_to: an APPLIES_TO Entity by id, else by name and type, else by name.
@@ -29,10 +29,15 @@ import (
 // Neighbours (entities, supersedes) are collected by expanding from p and only then filtered
 // as lists: a predicate on the neighbour inside the pattern would let the planner seek every
 // Entity of the owner (or of the name) and join, instead of following p's few edges.
-const preferenceMatch = `
+//
+// The shared tenant has no User node (docs/graph.md): its reads start at the owner index
+// instead (sharedPreferenceHead, shared.go); the rest is the same.
+const (
+	userPreferenceHead = `
 MATCH (u:User {identifier: $identifier})-[:HAS_PREFERENCE]->(p:Preference)
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND p.owner = u.owner
+WHERE u.owner = $owner AND p.owner = u.owner`
+	preferenceBody = `
 WITH p,
   CASE WHEN p.recorded_at IS NOT NULL THEN datetime({datetime: p.recorded_at, timezone: 'Z'}) END AS recorded_at,
   CASE WHEN p.valid_from IS NOT NULL THEN datetime({datetime: p.valid_from, timezone: 'Z'}) END AS valid_from,
@@ -70,11 +75,14 @@ RETURN p {
   applies_to: applies_to
 } AS preference
 `
+)
 
 // preferencesFor lists in creation order; preferenceHistory in transaction-time order.
 const (
-	preferencesFor    = preferenceMatch + "ORDER BY p.created_at, p.id"
-	preferenceHistory = preferenceMatch + "ORDER BY p.recorded_seq, p.recorded_at, p.created_at, p.id"
+	byCreation        = "ORDER BY p.created_at, p.id"
+	byRecording       = "ORDER BY p.recorded_seq, p.recorded_at, p.created_at, p.id"
+	preferencesFor    = userPreferenceHead + preferenceBody + byCreation
+	preferenceHistory = userPreferenceHead + preferenceBody + byRecording
 )
 
 // PreferenceOption narrows PreferencesFor.
@@ -147,7 +155,8 @@ func checkEntityRef(ref events.EntityRef) error {
 }
 
 // PreferencesFor returns the user's preferences, by default the active ones, in creation
-// order: the seed library's get_preferences_for plus KnownAt. An unknown user has none.
+// order: the seed library's get_preferences_for plus KnownAt. An unknown user has none; ""
+// is the shared tenant.
 func (r *Reader) PreferencesFor(ctx context.Context, identifier string, opts ...PreferenceOption) ([]Preference, error) {
 	owner, err := tenant(identifier)
 	if err != nil {
@@ -169,14 +178,14 @@ func (r *Reader) PreferencesFor(ctx context.Context, identifier string, opts ...
 		params["applies_to_name"] = textParam(ref.Name)
 		params["applies_to_type"] = textParam(ref.Type)
 	}
-	return r.preferences(ctx, "preferences", preferencesFor, params)
+	return r.preferences(ctx, "preferences", pick(identifier, preferencesFor, sharedPreferencesFor), params)
 }
 
 // PreferenceHistory returns every version of the user's preferences — superseded ones too —
 // in the order the system recorded them, each with its validity interval, what superseded it
 // and what it superseded, and when the system learned of it and of its supersede: the audit
 // view. With KnownAt it shows the history as the system knew it at that instant; other
-// options are ignored.
+// options are ignored. "" is the shared tenant.
 func (r *Reader) PreferenceHistory(ctx context.Context, identifier string, opts ...PreferenceOption) ([]Preference, error) {
 	owner, err := tenant(identifier)
 	if err != nil {
@@ -193,7 +202,7 @@ func (r *Reader) PreferenceHistory(ctx context.Context, identifier string, opts 
 		"as_of": nil, "known_at": timeParam(q.knownAt),
 		"applies_to_id": nil, "applies_to_name": nil, "applies_to_type": nil,
 	}
-	return r.preferences(ctx, "preference history", preferenceHistory, params)
+	return r.preferences(ctx, "preference history", pick(identifier, preferenceHistory, sharedPreferenceHistory), params)
 }
 
 func (r *Reader) preferences(ctx context.Context, op, cypher string, params map[string]any) ([]Preference, error) {

@@ -339,7 +339,6 @@ func TestPreferencesBadOptions(t *testing.T) {
 		opt       PreferenceOption
 		wantField string
 	}{
-		{"empty identifier", "", nil, "identifier"},
 		{"control character", "a\x00b", nil, "identifier"},
 		{"id and name", "u@x", AppliesTo(events.EntityRef{ID: "x", Name: "y"}), "applies_to_id"},
 		{"type without name", "u@x", AppliesTo(events.EntityRef{Type: "Industry"}), "applies_to_type"},

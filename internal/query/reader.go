@@ -30,6 +30,7 @@ type Reader struct {
 	maxLimit   int
 	log        PartitionLog
 	progress   *Progress
+	events     EventLog
 }
 
 // Option configures a Reader.
@@ -96,8 +97,12 @@ func NewReader(driver neo4j.DriverWithContext, database string, opts ...Option) 
 	return r, nil
 }
 
-// tenant validates an identifier and returns its tenant token, the owner of its nodes.
+// tenant validates an identifier and returns its tenant token, the owner of its nodes; ""
+// is the shared tenant (shared.go).
 func tenant(identifier string) (string, error) {
+	if identifier == "" {
+		return events.SharedTenantToken, nil
+	}
 	if err := events.ValidateIdentifier(identifier); err != nil {
 		return "", &ArgumentError{Field: "identifier", Reason: err.Error()}
 	}

@@ -8,23 +8,28 @@ import (
 const traceFields = `.id, .session_id, .task, .outcome, .success, .started_at, .completed_at, .metadata, .recorded_at,
   step_count: COUNT { (t)-[:HAS_STEP]->(:ReasoningStep) }`
 
-const tracesOf = `
+const (
+	tracesOf = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace)
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND t.owner = u.owner
+WHERE u.owner = $owner AND t.owner = u.owner` + tracesOrdered
+	tracesOrdered = `
   AND ($session_id IS NULL OR t.session_id = $session_id)
 RETURN t {` + traceFields + `} AS trace
 ORDER BY t.started_at DESC, t.id DESC
 LIMIT $limit
 `
+)
 
 // traceByID reaches the trace through the user's HAS_TRACE edge: another user's trace id
 // finds nothing. Steps and tool calls are collected by expanding from the trace and filtered
 // by owner afterwards, so the planner follows edges instead of seeking the owner's nodes.
-const traceByID = `
+const (
+	traceByID = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace {id: $trace_id})
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND t.owner = u.owner
+WHERE u.owner = $owner AND t.owner = u.owner` + traceDetail
+	traceDetail = `
 RETURN t {` + traceFields + `,
   steps: [x IN [(t)-[hs:HAS_STEP]->(s:ReasoningStep) | s {
     .id, .step_number, .thought, .action, .observation, .timestamp, .owner, order: hs.order,
@@ -33,6 +38,7 @@ RETURN t {` + traceFields + `,
       WHERE c.owner = $owner]}] WHERE x.owner = $owner]
 } AS trace
 `
+)
 
 // TraceQuery selects a user's traces. Its zero value is the latest DefaultLimit traces of
 // every session.
@@ -42,7 +48,7 @@ type TraceQuery struct {
 }
 
 // Traces returns the user's traces, latest started first, without their steps. An unknown
-// user has none.
+// user has none; "" is the shared tenant.
 func (r *Reader) Traces(ctx context.Context, identifier string, q TraceQuery) ([]TraceSummary, error) {
 	owner, err := tenant(identifier)
 	if err != nil {
@@ -59,7 +65,7 @@ func (r *Reader) Traces(ctx context.Context, identifier string, q TraceQuery) ([
 	if err != nil {
 		return nil, err
 	}
-	rows, err := r.read(ctx, "traces", tracesOf,
+	rows, err := r.read(ctx, "traces", pick(identifier, tracesOf, sharedTraces),
 		map[string]any{"identifier": identifier, "owner": owner, "session_id": session, "limit": int64(n)})
 	if err != nil {
 		return nil, err
@@ -72,7 +78,8 @@ func (r *Reader) Traces(ctx context.Context, identifier string, q TraceQuery) ([
 }
 
 // Trace returns one of the user's traces with its steps in order (HAS_STEP order, then
-// step_number) and each step's tool calls in time order, or ErrNotFound.
+// step_number) and each step's tool calls in time order, or ErrNotFound. "" is the shared
+// tenant.
 func (r *Reader) Trace(ctx context.Context, identifier, traceID string) (Trace, error) {
 	owner, err := tenant(identifier)
 	if err != nil {
@@ -81,7 +88,7 @@ func (r *Reader) Trace(ctx context.Context, identifier, traceID string) (Trace, 
 	if err := checkText("trace_id", traceID, maxTextRunes); err != nil {
 		return Trace{}, err
 	}
-	rows, err := r.read(ctx, "trace", traceByID,
+	rows, err := r.read(ctx, "trace", pick(identifier, traceByID, sharedTraceByID),
 		map[string]any{"identifier": identifier, "owner": owner, "trace_id": traceID})
 	if err != nil {
 		return Trace{}, err

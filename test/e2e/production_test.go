@@ -33,8 +33,8 @@ import (
 // each service with its own restricted user and authentication on, plus a tenant's agent
 // publishing over NATS with an nkey user made as `memctl nats-user` makes it. Writes for users
 // of several partitions, a batch across two partitions read back with the batch's token, the
-// agent's direct publish, an invalid event dead-lettered, and an erasure must all land: a
-// permission the services need and the configuration lacks fails it.
+// agent's direct publish, an invalid event dead-lettered, fate reads (fateReads) and an
+// erasure must all land: a permission the services need and the configuration lacks fails it.
 //
 // Not parallel: the server reads the users' password hashes from the environment.
 func TestProductionNATSConfig(t *testing.T) {
@@ -81,6 +81,7 @@ func TestProductionNATSConfig(t *testing.T) {
 	ctx := t.Context()
 
 	// Writes through the ingestor, each read back with its own token.
+	written := map[string]*client.Preference{}
 	for _, u := range []string{sara, liam, noah} {
 		if _, err := c.Users.UpsertUser(ctx, u, client.WithAttributes(map[string]any{"email": u})); err != nil {
 			t.Fatalf("upsert %s: %v", u, err)
@@ -93,6 +94,12 @@ func TestProductionNATSConfig(t *testing.T) {
 		if err != nil || len(ps) != 1 || ps[0].ID != p.ID {
 			t.Fatalf("read %s's preference with its token: %v, %v", u, ps, err)
 		}
+		written[u] = p
+	}
+	fateReads(t, stack.QueryURL, c, secret, written[sara], liam)
+	// Multi-tenant mode is on: there is no shared tenant to read, and the answer says so.
+	if code, body := get(t, stack.QueryURL+"/v1/shared/preferences", ops); code != http.StatusNotFound || !strings.Contains(body, "multi-tenant mode is on") {
+		t.Fatalf("shared tenant read with multi-tenant mode on: %d %s", code, body)
 	}
 
 	// A batch across two partitions; each user read with the batch's token, which for one of
@@ -145,6 +152,13 @@ func TestProductionNATSConfig(t *testing.T) {
 		ps, err := c.LongTerm.GetPreferencesFor(ctx, agentUser, client.AtLeast(badAck.Sequence))
 		return err == nil && len(ps) == 1 && ps[0].ID == ap.ID, fmt.Sprint(ps, err)
 	})
+	// The agent's receipt has no sequence: the fate read finds the event by its id's time.
+	if ap.Receipt.Sequence != 0 || ap.Receipt.User != agentUser {
+		t.Fatalf("receipt of a write over NATS: %+v", ap.Receipt)
+	}
+	if f, err := c.WaitApplied(ctx, ap.Receipt); err != nil || f.Status != client.FateApplied || f.Sequence == 0 {
+		t.Fatalf("fate of the agent's preference: %+v, %v", f, err)
+	}
 
 	// Erasure: the graph forgets noah, the stream keeps only the tombstone.
 	r, err := c.Users.EraseUser(ctx, noah, client.WithReason("production config test"))
@@ -153,6 +167,13 @@ func TestProductionNATSConfig(t *testing.T) {
 	}
 	if _, err := c.Users.GetUser(ctx, noah, client.AtLeast(r.Sequence)); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("erased user readable: %v", err)
+	}
+	// The erased user's events are gone from the log, and so is their fate.
+	if f, err := c.Fate(ctx, written[noah].Receipt); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("fate of an erased user's write: %+v, %v", f, err)
+	}
+	if f, err := c.Fate(ctx, r); err != nil || f.Kind != string(events.KindUserErased) {
+		t.Fatalf("fate of the tombstone: %+v, %v", f, err)
 	}
 	if ps, err := c.LongTerm.GetPreferencesFor(ctx, noah, client.AtLeast(r.Sequence)); err != nil || len(ps) != 0 {
 		t.Fatalf("erased user's preferences: %v, %v", ps, err)
@@ -179,8 +200,8 @@ func TestProductionNATSConfig(t *testing.T) {
 	}
 
 	// The projector applied everything: no lag on any partition (the metric is missing when
-	// the stream cannot be read), no retry for NATS, and the one invalid event (only it) in
-	// the dead-letter stream.
+	// the stream cannot be read), no retry for NATS, and the two refused events (only they:
+	// the agent's invalid one, the supersede of fateReads) in the dead-letter stream.
 	waitFor(t, "projector caught up", func() (bool, string) {
 		m, err := scrape(stack.ProjectorURL)
 		if err != nil {
@@ -204,20 +225,69 @@ func TestProductionNATSConfig(t *testing.T) {
 			dead += v
 		}
 	}
-	if dead != 1 || m[`engram_projector_retries_total{cause="nats"}`] != 0 {
-		t.Errorf("dead-lettered %v (want the one invalid event), nats retries %v", dead, m[`engram_projector_retries_total{cause="nats"}`])
+	if dead != 2 || m[`engram_projector_retries_total{cause="nats"}`] != 0 {
+		t.Errorf("dead-lettered %v (want the two refused events), nats retries %v", dead, m[`engram_projector_retries_total{cause="nats"}`])
 	}
 	dlq, err := admin.Stream(ctx, stream.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := dlq.CachedInfo().State.Msgs; n != 1 {
-		t.Errorf("%d dead letters, want 1", n)
+	if n := dlq.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("%d dead letters, want 2", n)
 	}
 	// And no service met a permission violation on the way.
 	if v := nats1.Violations(); len(v) > 0 {
 		t.Errorf("nats permission violations:\n%s", strings.Join(v, "\n"))
 	}
+}
+
+// fateReads asks the query service, as its production NATS user, what became of writes: an
+// applied preference of sara's (by its receipt, and found by its id alone), a supersede of a
+// preference that never existed (accepted by the ingestor, dead-lettered by the projector),
+// and sara's event asked about as liam's (404) or by a principal limited to liam (403).
+func fateReads(t *testing.T, queryURL string, c *client.Client, secret []byte, p *client.Preference, liam string) {
+	t.Helper()
+	ctx := t.Context()
+	sara := p.Receipt.User
+	f, err := c.WaitApplied(ctx, p.Receipt)
+	if err != nil || f.Status != client.FateApplied || f.Sequence != p.Receipt.Sequence || f.Kind != string(events.KindPreferenceAdded) {
+		t.Fatalf("fate of sara's preference: %+v, %v", f, err)
+	}
+	if f, err := c.Fate(ctx, client.Receipt{EventID: p.Receipt.EventID, User: sara}); err != nil ||
+		f.Status != client.FateApplied || f.Sequence != p.Receipt.Sequence {
+		t.Fatalf("fate of sara's preference found by its id: %+v, %v", f, err)
+	}
+
+	r, err := c.LongTerm.SupersedePreference(ctx, events.NewID(), p.ID, client.ForUser(sara))
+	if err != nil {
+		t.Fatalf("supersede of a preference that does not exist: %v", err)
+	}
+	_, err = c.WaitApplied(ctx, r)
+	var rej *client.RejectedError
+	if !errors.Is(err, client.ErrRejected) || !errors.As(err, &rej) || rej.Reason != "missing_reference" || rej.Message == "" ||
+		rej.Sequence != r.Sequence || rej.EventID != r.EventID {
+		t.Fatalf("fate of the supersede: %v", err)
+	}
+
+	ops := bearer(t, secret, []string{"*"})
+	target := fmt.Sprintf("%s/v1/users/%s/events/%s?sequence=%d", queryURL, url.PathEscape(liam), p.Receipt.EventID, p.Receipt.Sequence)
+	if code, body := get(t, target, ops); code != http.StatusNotFound || strings.Contains(body, sara) {
+		t.Fatalf("sara's event asked about as liam's: %d %s", code, body)
+	}
+	target = fmt.Sprintf("%s/v1/users/%s/events/%s?sequence=%d", queryURL, url.PathEscape(sara), p.Receipt.EventID, p.Receipt.Sequence)
+	if code, body := get(t, target, bearer(t, secret, []string{liam})); code != http.StatusForbidden {
+		t.Fatalf("sara's event asked about by liam's principal: %d %s", code, body)
+	}
+}
+
+// bearer signs a read token for users.
+func bearer(t *testing.T, secret []byte, users []string) string {
+	t.Helper()
+	tok, err := auth.SignHS256(secret, auth.TokenSpec{Subject: "reader", Users: users, Scopes: []auth.Scope{auth.ScopeRead}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func waitFor(t *testing.T, what string, ok func() (bool, string)) {
