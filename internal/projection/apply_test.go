@@ -1,11 +1,14 @@
 package projection
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/fingerprint"
@@ -225,6 +228,116 @@ func TestApplyUserErased(t *testing.T) {
 	tp := nodeProps(t, query(ctx, t, d, "MATCH (t:Tool {name: $name}) RETURN t", map[string]any{"name": tool})[0], "t")
 	wantProps(t, "tool", tp, map[string]any{"total_calls": int64(1), "successful_calls": int64(1), "failed_calls": int64(0),
 		"total_duration_ms": int64(10), "last_used_at": batch[11].Event.Time})
+
+	// A tool only the erased user called goes with them: its free-text name may hold their data
+	// (here the identifier itself), and a replay, which never creates it, has none.
+	c := newTenant(t, "erased-own-tool")
+	own := "crm_lookup:" + c.user
+	sc.add(c)
+	sc.tools = append(sc.tools, own)
+	tr, st := events.NewID(), events.NewID()
+	apply(ctx, t, d, []Record{
+		r.rec(c.user, events.TraceStarted{TraceID: tr, SessionID: "s", Task: "t"}),
+		r.rec(c.user, events.TraceStepAdded{TraceID: tr, StepID: st}),
+		r.rec(c.user, events.ToolCallRecorded{TraceID: tr, StepID: st, ToolCallID: events.NewID(), ToolName: own, Status: "success"}),
+		r.rec(c.user, events.ToolCallRecorded{TraceID: tr, StepID: st, ToolCallID: events.NewID(), ToolName: tool, Status: "error"}),
+	})
+	apply(ctx, t, d, []Record{r.rec(c.user, events.UserErased{Identifier: c.user})})
+	if n := value[int64](ctx, t, d, "MATCH (t:Tool {name: $name}) RETURN count(t) AS v", map[string]any{"name": own}); n != 0 {
+		t.Errorf("the tool only the erased user called survives (%d)", n)
+	}
+	tp = nodeProps(t, query(ctx, t, d, "MATCH (t:Tool {name: $name}) RETURN t", map[string]any{"name": tool})[0], "t")
+	wantProps(t, "shared tool after the second erasure", tp, map[string]any{"total_calls": int64(1), "successful_calls": int64(1),
+		"failed_calls": int64(0), "total_duration_ms": int64(10), "last_used_at": batch[11].Event.Time})
+}
+
+// TestErasureDeletesAToolUnderAConcurrentTally: an erasure deletes a Tool whose only calls
+// were the erased user's while another partition's transaction records a call of the same
+// tool: that tally found the Tool (MERGE) before the delete and waits for its lock. When the
+// erasure commits, the tally fails on the deleted node (EntityNotFound), which the projector
+// retries rather than blames on an event (isRejection); retried, it creates the Tool again and
+// no call is lost.
+func TestErasureDeletesAToolUnderAConcurrentTally(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	d := testNeo4j(t)
+	kept, gone := newTenant(t, "tally-kept"), newTenant(t, "tally-gone")
+	tool := "race-tool-" + events.NewID()
+	var sc scope
+	sc.add(kept, gone)
+	sc.tools = []string{tool}
+	cleanupScope(t, d, &sc)
+	r := newRecorder()
+	calls := func(u tenant, n int) []Record {
+		tr, st := events.NewID(), events.NewID()
+		out := []Record{r.rec(u.user, events.TraceStarted{TraceID: tr, SessionID: "s", Task: "t"}), r.rec(u.user, events.TraceStepAdded{TraceID: tr, StepID: st})}
+		for range n {
+			out = append(out, r.rec(u.user, events.ToolCallRecorded{TraceID: tr, StepID: st, ToolCallID: events.NewID(), ToolName: tool, Status: "success", DurationMS: ptr[int64](1)}))
+		}
+		return out
+	}
+	apply(ctx, t, d, calls(gone, 1))
+	keptCalls, erasure := calls(kept, 2), r.rec(gone.user, events.UserErased{Identifier: gone.user})
+
+	// The erasure's transaction, left open: it holds the Tool's lock and has deleted it.
+	sess := d.NewSession(ctx, neo4j.SessionConfig{})
+	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
+	tx, err := sess.BeginTransaction(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, tx, []Record{erasure}); err != nil {
+		t.Fatal(err)
+	}
+	// The other partition, with the projector's policy: anything but a rejection is retried.
+	type result struct {
+		attempts int
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		for attempt := 1; ; attempt++ {
+			s := d.NewSession(ctx, neo4j.SessionConfig{})
+			_, err := neo4j.ExecuteWrite(ctx, s, func(tx neo4j.ManagedTransaction) (Outcome, error) { return Apply(ctx, tx, keptCalls) },
+				neo4j.WithTxMetadata(map[string]any{"tally": tool}))
+			_ = s.Close(ctx)
+			if err == nil || isRejection(err) || attempt == 20 {
+				done <- result{attempt, err}
+				return
+			}
+		}
+	}()
+	// Commit the erasure once the tally waits for the Tool's lock.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		blocked := value[int64](ctx, t, d, "SHOW TRANSACTIONS YIELD status, metaData WHERE status STARTS WITH 'Blocked' AND metaData.tally = $tool RETURN count(*) AS v",
+			map[string]any{"tool": tool})
+		if blocked > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tally never waited for the Tool's lock")
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("the tally after %d attempts: %v", res.attempts, res.err)
+	}
+	if res.attempts < 2 {
+		t.Errorf("the tally succeeded at its first attempt: it did not meet the deleted Tool")
+	}
+	rows := query(ctx, t, d, `MATCH (t:Tool {name: $name}) OPTIONAL MATCH (t)<-[:INSTANCE_OF]-(c:ToolCall)
+RETURN t.total_calls AS total, t.successful_calls AS ok, t.total_duration_ms AS ms, count(c) AS instances`, map[string]any{"name": tool})
+	if len(rows) != 1 {
+		t.Fatalf("%d Tool nodes named %s, want 1", len(rows), tool)
+	}
+	for _, k := range []string{"total", "ok", "ms", "instances"} {
+		if v, _ := rows[0].Get(k); v != int64(2) {
+			t.Errorf("%s = %v, want 2 (the kept user's calls)", k, v)
+		}
+	}
 }
 
 // TestApplyIdempotentAndBatchIndependent: applying a batch twice leaves the graph as applying

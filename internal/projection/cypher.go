@@ -263,7 +263,11 @@ SET tool.total_calls = calls, tool.successful_calls = successful, tool.failed_ca
 
 // Erasure: subtract the user's calls from the Tool aggregates while they still exist, delete
 // every node the owner owns, then recompute each touched Tool's last_used_at from the calls
-// that remain. Every Tool update first writes a property to take the Tool's lock, so that the
+// that remain, and delete a touched Tool no call is an instance of any more: a tool only the
+// user called goes with the user (its free-text name may hold the user's data), as a replay,
+// which never creates it, has it. A concurrent partition whose tally MERGEd that Tool before
+// the delete fails on the deleted node when it takes the lock (EntityNotFound), and its
+// transaction is retried (retry.go), MERGEing a new one. Every Tool update first writes a property to take the Tool's lock, so that the
 // values read after it are the committed ones (Neo4j reads committed data; the lock makes the
 // read-modify-write of concurrent partitions serialize).
 const cypherUserErased = planOnce + `
@@ -294,8 +298,9 @@ CALL (r) {
   CALL (tools) {
     UNWIND tools AS tool
     OPTIONAL MATCH (tool)<-[:INSTANCE_OF]-(c:ToolCall)
-    WITH tool, max(c.timestamp) AS last
-    SET tool.last_used_at = last
+    WITH tool, count(c) AS calls, max(c.timestamp) AS last
+    CALL (tool, calls) { WITH tool WHERE calls = 0 DETACH DELETE tool }
+    CALL (tool, calls, last) { WITH tool, last WHERE calls > 0 SET tool.last_used_at = last }
   }
   RETURN 'ok' AS status
 }

@@ -286,8 +286,9 @@ CALL (r) {
   CALL (tools) {
     UNWIND tools AS tool
     OPTIONAL MATCH (tool)<-[:INSTANCE_OF]-(c:ToolCall)
-    WITH tool, max(c.timestamp) AS last
-    SET tool.last_used_at = last
+    WITH tool, count(c) AS calls, max(c.timestamp) AS last
+    CALL (tool, calls) { WITH tool WHERE calls = 0 DETACH DELETE tool }
+    CALL (tool, calls, last) { WITH tool, last WHERE calls > 0 SET tool.last_used_at = last }
   }
   RETURN 'ok' AS status
 }

@@ -45,8 +45,12 @@ var errStopping = errors.New("projector stopping")
 var errRejectedByGraph = errors.New("neo4j rejected the batch")
 
 // Neo4j client errors that no event can cause: a bug or a misconfiguration, retried (and
-// logged) rather than blamed on an event.
+// logged) rather than blamed on an event. EntityNotFound is a node deleted under the
+// statement by a concurrent transaction (an erasure deleting a Tool another partition's
+// tally had found, cypher.go): the statements only use nodes they have just matched, so a
+// retry finds the graph as it now is.
 var neo4jFatalPrefixes = []string{
+	"Neo.ClientError.Statement.EntityNotFound",
 	"Neo.ClientError.Statement.SyntaxError",
 	"Neo.ClientError.Statement.ParameterMissing",
 	"Neo.ClientError.Security.",

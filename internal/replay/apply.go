@@ -302,11 +302,11 @@ func (l *lane) commit(ctx context.Context, sess neo4j.SessionWithContext, b batc
 }
 
 // commitRetrying retries transient failures (deadlocks between lanes over a Tool, a leader
-// change) with backoff.
+// change, a Tool another lane's erasure deleted under the statement) with backoff.
 func (l *lane) commitRetrying(ctx context.Context, sess neo4j.SessionWithContext, recs []projection.Record, last uint64, stored time.Time) (applied, rejected int, err error) {
 	for attempt := 0; ; attempt++ {
 		applied, rejected, err = l.commitOnce(ctx, sess, recs, last, stored)
-		if err == nil || !neo4j.IsRetryable(err) || attempt >= 8 {
+		if err == nil || !(neo4j.IsRetryable(err) || isDeletedUnder(err)) || attempt >= 8 {
 			return applied, rejected, err
 		}
 		select {
@@ -360,6 +360,14 @@ func (l *lane) commitOnce(ctx context.Context, sess neo4j.SessionWithContext, re
 		l.rebuild.Commit()
 	}
 	return r.applied, r.rejected, err
+}
+
+// isDeletedUnder reports a node deleted under the statement by a concurrent transaction: an
+// erasure in another lane deleting a Tool whose last call it removed (internal/projection,
+// cypherUserErased) while this lane links a call to it. A retry MERGEs the Tool again.
+func isDeletedUnder(err error) bool {
+	var n4j *neo4j.Neo4jError
+	return errors.As(err, &n4j) && n4j.Code == "Neo.ClientError.Statement.EntityNotFound"
 }
 
 // isRejected reports whether Neo4j refused a statement for its data (a constraint, a type),
