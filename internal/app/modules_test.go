@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,34 +22,16 @@ import (
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
-// logBuffer collects a service's log lines for the test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // service is an fx app of app.Module (plus opts) as a main assembles it, logging to logs.
 type service struct {
 	addr string
-	logs *logBuffer
+	logs *testenv.SyncBuffer
 	app  *fxtest.App
 }
 
 func newService(t *testing.T, env map[string]string, opts ...fx.Option) *service {
 	t.Helper()
-	s := &service{addr: freeAddr(t), logs: &logBuffer{}}
+	s := &service{addr: freeAddr(t), logs: &testenv.SyncBuffer{}}
 	var c app.Common
 	f := app.NewFlags(flag.NewFlagSet("test", flag.ContinueOnError), func(k string) string {
 		if k == "HTTP_ADDR" {

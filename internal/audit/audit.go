@@ -5,7 +5,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,76 +75,39 @@ func read(ctx context.Context, js jetstream.JetStream, keys stream.Keys, user st
 	if err != nil {
 		return nil, err
 	}
-	s, err := js.Stream(ctx, stream.MemoryStream)
-	if err != nil {
-		return nil, fmt.Errorf("audit %s: %w", user, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return nil, fmt.Errorf("audit %s: %w", user, err)
-	}
-	var total uint64
-	for _, n := range info.State.Subjects {
-		total += n
-	}
-	if total == 0 {
-		return nil, nil
-	}
-	cons, err := js.OrderedConsumer(ctx, stream.MemoryStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: 10 * time.Second, // removed soon after the audit, not in five minutes
-	})
-	if err != nil {
-		return nil, fmt.Errorf("audit %s: %w", user, err)
-	}
 	want := map[events.Kind]bool{}
 	for _, k := range kinds {
 		want[k] = true
 	}
 	var out []Entry
-	for seen := uint64(0); seen < total; {
-		batch, err := cons.Fetch(int(min(500, total-seen)), jetstream.FetchMaxWait(5*time.Second))
+	err = stream.Each(ctx, js, stream.MemoryStream, filter, false, func(msg jetstream.Msg) error {
+		md, err := msg.Metadata()
 		if err != nil {
-			return nil, fmt.Errorf("audit %s: %w", user, err)
+			return err
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			seen++
-			md, err := msg.Metadata()
-			if err != nil {
-				return nil, err
+		e := Entry{Sequence: md.Sequence.Stream, Recorded: md.Timestamp.UTC(), Vouch: VouchUnchecked}
+		if keys != nil {
+			e.Vouch = VouchClaimed
+			if keys.Verify(msg.Subject(), msg.Headers(), msg.Data()) {
+				e.Vouch = VouchIngestor
 			}
-			e := Entry{Sequence: md.Sequence.Stream, Recorded: md.Timestamp.UTC(), Vouch: VouchUnchecked}
-			if keys != nil {
-				e.Vouch = VouchClaimed
-				if keys.Verify(msg.Subject(), msg.Headers(), msg.Data()) {
-					e.Vouch = VouchIngestor
-				}
-			}
-			ev, derr := events.Decode(msg.Subject(), msg.Headers(), msg.Data())
-			if derr != nil {
-				e.Error = derr.Error()
-				e.ID = msg.Headers().Get("ce-id")
-				out = append(out, e)
-				continue
-			}
-			if len(want) > 0 && !want[ev.Kind] {
-				continue
-			}
-			e.Event, e.Kind, e.ID, e.Time, e.Source, e.Actor, e.Data = ev, ev.Kind, ev.ID, ev.Time, ev.Source, ev.Actor, ev.Data
+		}
+		ev, derr := events.Decode(msg.Subject(), msg.Headers(), msg.Data())
+		if derr != nil {
+			e.Error = derr.Error()
+			e.ID = msg.Headers().Get("ce-id")
 			out = append(out, e)
-			if md.NumPending == 0 {
-				seen = total
-			}
+			return nil
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("audit %s: %w", user, err)
+		if len(want) > 0 && !want[ev.Kind] {
+			return nil
 		}
-		if got == 0 {
-			break
-		}
+		e.Event, e.Kind, e.ID, e.Time, e.Source, e.Actor, e.Data = ev, ev.Kind, ev.ID, ev.Time, ev.Source, ev.Actor, ev.Data
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit %s: %w", user, err)
 	}
 	return out, nil
 }

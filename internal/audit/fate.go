@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -83,60 +82,24 @@ func deadLetters(ctx context.Context, js jetstream.JetStream, user, group string
 	if err != nil {
 		return nil, err
 	}
-	filter = projection.DeadLetterSubjectPrefix + filter
-	s, err := js.Stream(ctx, stream.DeadLetterStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return map[uint64]letter{}, nil // nothing was ever dead-lettered
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dead letters of %s: %w", user, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return nil, fmt.Errorf("dead letters of %s: %w", user, err)
-	}
-	var total uint64
-	for _, n := range info.State.Subjects {
-		total += n
-	}
 	out := map[uint64]letter{}
-	if total == 0 {
-		return out, nil
-	}
-	cons, err := js.OrderedConsumer(ctx, stream.DeadLetterStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		HeadersOnly:       true,
-		InactiveThreshold: 10 * time.Second,
+	err = stream.Each(ctx, js, stream.DeadLetterStream, projection.DeadLetterSubjectPrefix+filter, true, func(msg jetstream.Msg) error {
+		h := msg.Headers()
+		if group != "" && h.Get(projection.HeaderDlqGroup) != group {
+			return nil
+		}
+		seq, err := strconv.ParseUint(h.Get(projection.HeaderDlqSeq), 10, 64)
+		if err != nil {
+			return nil // not a dead letter of the projector's making: names no event
+		}
+		out[seq] = letter{reason: h.Get(projection.HeaderDlqReason), err: h.Get(projection.HeaderDlqError)}
+		return nil
 	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil // nothing was ever dead-lettered
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dead letters of %s: %w", user, err)
-	}
-	for seen := uint64(0); seen < total; {
-		batch, err := cons.Fetch(int(min(500, total-seen)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("dead letters of %s: %w", user, err)
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			seen++
-			h := msg.Headers()
-			if group != "" && h.Get(projection.HeaderDlqGroup) != group {
-				continue
-			}
-			seq, err := strconv.ParseUint(h.Get(projection.HeaderDlqSeq), 10, 64)
-			if err != nil {
-				continue // not a dead letter of the projector's making: names no event
-			}
-			out[seq] = letter{reason: h.Get(projection.HeaderDlqReason), err: h.Get(projection.HeaderDlqError)}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("dead letters of %s: %w", user, err)
-		}
-		if got == 0 {
-			break
-		}
 	}
 	return out, nil
 }

@@ -2,10 +2,7 @@ package ctl
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"maps"
 	"strconv"
 	"strings"
@@ -15,10 +12,8 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
-	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/ingest"
-	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
@@ -62,20 +57,7 @@ func TestAuditMarksFates(t *testing.T) {
 	d := testenv.Neo4j(t)
 	user := testenv.User(t, "audit-fates")
 	t.Cleanup(func() { testenv.Cleanup(t, d, user) })
-	group := "audit-" + events.NewID()[24:]
-	t.Cleanup(func() {
-		_, _ = neo4j.ExecuteQuery(context.Background(), d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $g DELETE c",
-			map[string]any{"g": group + "-"}, neo4j.EagerResultTransformer)
-	})
-	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
-	cfg.Group, cfg.BatchWait = group, 5*time.Millisecond
-	p, err := projection.New(cfg, d, js, projection.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p, group := startProjector(t, js, d, "audit")
 	pub := stream.NewPublisher(js, 5*time.Second)
 	send := func(c ingest.Command) uint64 {
 		ev, _, err := ingest.Build(c, ingest.Settings{MultiTenant: true})

@@ -1,13 +1,11 @@
 package ctl
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +15,6 @@ import (
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNATSRunsTheProductionAccounts: memctl nats runs a configuration that includes the
 // shipped deploy/nats/accounts.conf, applying the streams as engram-admin; without the admin's
@@ -46,14 +27,14 @@ func TestNATSRunsTheProductionAccounts(t *testing.T) {
 	}
 	args := []string{"-config", conf, "-host", "127.0.0.1", "-port", "-1", "-store-dir", t.TempDir()}
 
-	var errOut syncBuffer
-	if err := runNATS(t.Context(), args, &syncBuffer{}, &errOut, func(string) string { return "" }); err == nil ||
+	var errOut testenv.SyncBuffer
+	if err := runNATS(t.Context(), args, &testenv.SyncBuffer{}, &errOut, func(string) string { return "" }); err == nil ||
 		!strings.Contains(err.Error(), "ENGRAM_NATS_ADMIN_PASSWORD_PLAIN") {
 		t.Fatalf("without the admin's password: %v", err)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	done := make(chan error, 1)
 	getenv := func(k string) string {
 		if k == "ENGRAM_NATS_ADMIN_PASSWORD_PLAIN" {

@@ -2,9 +2,6 @@ package ctl
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,10 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
-	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/ingest"
-	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
@@ -30,21 +25,7 @@ func TestDLQCommands(t *testing.T) {
 	d := testenv.Neo4j(t)
 	user := testenv.User(t, "dlq")
 	t.Cleanup(func() { testenv.Cleanup(t, d, user) })
-	group := "dlq-" + events.NewID()[24:]
-	t.Cleanup(func() {
-		_, _ = neo4j.ExecuteQuery(context.Background(), d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $g DELETE c",
-			map[string]any{"g": group + "-"}, neo4j.EagerResultTransformer)
-	})
-	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
-	cfg.Group, cfg.BatchWait = group, 5*time.Millisecond
-	p, err := projection.New(cfg, d, js, projection.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	startProjector(t, js, d, "dlq")
 
 	tok, _ := events.TenantToken(user)
 	if _, err := js.Publish(ctx, "mem."+tok+".message_added", []byte("poison")); err != nil {
@@ -144,20 +125,7 @@ func TestDLQRetryRefusesErasedTenant(t *testing.T) {
 	d := testenv.Neo4j(t)
 	user := testenv.User(t, "dlq-erased")
 	t.Cleanup(func() { testenv.Cleanup(t, d, user) })
-	group := "dlq-erased-" + events.NewID()[24:]
-	t.Cleanup(func() {
-		_, _ = neo4j.ExecuteQuery(context.Background(), d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $g DELETE c",
-			map[string]any{"g": group + "-"}, neo4j.EagerResultTransformer)
-	})
-	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
-	cfg.Group, cfg.BatchWait = group, 5*time.Millisecond
-	p, err := projection.New(cfg, d, js, projection.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := startProjector(t, js, d, "dlq-erased")
 	pub := stream.NewPublisher(js, 5*time.Second)
 	send := func(c ingest.Command) uint64 {
 		ev, _, err := ingest.Build(c, ingest.Settings{MultiTenant: true})

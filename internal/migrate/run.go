@@ -196,53 +196,15 @@ func Logged(ctx context.Context, js jetstream.JetStream, user string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	s, err := js.Stream(ctx, stream.MemoryStream)
-	if err != nil {
-		return nil, fmt.Errorf("read the log of %s: %w", user, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return nil, fmt.Errorf("read the log of %s: %w", user, err)
-	}
-	var total uint64
-	for _, n := range info.State.Subjects {
-		total += n
-	}
-	out := make(map[string]bool, total)
-	if total == 0 {
-		return out, nil
-	}
-	cons, err := js.OrderedConsumer(ctx, stream.MemoryStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		HeadersOnly:       true,
-		InactiveThreshold: 10 * time.Second,
+	out := map[string]bool{}
+	err = stream.Each(ctx, js, stream.MemoryStream, filter, true, func(msg jetstream.Msg) error {
+		if id := msg.Headers().Get("ce-id"); id != "" {
+			out[id] = true
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the log of %s: %w", user, err)
-	}
-	for seen := uint64(0); seen < total; {
-		batch, err := cons.Fetch(int(min(1000, total-seen)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("read the log of %s: %w", user, err)
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			seen++
-			if id := msg.Headers().Get("ce-id"); id != "" {
-				out[id] = true
-			}
-			if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
-				seen = total
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("read the log of %s: %w", user, err)
-		}
-		if got == 0 {
-			break
-		}
 	}
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package projection
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
@@ -56,7 +55,7 @@ func TestErasureLeavesNoDeadLetters(t *testing.T) {
 	}
 
 	// The projector's log at info level, which must not name the erased user (issue 20).
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	start := func() func() {
 		p, err := New(testConfig(group), d, js, WithRegisterer(prometheus.NewRegistry()),
 			WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
@@ -124,22 +123,4 @@ func TestErasureLeavesNoDeadLetters(t *testing.T) {
 			t.Errorf("the projector's info log names %q:\n%s", s, out)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer several goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
