@@ -109,3 +109,34 @@ func ExampleClient_WaitApplied() {
 		fmt.Println("applied")
 	}
 }
+
+// A user's tool statistics come from that user's calls only; an operator with the admin scope
+// for every user reads the global counters and lists the users.
+func ExampleReasoning_GetToolStats() {
+	ctx := context.Background()
+	c, err := client.New(client.WithHTTP("http://127.0.0.1:8080", "http://127.0.0.1:8081"), client.WithMultiTenant(true))
+	if err != nil {
+		log.Fatal(err)
+	}
+	mine, err := c.Reasoning.GetToolStats(ctx, "sara@omg.com", client.ForTool("search_consultants"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range mine {
+		fmt.Printf("%s: %d calls, %.0f%% successful\n", s.Name, s.TotalCalls, 100*s.SuccessRate)
+	}
+	all, _ := c.Reasoning.GetGlobalToolStats(ctx, client.Limit(10))
+	fmt.Println(len(all), "tools across tenants")
+	page := &client.UserPage{}
+	for {
+		if page, err = c.Users.ListUsers(ctx, client.Limit(100), client.After(page.NextCursor)); err != nil {
+			log.Fatal(err)
+		}
+		for _, u := range page.Users {
+			fmt.Println(u.Identifier)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+	}
+}

@@ -135,6 +135,7 @@ type readOpts struct {
 	before      *time.Time
 	cursor      string
 	sessionID   string
+	toolName    string
 }
 
 func collectRead(opts []ReadOption) readOpts {
@@ -174,8 +175,11 @@ func Since(t time.Time) ReadOption { return func(r *readOpts) { r.since = &t } }
 // Before lists messages before t.
 func Before(t time.Time) ReadOption { return func(r *readOpts) { r.before = &t } }
 
-// After continues a message listing from a page's NextCursor.
+// After continues a message listing (GetMessages) or ListUsers from a page's NextCursor.
 func After(cursor string) ReadOption { return func(r *readOpts) { r.cursor = cursor } }
 
 // InSession lists only the traces of one session.
 func InSession(sessionID string) ReadOption { return func(r *readOpts) { r.sessionID = sessionID } }
+
+// ForTool keeps the statistics of the tool of this name (GetToolStats, GetGlobalToolStats).
+func ForTool(name string) ReadOption { return func(r *readOpts) { r.toolName = name } }

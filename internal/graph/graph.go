@@ -150,6 +150,10 @@ var Schema = []string{
 	"CREATE INDEX preference_valid_until IF NOT EXISTS FOR (n:Preference) ON (n.valid_until)",
 	"CREATE INDEX preference_recorded_at IF NOT EXISTS FOR (n:Preference) ON (n.recorded_at)",
 	"CREATE CONSTRAINT checkpoint_name IF NOT EXISTS FOR (n:EngramCheckpoint) REQUIRE n.name IS UNIQUE",
+	// The admin's reads across tenants (internal/query admin.go): users newest created first,
+	// tools most called first, each read in index order and stopped at its page.
+	"CREATE INDEX user_created_at IF NOT EXISTS FOR (n:User) ON (n.created_at)",
+	"CREATE INDEX tool_total_calls IF NOT EXISTS FOR (n:Tool) ON (n.total_calls)",
 }
 
 // schemaRuleExists are the codes Neo4j answers a CREATE … IF NOT EXISTS with when another

@@ -15,7 +15,8 @@ import (
 )
 
 // Handler serves the reads over HTTP (schemas/query-openapi.yaml). Every route but the
-// OpenAPI document and the shared tenant's (shared.go) is under /v1/users/{identifier}:
+// OpenAPI document, the shared tenant's (shared.go) and the admin's reads across tenants
+// (admin.go) is under /v1/users/{identifier}:
 // single resources (the user, a trace, an event's fate) answer 404 when absent, collections
 // answer an empty list.
 type Handler struct {
@@ -101,7 +102,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/users/{identifier}/traces", h.guard(h.route("traces", h.traces)))
 	mux.Handle("GET /v1/users/{identifier}/traces/{trace_id}", h.guard(h.route("trace", h.trace)))
 	mux.Handle("GET /v1/users/{identifier}/events/{event_id}", h.guard(h.route("fate", h.fate)))
+	mux.Handle("GET /v1/users/{identifier}/tools", h.guard(h.route("tools", h.tools)))
 	h.registerShared(mux)
+	h.registerAdmin(mux)
 }
 
 // route wraps an endpoint: validate the identifier and parameters, wait for the consistency
@@ -135,6 +138,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int
 			return h.writeError(w, r, err)
 		}
 	}
+	return h.answer(w, r, read)
+}
+
+// answer runs a validated read within the read timeout and writes its JSON or its problem.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, read readFunc) int {
 	// The driver retries a refused connection until its context ends (30 s by default, then a
 	// 500): bound the read so that a down Neo4j answers 503 within the read timeout.
 	rctx, cancel := context.WithTimeout(r.Context(), h.readTimeout)

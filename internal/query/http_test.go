@@ -351,6 +351,8 @@ func TestHTTPOpenAPI(t *testing.T) {
 		"/v1/shared/preferences:", "/v1/shared/preferences/history:", "/v1/shared/conversations:",
 		"/v1/shared/conversations/{session_id}/messages:", "/v1/shared/traces:", "/v1/shared/traces/{trace_id}:",
 		"/v1/shared/events/{event_id}:", "SharedTenantOff",
+		"/v1/users/{identifier}/tools:", "/v1/shared/tools:", "/v1/tools:", "/v1/users:", "tool_name", "success_rate",
+		"avg_duration_ms", "last_used_at", "NotAdmin",
 		"applies_to_id", "applies_to_name", "applies_to_type", "active_only", "as_of", "known_at", "consistency",
 		"Engram-Consistency", "next_cursor", "superseded_recorded_at", "'504'",
 	} {

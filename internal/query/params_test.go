@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzQueryParams feeds arbitrary query strings and consistency headers to every parser that
@@ -17,6 +18,8 @@ func FuzzQueryParams(f *testing.F) {
 		"order=desc&limit=1000&since=2026-05-01T10:00:00Z&before=2026-05-02T10:00:00Z", "limit=0", "limit=-1",
 		"cursor=" + (cursor{id: "x"}).encode(), "cursor=%00", "session_id=s-1&limit=5", "consistency=42",
 		"applies_to_type=x", "a=1&a=2", "as_of=%ff", "applies_to_name=%e2%80",
+		"tool_name=search&limit=5", "tool_name=", "cursor=" + (cursor{ts: time.Unix(0, 0).In(offsetZ), id: "u"}).encodeUser(),
+		"cursor=" + (cursor{ts: time.Unix(0, 0).UTC(), id: "u"}).encodeUser(),
 	} {
 		f.Add(seed, "")
 		f.Add(seed, "17")
@@ -73,6 +76,22 @@ func FuzzQueryParams(f *testing.F) {
 		check("traces", err)
 		if err == nil && (tq.Limit < 1 || tq.Limit > max) {
 			t.Fatalf("trace limit %d from %q", tq.Limit, raw)
+		}
+		toq, err := parseToolQuery(v, max)
+		check("tools", err)
+		if err == nil && (toq.Limit < 1 || toq.Limit > max || (toq.ToolName != "" && checkText("tool_name", toq.ToolName, maxTextRunes) != nil)) {
+			t.Fatalf("tool query %+v from %q", toq, raw)
+		}
+		uq, err := parseUserListQuery(v, max)
+		check("users", err)
+		if err == nil && (uq.Limit < 1 || uq.Limit > max) {
+			t.Fatalf("user list limit %d from %q", uq.Limit, raw)
+		}
+		if c, err := decodeUserCursor(raw); err == nil {
+			back, err := decodeUserCursor(c.encodeUser())
+			if err != nil || !back.ts.Equal(c.ts) || back.ts.Location().String() != c.ts.Location().String() || back.id != c.id {
+				t.Fatalf("user cursor %q does not round-trip", raw)
+			}
 		}
 		tok, err := parseConsistency(v, header)
 		check("consistency", err)

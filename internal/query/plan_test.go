@@ -56,6 +56,32 @@ func (n planNode) seeks(details string) bool {
 	return false
 }
 
+// has reports whether the plan has an operator whose name starts with op.
+func (n planNode) has(op string) bool {
+	if strings.HasPrefix(n.operator, op) {
+		return true
+	}
+	for _, c := range n.children {
+		if c.has(op) {
+			return true
+		}
+	}
+	return false
+}
+
+// fullSorts lists the Sort and Top operators: those that read all their input before the
+// first row (PartialSort and PartialTop only order within ties of an order already given).
+func (n planNode) fullSorts() []string {
+	var out []string
+	if op := strings.TrimSuffix(n.operator, "@neo4j"); op == "Sort" || op == "Top" {
+		out = append(out, op+" "+n.details)
+	}
+	for _, c := range n.children {
+		out = append(out, c.fullSorts()...)
+	}
+	return out
+}
+
 // render prints the plan as an indented tree, leaves last, the way docs/query.md shows it.
 func (n planNode) render(b *strings.Builder, depth int, profiled bool) {
 	op := strings.TrimSuffix(n.operator, "@neo4j")
@@ -74,7 +100,9 @@ func (n planNode) render(b *strings.Builder, depth int, profiled bool) {
 }
 
 // TestReadsAreIndexBacked plans every read against the real Neo4j and fails on any scan: each
-// starts at a unique-constraint seek (User.identifier, EngramCheckpoint.name) and expands.
+// starts at a unique-constraint seek (User.identifier, EngramCheckpoint.name) and expands, or
+// seeks an owner index (the shared tenant's, a user's tool calls), or, for the admin's reads
+// across tenants, walks its index in order up to the page.
 // With -v it prints the PROFILE of PreferencesFor that docs/query.md shows.
 func TestReadsAreIndexBacked(t *testing.T) {
 	t.Parallel()
@@ -113,6 +141,8 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"Traces", tracesOf, with(map[string]any{"session_id": "s", "limit": int64(10)})},
 		{"Trace", traceByID, with(map[string]any{"trace_id": events.NewID()})},
 		{"Checkpoint", checkpointByName, map[string]any{"name": "projector-p0"}},
+		{"ToolStats", userToolStats, with(map[string]any{"tool_name": nil, "limit": int64(10)})},
+		{"ToolStats by name", userToolStats, with(map[string]any{"tool_name": "search", "limit": int64(10)})},
 	}
 	// The shared tenant's reads have no user to start from: they seek the owner index or the
 	// unique id of the conversation or trace asked for, and must not scan either.
@@ -139,6 +169,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"shared Messages desc", sharedMessagesDesc, sharedMsg},
 		{"shared Traces", sharedTraces, sharedWith(map[string]any{"session_id": "s", "limit": int64(10)})},
 		{"shared Trace", sharedTraceByID, sharedWith(map[string]any{"trace_id": events.NewID()})},
+		{"shared ToolStats", sharedToolStats, sharedWith(map[string]any{"tool_name": nil, "limit": int64(10)})},
 	} {
 		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
 		if err != nil {
@@ -168,6 +199,38 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		}
 		if q.name != "Checkpoint" && !plan.seeks("u:User(identifier)") {
 			t.Errorf("%s does not start at the User identifier constraint:\n%s", q.name, b.String())
+		}
+		t.Logf("PROFILE %s:\n%s", q.name, b.String())
+	}
+
+	// The admin's reads across tenants start at their own index (admin.go) and follow its
+	// order: no Sort or Top over everything the seek found, only a partial one among the ties
+	// of the index order, so a page stops at its limit however many users or tools there are.
+	first := time.Date(9999, 12, 31, 23, 59, 59, 999999999, offsetZ)
+	for _, q := range []struct {
+		name, cypher, seek string
+		params             map[string]any
+	}{
+		{"ListUsers", usersNewestFirst, "NodeIndexSeekByRange", map[string]any{"cursor_at": first, "cursor_id": "", "limit": int64(11)}},
+		{"ListUsers after a cursor", usersNewestFirst, "NodeIndexSeekByRange", map[string]any{"cursor_at": at, "cursor_id": "x", "limit": int64(11)}},
+		{"GlobalToolStats", globalToolsByCalls, "NodeIndexSeekByRange", map[string]any{"tool_name": nil, "limit": int64(10)}},
+		{"GlobalToolStats by name", globalToolByName, "NodeUniqueIndexSeek", map[string]any{"tool_name": "search", "limit": int64(10)}},
+	} {
+		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Fatalf("%s: profile: %v", q.name, err)
+		}
+		plan := fromProfile(res.Summary.Profile())
+		var b strings.Builder
+		plan.render(&b, 0, true)
+		if scans := plan.scans(); len(scans) > 0 {
+			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
+		}
+		if !plan.has(q.seek) {
+			t.Errorf("%s does not start with %s:\n%s", q.name, q.seek, b.String())
+		}
+		if sorts := plan.fullSorts(); len(sorts) > 0 {
+			t.Errorf("%s sorts everything it found (%v) instead of following the index order:\n%s", q.name, sorts, b.String())
 		}
 		t.Logf("PROFILE %s:\n%s", q.name, b.String())
 	}

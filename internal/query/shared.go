@@ -80,6 +80,7 @@ func (h *Handler) registerShared(mux *http.ServeMux) {
 		{"/traces", "shared_traces", h.traces},
 		{"/traces/{trace_id}", "shared_trace", h.trace},
 		{"/events/{event_id}", "shared_fate", h.fate},
+		{"/tools", "shared_tools", h.tools},
 	}
 	for _, rt := range routes {
 		var next http.Handler = h.route(rt.name, rt.ep)

@@ -49,7 +49,7 @@ func sharedServer(t *testing.T, on bool) (string, func(users ...string) http.Hea
 
 var sharedPaths = []string{
 	"/preferences", "/preferences/history", "/conversations", "/conversations/s/messages",
-	"/traces", "/traces/t", "/events/" + "01a2320c-7ca5-7447-8bb8-8c4e68040d11",
+	"/traces", "/traces/t", "/events/" + "01a2320c-7ca5-7447-8bb8-8c4e68040d11", "/tools",
 }
 
 // TestSharedRoutesNeedMultiTenantOff: with multi-tenant mode on, every shared route is a 404

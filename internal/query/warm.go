@@ -39,6 +39,13 @@ func (r *Reader) Warm(ctx context.Context) error {
 		}},
 		{"traces", func() error { _, err := r.Traces(ctx, warmUpUser, TraceQuery{}); return err }},
 		{"trace", func() error { _, err := r.Trace(ctx, warmUpUser, "t"); return err }},
+		{"tool stats", func() error { _, err := r.ToolStats(ctx, warmUpUser, ToolQuery{}); return err }},
+		{"global tool stats", func() error { _, err := r.GlobalToolStats(ctx, ToolQuery{Limit: 1}); return err }},
+		{"global tool stats by name", func() error {
+			_, err := r.GlobalToolStats(ctx, ToolQuery{ToolName: "engram-warm-up", Limit: 1})
+			return err
+		}},
+		{"users", func() error { _, err := r.ListUsers(ctx, UserQuery{Limit: 1}); return err }},
 	}
 	for _, x := range reads {
 		if err := x.read(); err != nil && !errors.Is(err, ErrNotFound) {
