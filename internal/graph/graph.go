@@ -154,6 +154,13 @@ var Schema = []string{
 	// tools most called first, each read in index order and stopped at its page.
 	"CREATE INDEX user_created_at IF NOT EXISTS FOR (n:User) ON (n.created_at)",
 	"CREATE INDEX tool_total_calls IF NOT EXISTS FOR (n:Tool) ON (n.total_calls)",
+	// Full-text search per user (internal/query search.go). Each index is global, so each
+	// also holds owner: a search puts the user's owner in its Lucene query and reads only
+	// that owner's matches, instead of every tenant's matches filtered afterwards.
+	"CREATE FULLTEXT INDEX message_search IF NOT EXISTS FOR (n:Message) ON EACH [n.content, n.owner]",
+	"CREATE FULLTEXT INDEX preference_search IF NOT EXISTS FOR (n:Preference) ON EACH [n.preference, n.context, n.owner]",
+	"CREATE FULLTEXT INDEX entity_search IF NOT EXISTS FOR (n:Entity) ON EACH [n.name, n.description, n.owner]",
+	"CREATE FULLTEXT INDEX reasoning_step_search IF NOT EXISTS FOR (n:ReasoningStep) ON EACH [n.thought, n.action, n.observation, n.owner]",
 }
 
 // schemaRuleExists are the codes Neo4j answers a CREATE … IF NOT EXISTS with when another
@@ -168,8 +175,9 @@ var schemaRuleExists = map[string]bool{
 	"Neo.ClientError.Schema.ConstraintWithNameAlreadyExists":   true,
 }
 
-// ruleName finds the name of the constraint or index a Schema statement creates.
-var ruleName = regexp.MustCompile(`^CREATE (CONSTRAINT|INDEX) (\w+) IF NOT EXISTS `)
+// ruleName finds the name of the constraint or index (range or full-text) a Schema
+// statement creates.
+var ruleName = regexp.MustCompile(`^CREATE (CONSTRAINT|INDEX|FULLTEXT INDEX) (\w+) IF NOT EXISTS `)
 
 // ApplySchema creates every constraint and index in Schema, checks that each exists by name,
 // and waits until the indexes are online, so the first reads are index-backed. It is

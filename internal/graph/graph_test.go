@@ -19,7 +19,7 @@ func TestEveryRuleIsNamed(t *testing.T) {
 	t.Parallel()
 	names := graph.SchemaNames()
 	if len(names) != len(graph.Schema) {
-		t.Fatalf("%d names for %d statements: every statement must be CREATE CONSTRAINT|INDEX <name> IF NOT EXISTS", len(names), len(graph.Schema))
+		t.Fatalf("%d names for %d statements: every statement must be CREATE CONSTRAINT|INDEX|FULLTEXT INDEX <name> IF NOT EXISTS", len(names), len(graph.Schema))
 	}
 	seen := map[string]bool{}
 	for _, n := range names {

@@ -103,6 +103,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/users/{identifier}/traces/{trace_id}", h.guard(h.route("trace", h.trace)))
 	mux.Handle("GET /v1/users/{identifier}/events/{event_id}", h.guard(h.route("fate", h.fate)))
 	mux.Handle("GET /v1/users/{identifier}/tools", h.guard(h.route("tools", h.tools)))
+	mux.Handle("GET /v1/users/{identifier}/search/messages", h.guard(h.route("search_messages", h.searchMessages)))
+	mux.Handle("GET /v1/users/{identifier}/search/preferences", h.guard(h.route("search_preferences", h.searchPreferences)))
+	mux.Handle("GET /v1/users/{identifier}/search/entities", h.guard(h.route("search_entities", h.searchEntities)))
+	mux.Handle("GET /v1/users/{identifier}/search/steps", h.guard(h.route("search_steps", h.searchSteps)))
 	h.registerShared(mux)
 	h.registerAdmin(mux)
 }

@@ -355,6 +355,10 @@ func TestHTTPOpenAPI(t *testing.T) {
 		"avg_duration_ms", "last_used_at", "NotAdmin",
 		"applies_to_id", "applies_to_name", "applies_to_type", "active_only", "as_of", "known_at", "consistency",
 		"Engram-Consistency", "next_cursor", "superseded_recorded_at", "'504'",
+		"/v1/users/{identifier}/search/messages:", "/v1/users/{identifier}/search/preferences:",
+		"/v1/users/{identifier}/search/entities:", "/v1/users/{identifier}/search/steps:",
+		"/v1/shared/search/messages:", "/v1/shared/search/preferences:", "/v1/shared/search/entities:",
+		"/v1/shared/search/steps:", "success_only", "MessageHits", "StepHits",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("OpenAPI document lacks %s", want)

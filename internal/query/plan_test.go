@@ -69,6 +69,22 @@ func (n planNode) has(op string) bool {
 	return false
 }
 
+// leaves lists the operators that produce rows from the store, not from an argument of an
+// enclosing Apply (Argument) or from their children.
+func (n planNode) leaves() []planNode {
+	if len(n.children) == 0 {
+		if strings.HasPrefix(n.operator, "Argument") {
+			return nil
+		}
+		return []planNode{n}
+	}
+	var out []planNode
+	for _, c := range n.children {
+		out = append(out, c.leaves()...)
+	}
+	return out
+}
+
 // fullSorts lists the Sort and Top operators: those that read all their input before the
 // first row (PartialSort and PartialTop only order within ties of an order already given).
 func (n planNode) fullSorts() []string {
@@ -102,7 +118,8 @@ func (n planNode) render(b *strings.Builder, depth int, profiled bool) {
 // TestReadsAreIndexBacked plans every read against the real Neo4j and fails on any scan: each
 // starts at a unique-constraint seek (User.identifier, EngramCheckpoint.name) and expands, or
 // seeks an owner index (the shared tenant's, a user's tool calls), or, for the admin's reads
-// across tenants, walks its index in order up to the page.
+// across tenants, walks its index in order up to the page, or, for the searches, calls the
+// full-text index with the user's owner in the query.
 // With -v it prints the PROFILE of PreferencesFor that docs/query.md shows.
 func TestReadsAreIndexBacked(t *testing.T) {
 	t.Parallel()
@@ -199,6 +216,37 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		}
 		if q.name != "Checkpoint" && !plan.seeks("u:User(identifier)") {
 			t.Errorf("%s does not start at the User identifier constraint:\n%s", q.name, b.String())
+		}
+		t.Logf("PROFILE %s:\n%s", q.name, b.String())
+	}
+
+	// The searches (search.go) start at a full-text index, the owner in its Lucene query: the
+	// procedure call is the plan's only leaf (no seek of the user, nor of an owner index, to
+	// join), and everything else expands from the matches. The shared tenant's searches are
+	// the same queries with owner "_shared".
+	lucene := func(fields []string) string { return luceneQuery(s.f.owner, fields, []string{"junior", "healthcare"}) }
+	for _, q := range []struct {
+		name, cypher string
+		params       map[string]any
+	}{
+		{"SearchMessages", searchMessagesCypher, with(map[string]any{"lucene": lucene(messageFields), "session_id": "s", "limit": int64(10)})},
+		{"SearchPreferences", searchPreferencesCypher, with(map[string]any{"lucene": lucene(preferenceFields), "category": "c", "limit": int64(10)})},
+		{"SearchEntities", searchEntitiesCypher, with(map[string]any{"lucene": lucene(entityFields), "type": "Industry", "limit": int64(10)})},
+		{"SearchSteps", searchStepsCypher, with(map[string]any{"lucene": lucene(stepFields), "success_only": true, "limit": int64(10)})},
+	} {
+		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Fatalf("%s: profile: %v", q.name, err)
+		}
+		plan := fromProfile(res.Summary.Profile())
+		var b strings.Builder
+		plan.render(&b, 0, true)
+		if scans := plan.scans(); len(scans) > 0 {
+			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
+		}
+		if leaves := plan.leaves(); len(leaves) != 1 || !strings.HasPrefix(leaves[0].operator, "ProcedureCall") ||
+			!strings.Contains(leaves[0].details, "db.index.fulltext.queryNodes") {
+			t.Errorf("%s does not start at the full-text index alone:\n%s", q.name, b.String())
 		}
 		t.Logf("PROFILE %s:\n%s", q.name, b.String())
 	}

@@ -21,8 +21,9 @@ var groupPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Reader runs Engram's reads against the projected graph. Every read is scoped to one user:
 // it starts at (:User {identifier}) (a unique-constraint seek) and only follows edges from
-// there (or seeks the owner index with the user's own owner), also checking each node's
-// owner, so no parameter can reach another user's data. The exceptions, GlobalToolStats and
+// there (or seeks the owner index with the user's own owner, or, to search, calls a full-text
+// index with the user's owner in its query: search.go), also checking each node's owner, so
+// no parameter can reach another user's data. The exceptions, GlobalToolStats and
 // ListUsers, read across tenants and are served to admins only (admin.go).
 type Reader struct {
 	driver     neo4j.DriverWithContext

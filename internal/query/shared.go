@@ -81,6 +81,10 @@ func (h *Handler) registerShared(mux *http.ServeMux) {
 		{"/traces/{trace_id}", "shared_trace", h.trace},
 		{"/events/{event_id}", "shared_fate", h.fate},
 		{"/tools", "shared_tools", h.tools},
+		{"/search/messages", "shared_search_messages", h.searchMessages},
+		{"/search/preferences", "shared_search_preferences", h.searchPreferences},
+		{"/search/entities", "shared_search_entities", h.searchEntities},
+		{"/search/steps", "shared_search_steps", h.searchSteps},
 	}
 	for _, rt := range routes {
 		var next http.Handler = h.route(rt.name, rt.ep)

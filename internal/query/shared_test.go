@@ -50,6 +50,7 @@ func sharedServer(t *testing.T, on bool) (string, func(users ...string) http.Hea
 var sharedPaths = []string{
 	"/preferences", "/preferences/history", "/conversations", "/conversations/s/messages",
 	"/traces", "/traces/t", "/events/" + "01a2320c-7ca5-7447-8bb8-8c4e68040d11", "/tools",
+	"/search/messages?q=x", "/search/preferences?q=x", "/search/entities?q=x", "/search/steps?q=x",
 }
 
 // TestSharedRoutesNeedMultiTenantOff: with multi-tenant mode on, every shared route is a 404
@@ -91,6 +92,7 @@ func TestSharedRoutesAuthorization(t *testing.T) {
 	for query, field := range map[string]string{
 		"/preferences?as_of=yesterday": "as_of", "/conversations?limit=0": "limit",
 		"/traces?user=x": "user", "/conversations/s/messages?order=up": "order",
+		"/search/messages?q=*": "q", "/search/steps?q=x&success_only=maybe": "success_only",
 	} {
 		code, body := get(t, base+SharedPrefix+query, token("*"), nil)
 		if code != http.StatusBadRequest || !strings.Contains(string(body), `"field":"`+field+`"`) {

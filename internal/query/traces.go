@@ -107,27 +107,8 @@ func (r *Reader) Trace(ctx context.Context, identifier, traceID string) (Trace, 
 			Action:      strp(sm, "action"),
 			Observation: strp(sm, "observation"),
 			Timestamp:   timep(sm, "timestamp"),
-			ToolCalls:   []ToolCall{},
+			ToolCalls:   toolCallsOf(sm),
 		}
-		for _, cm := range mapList(sm, "tool_calls") {
-			s.ToolCalls = append(s.ToolCalls, ToolCall{
-				ID:         str(cm, "id"),
-				ToolName:   str(cm, "tool_name"),
-				Arguments:  rawJSON(cm, "arguments", nil),
-				Result:     rawJSON(cm, "result", nil),
-				Status:     str(cm, "status"),
-				DurationMS: int64p(cm, "duration_ms"),
-				Error:      strp(cm, "error"),
-				Timestamp:  timep(cm, "timestamp"),
-			})
-		}
-		sort.SliceStable(s.ToolCalls, func(i, j int) bool {
-			a, b := s.ToolCalls[i], s.ToolCalls[j]
-			if c := cmpTime(a.Timestamp, b.Timestamp); c != 0 {
-				return c < 0
-			}
-			return a.ID < b.ID
-		})
 		t.Steps = append(t.Steps, s)
 	}
 	sort.SliceStable(t.Steps, func(i, j int) bool {
@@ -144,6 +125,31 @@ func (r *Reader) Trace(ctx context.Context, identifier, traceID string) (Trace, 
 		return a.ID < b.ID
 	})
 	return t, nil
+}
+
+// toolCallsOf reads the tool calls of a step (Trace, SearchSteps), in time order, then by id.
+func toolCallsOf(m map[string]any) []ToolCall {
+	out := []ToolCall{}
+	for _, cm := range mapList(m, "tool_calls") {
+		out = append(out, ToolCall{
+			ID:         str(cm, "id"),
+			ToolName:   str(cm, "tool_name"),
+			Arguments:  rawJSON(cm, "arguments", nil),
+			Result:     rawJSON(cm, "result", nil),
+			Status:     str(cm, "status"),
+			DurationMS: int64p(cm, "duration_ms"),
+			Error:      strp(cm, "error"),
+			Timestamp:  timep(cm, "timestamp"),
+		})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if c := cmpTime(a.Timestamp, b.Timestamp); c != 0 {
+			return c < 0
+		}
+		return a.ID < b.ID
+	})
+	return out
 }
 
 func traceSummaryOf(m map[string]any) TraceSummary {

@@ -46,6 +46,16 @@ func (r *Reader) Warm(ctx context.Context) error {
 			return err
 		}},
 		{"users", func() error { _, err := r.ListUsers(ctx, UserQuery{Limit: 1}); return err }},
+		{"search messages", func() error {
+			_, err := r.SearchMessages(ctx, warmUpUser, MessageSearch{Text: "warm", SessionID: "s"})
+			return err
+		}},
+		{"search preferences", func() error {
+			_, err := r.SearchPreferences(ctx, warmUpUser, PreferenceSearch{Text: "warm"})
+			return err
+		}},
+		{"search entities", func() error { _, err := r.SearchEntities(ctx, warmUpUser, EntitySearch{Text: "warm"}); return err }},
+		{"search steps", func() error { _, err := r.SearchSteps(ctx, warmUpUser, StepSearch{Text: "warm"}); return err }},
 	}
 	for _, x := range reads {
 		if err := x.read(); err != nil && !errors.Is(err, ErrNotFound) {

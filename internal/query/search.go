@@ -1,0 +1,498 @@
+package query
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Full-text search of a user's messages, preferences, entities and reasoning steps: the
+// library's search_messages, search_preferences, search_entities and search_steps, over
+// Neo4j's full-text indexes (graph.Schema: message_search, preference_search, entity_search,
+// reasoning_step_search) instead of the library's embeddings.
+//
+// The indexes are global, so a search must not read the other tenants' matches. Each index
+// also holds owner, and the Lucene query requires the user's owner as a phrase: the index
+// returns only that owner's matches (plus those of owners the analyzer cannot tell apart from
+// it, see luceneQuery), and the exact owner is checked on every node afterwards. The owner
+// clause has boost 0, so the score is the text's alone, and a node matched by the owner clause
+// only scores 0 and is dropped: a query whose words the analyzer reduced to nothing can never
+// widen into "everything the user owns". docs/query.md, "Search", has the measured cost.
+
+// Limits of a search.
+const (
+	// DefaultSearchLimit is the library's default limit of its searches.
+	DefaultSearchLimit = 10
+	// maxQueryRunes bounds q.
+	maxQueryRunes = 1000
+	// maxQueryWords bounds the words of q: each becomes a clause per searched property, and
+	// Lucene refuses a query of more than 1024 clauses.
+	maxQueryWords = 64
+)
+
+// The searches start at the full-text index (a procedure call, the only leaf of each plan),
+// keep the user's own nodes (owner = $owner exactly: the Lucene owner phrase is
+// case-insensitive) and expand from each match to what the answer needs. Results are ordered
+// by score, then id, so equal scores come in a stable order.
+const (
+	searchMessagesCypher = `
+CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node AS m, score
+WHERE score > 0 AND m.owner = $owner
+MATCH (c:Conversation)-[:HAS_MESSAGE]->(m)
+WHERE c.owner = m.owner AND ($session_id IS NULL OR c.session_id = $session_id)
+RETURN m {.id, .role, .content, .timestamp, .metadata, .recorded_at, session_id: c.session_id, score: score} AS hit
+ORDER BY score DESC, m.id
+LIMIT $limit
+`
+	searchPreferencesCypher = `
+CALL db.index.fulltext.queryNodes('preference_search', $lucene) YIELD node AS p, score
+WHERE score > 0 AND p.owner = $owner AND ($category IS NULL OR p.category = $category)
+RETURN p {
+  .id, .category, .preference, .context, .confidence, .created_at, .valid_from, .valid_until, .metadata,
+  .recorded_at, .recorded_seq, .superseded_recorded_at, .superseded_seq,
+  superseded_by: [(p)-[s:SUPERSEDED_BY]->(n:Preference) WHERE n.owner = p.owner |
+    {id: n.id, recorded_at: coalesce(s.recorded_at, p.superseded_recorded_at)}],
+  supersedes: [(o:Preference)-[:SUPERSEDED_BY]->(p) WHERE o.owner = p.owner | o.id],
+  applies_to: [(p)-[:APPLIES_TO]->(e:Entity) WHERE e.owner = p.owner | e {.id, .name, .type}],
+  score: score
+} AS hit
+ORDER BY score DESC, p.id
+LIMIT $limit
+`
+	searchEntitiesCypher = `
+CALL db.index.fulltext.queryNodes('entity_search', $lucene) YIELD node AS e, score
+WHERE score > 0 AND e.owner = $owner AND ($type IS NULL OR e.type = $type)
+RETURN e {.id, .name, .type, .description, .created_at, .recorded_at, score: score} AS hit
+ORDER BY score DESC, e.id
+LIMIT $limit
+`
+	searchStepsCypher = `
+CALL db.index.fulltext.queryNodes('reasoning_step_search', $lucene) YIELD node AS s, score
+WHERE score > 0 AND s.owner = $owner
+MATCH (t:ReasoningTrace)-[hs:HAS_STEP]->(s)
+WHERE t.owner = s.owner AND (NOT $success_only OR t.success = true)
+RETURN s {.id, .step_number, .thought, .action, .observation, .timestamp, order: hs.order,
+  trace_id: t.id, session_id: t.session_id, task: t.task, outcome: t.outcome, success: t.success,
+  tool_calls: [(s)-[:USES_TOOL]->(c:ToolCall) WHERE c.owner = s.owner | c {
+    .id, .tool_name, .arguments, .result, .status, .duration_ms, .error, .timestamp}],
+  score: score
+} AS hit
+ORDER BY score DESC, s.id
+LIMIT $limit
+`
+)
+
+// The properties each index searches (graph.Schema): the Lucene query names them, so that a
+// word is never looked up in owner.
+var (
+	messageFields    = []string{"content"}
+	preferenceFields = []string{"preference", "context"}
+	entityFields     = []string{"name", "description"}
+	stepFields       = []string{"thought", "action", "observation"}
+)
+
+// MessageSearch is a search of a user's messages (the library's search_messages).
+type MessageSearch struct {
+	Text      string // the words to look for: any of them, ranked by Lucene's BM25 score
+	SessionID string // only the messages of this session when set
+	Limit     int    // 1..the Reader's max limit; 0 means DefaultSearchLimit
+}
+
+// PreferenceSearch is a search of a user's preferences, superseded ones included (the
+// library's search_preferences): preference and context are searched.
+type PreferenceSearch struct {
+	Text     string
+	Category string // only this category when set (exact)
+	Limit    int
+}
+
+// EntitySearch is a search of a user's entities by name and description (the library's
+// search_entities).
+type EntitySearch struct {
+	Text  string
+	Type  string // only this type when set (exact, case-sensitive: the library keeps the caller's case)
+	Limit int
+}
+
+// StepSearch is a search of a user's reasoning steps by thought, action and observation (the
+// library's search_steps).
+type StepSearch struct {
+	Text        string
+	SuccessOnly bool // only the steps of traces completed with success = true
+	Limit       int
+}
+
+// MessageHit is a message that matched, with its session and score.
+type MessageHit struct {
+	Message
+	SessionID string  `json:"session_id"`
+	Score     float64 `json:"score"`
+}
+
+// PreferenceHit is a preference that matched, with its score.
+type PreferenceHit struct {
+	Preference
+	Score float64 `json:"score"`
+}
+
+// EntityHit is an entity that matched, with its score.
+type EntityHit struct {
+	Entity
+	Description *string    `json:"description"`
+	CreatedAt   *time.Time `json:"created_at"`
+	RecordedAt  *time.Time `json:"recorded_at"`
+	Score       float64    `json:"score"`
+}
+
+// StepHit is a reasoning step that matched, with its trace (the library's
+// ReasoningStepWithContext: parent task and outcome) and score.
+type StepHit struct {
+	Step
+	TraceID   string  `json:"trace_id"`
+	SessionID string  `json:"session_id"`
+	Task      string  `json:"task"`
+	Outcome   *string `json:"outcome"`
+	Success   *bool   `json:"success"`
+	Score     float64 `json:"score"`
+}
+
+// SearchMessages returns the user's messages that contain any word of q.Text, best score
+// first, then by id. An unknown user has none; "" is the shared tenant.
+func (r *Reader) SearchMessages(ctx context.Context, identifier string, q MessageSearch) ([]MessageHit, error) {
+	params, err := r.searchParams(identifier, q.Text, q.Limit, messageFields)
+	if err != nil {
+		return nil, err
+	}
+	params["session_id"] = nil
+	if q.SessionID != "" {
+		if err := checkText("session_id", q.SessionID, maxTextRunes); err != nil {
+			return nil, err
+		}
+		params["session_id"] = q.SessionID
+	}
+	rows, err := r.read(ctx, "search messages", searchMessagesCypher, params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MessageHit, 0, len(rows))
+	for _, m := range rows {
+		out = append(out, MessageHit{
+			Message: Message{
+				ID:         str(m, "id"),
+				Role:       str(m, "role"),
+				Content:    str(m, "content"),
+				Timestamp:  timep(m, "timestamp"),
+				Metadata:   object(m, "metadata"),
+				RecordedAt: timep(m, "recorded_at"),
+			},
+			SessionID: str(m, "session_id"),
+			Score:     float(m, "score", 0),
+		})
+	}
+	return out, nil
+}
+
+// SearchPreferences returns the user's preferences, superseded ones too (each says what
+// superseded it), whose preference or context contains any word of q.Text, best score first.
+func (r *Reader) SearchPreferences(ctx context.Context, identifier string, q PreferenceSearch) ([]PreferenceHit, error) {
+	params, err := r.searchParams(identifier, q.Text, q.Limit, preferenceFields)
+	if err != nil {
+		return nil, err
+	}
+	if params["category"], err = optText("category", q.Category); err != nil {
+		return nil, err
+	}
+	rows, err := r.read(ctx, "search preferences", searchPreferencesCypher, params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PreferenceHit, 0, len(rows))
+	for _, m := range rows {
+		out = append(out, PreferenceHit{Preference: preferenceOf(m), Score: float(m, "score", 0)})
+	}
+	return out, nil
+}
+
+// SearchEntities returns the user's entities whose name or description contains any word of
+// q.Text, best score first.
+func (r *Reader) SearchEntities(ctx context.Context, identifier string, q EntitySearch) ([]EntityHit, error) {
+	params, err := r.searchParams(identifier, q.Text, q.Limit, entityFields)
+	if err != nil {
+		return nil, err
+	}
+	if params["type"], err = optText("type", q.Type); err != nil {
+		return nil, err
+	}
+	rows, err := r.read(ctx, "search entities", searchEntitiesCypher, params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EntityHit, 0, len(rows))
+	for _, m := range rows {
+		out = append(out, EntityHit{
+			Entity:      Entity{ID: str(m, "id"), Name: str(m, "name"), Type: str(m, "type")},
+			Description: strp(m, "description"),
+			CreatedAt:   timep(m, "created_at"),
+			RecordedAt:  timep(m, "recorded_at"),
+			Score:       float(m, "score", 0),
+		})
+	}
+	return out, nil
+}
+
+// SearchSteps returns the user's reasoning steps whose thought, action or observation
+// contains any word of q.Text, each with its trace, best score first.
+func (r *Reader) SearchSteps(ctx context.Context, identifier string, q StepSearch) ([]StepHit, error) {
+	params, err := r.searchParams(identifier, q.Text, q.Limit, stepFields)
+	if err != nil {
+		return nil, err
+	}
+	params["success_only"] = q.SuccessOnly
+	rows, err := r.read(ctx, "search steps", searchStepsCypher, params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StepHit, 0, len(rows))
+	for _, m := range rows {
+		h := StepHit{
+			Step: Step{
+				ID:          str(m, "id"),
+				StepNumber:  int64p(m, "step_number"),
+				Order:       int64p(m, "order"),
+				Thought:     strp(m, "thought"),
+				Action:      strp(m, "action"),
+				Observation: strp(m, "observation"),
+				Timestamp:   timep(m, "timestamp"),
+				ToolCalls:   toolCallsOf(m),
+			},
+			TraceID:   str(m, "trace_id"),
+			SessionID: str(m, "session_id"),
+			Task:      str(m, "task"),
+			Outcome:   strp(m, "outcome"),
+			Success:   boolp(m, "success"),
+			Score:     float(m, "score", 0),
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// searchParams validates what every search takes and returns its parameters: the owner, the
+// Lucene query over fields, the limit.
+func (r *Reader) searchParams(identifier, text string, n int, fields []string) (map[string]any, error) {
+	owner, err := tenant(identifier)
+	if err != nil {
+		return nil, err
+	}
+	words, err := searchWords(text)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		n = min(DefaultSearchLimit, r.maxLimit)
+	}
+	if n, err = limit(n, r.maxLimit); err != nil {
+		return nil, err
+	}
+	return map[string]any{"owner": owner, "lucene": luceneQuery(owner, fields, words), "limit": int64(n)}, nil
+}
+
+// optText validates an optional filter: nil when empty.
+func optText(field, v string) (any, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if err := checkText(field, v, maxTextRunes); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// searchWords splits q into the words to search for: the runs between white space that hold
+// at least one letter or digit, each once. Lucene's syntax is never interpreted (luceneQuery
+// quotes every word); a run of punctuation alone is dropped, since the analyzer would reduce
+// it to nothing. q may span lines, so tabs and line breaks are allowed in it.
+func searchWords(q string) ([]string, error) {
+	switch {
+	case q == "":
+		return nil, badArg("q", "must not be empty: give the words to search for")
+	case !utf8.ValidString(q):
+		return nil, badArg("q", "not valid UTF-8")
+	case utf8.RuneCountInString(q) > maxQueryRunes:
+		return nil, badArg("q", "longer than %d characters", maxQueryRunes)
+	}
+	for _, c := range q {
+		if c != '\t' && c != '\n' && c != '\r' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
+			return nil, badArg("q", "control character U+%04X", c)
+		}
+	}
+	var words []string
+	seen := map[string]bool{}
+	for _, w := range strings.FieldsFunc(q, unicode.IsSpace) {
+		if seen[w] || strings.IndexFunc(w, func(c rune) bool { return unicode.IsLetter(c) || unicode.IsDigit(c) }) < 0 {
+			continue
+		}
+		seen[w] = true
+		words = append(words, w)
+	}
+	switch {
+	case len(words) == 0:
+		return nil, badArg("q", "%q has no word to search for: a word needs a letter or a digit", clip(q))
+	case len(words) > maxQueryWords:
+		return nil, badArg("q", "%d words: at most %d", len(words), maxQueryWords)
+	}
+	return words, nil
+}
+
+// luceneQuery requires the owner and any of the words in any of the fields:
+//
+//	owner:"sara_40omg_2Ecom"^0 AND (content:"healthcare" OR content:"consultants")
+//
+// Every value is a quoted phrase with '\' and '"' escaped, so the rest of Lucene's syntax
+// (field:, *, ?, ~, AND, OR, NOT, parentheses) is plain text to the analyzer, which splits
+// and lower-cases it as it did the indexed text. The owner phrase is only a pre-filter: the
+// analyzer lower-cases the token and splits it at '-', so owners equal but for case, or whose
+// token contains this one between dashes (ann-lee in bob-ann-lee), match it too; the reads
+// check owner exactly.
+func luceneQuery(owner string, fields, words []string) string {
+	var b strings.Builder
+	b.WriteString(`owner:"` + lucenePhrase(owner) + `"^0 AND (`)
+	for i, w := range words {
+		for j, f := range fields {
+			if i > 0 || j > 0 {
+				b.WriteString(" OR ")
+			}
+			b.WriteString(f + `:"` + lucenePhrase(w) + `"`)
+		}
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// lucenePhrase escapes s for the inside of a quoted Lucene phrase.
+func lucenePhrase(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
+}
+
+// Query parameters of the searches, besides consistency.
+var (
+	messageSearchParams    = []string{"q", "session_id", "limit"}
+	preferenceSearchParams = []string{"q", "category", "limit"}
+	entitySearchParams     = []string{"q", "type", "limit"}
+	stepSearchParams       = []string{"q", "success_only", "limit"}
+)
+
+// parseSearch checks a search's parameters and reads q and limit; the kind's filter is the
+// caller's to read (searchFilter).
+func parseSearch(v url.Values, allowed []string, maxLimit int) (string, int, error) {
+	if err := checkParams(v, allowed); err != nil {
+		return "", 0, err
+	}
+	if !v.Has("q") {
+		return "", 0, badArg("q", "required: the words to search for")
+	}
+	text := v.Get("q")
+	if _, err := searchWords(text); err != nil {
+		return "", 0, err
+	}
+	if !v.Has("limit") {
+		return text, min(DefaultSearchLimit, maxLimit), nil
+	}
+	n, err := parseLimit(v, maxLimit)
+	return text, n, err
+}
+
+// searchFilter reads an optional free-text filter: "" when absent, an error when empty.
+func searchFilter(v url.Values, field string) (string, error) {
+	if !v.Has(field) {
+		return "", nil
+	}
+	s := v.Get(field)
+	return s, checkText(field, s, maxTextRunes)
+}
+
+// Response bodies of the searches.
+type (
+	messageHitsBody struct {
+		Messages []MessageHit `json:"messages"`
+	}
+	preferenceHitsBody struct {
+		Preferences []PreferenceHit `json:"preferences"`
+	}
+	entityHitsBody struct {
+		Entities []EntityHit `json:"entities"`
+	}
+	stepHitsBody struct {
+		Steps []StepHit `json:"steps"`
+	}
+)
+
+func (h *Handler) searchMessages(r *http.Request, identifier string) (readFunc, error) {
+	v := r.URL.Query()
+	text, n, err := parseSearch(v, messageSearchParams, h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	session, err := searchFilter(v, "session_id")
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		hits, err := h.reader.SearchMessages(ctx, identifier, MessageSearch{Text: text, SessionID: session, Limit: n})
+		return messageHitsBody{Messages: hits}, err
+	}, nil
+}
+
+func (h *Handler) searchPreferences(r *http.Request, identifier string) (readFunc, error) {
+	v := r.URL.Query()
+	text, n, err := parseSearch(v, preferenceSearchParams, h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	category, err := searchFilter(v, "category")
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		hits, err := h.reader.SearchPreferences(ctx, identifier, PreferenceSearch{Text: text, Category: category, Limit: n})
+		return preferenceHitsBody{Preferences: hits}, err
+	}, nil
+}
+
+func (h *Handler) searchEntities(r *http.Request, identifier string) (readFunc, error) {
+	v := r.URL.Query()
+	text, n, err := parseSearch(v, entitySearchParams, h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := searchFilter(v, "type")
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (any, error) {
+		hits, err := h.reader.SearchEntities(ctx, identifier, EntitySearch{Text: text, Type: typ, Limit: n})
+		return entityHitsBody{Entities: hits}, err
+	}, nil
+}
+
+func (h *Handler) searchSteps(r *http.Request, identifier string) (readFunc, error) {
+	v := r.URL.Query()
+	text, n, err := parseSearch(v, stepSearchParams, h.maxLimit)
+	if err != nil {
+		return nil, err
+	}
+	q := StepSearch{Text: text, Limit: n}
+	if v.Has("success_only") {
+		if q.SuccessOnly, err = parseBool("success_only", v.Get("success_only")); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context) (any, error) {
+		hits, err := h.reader.SearchSteps(ctx, identifier, q)
+		return stepHitsBody{Steps: hits}, err
+	}, nil
+}
