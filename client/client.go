@@ -321,6 +321,8 @@ func setIDs(cmd ingest.Command, eventID string, m ingest.Minted) {
 		c.EventID = eventID
 	case *ingest.EraseUser:
 		c.EventID = eventID
+	case *ingest.RecreateUser:
+		c.EventID = eventID
 	case *ingest.AddMessage:
 		c.EventID, c.MessageID = eventID, m.MessageID
 	case *ingest.AddPreference:

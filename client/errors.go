@@ -18,7 +18,8 @@ var (
 	// ErrUnauthenticated (401) and ErrForbidden (403): see docs/security.md.
 	ErrUnauthenticated = errors.New("unauthenticated")
 	ErrForbidden       = errors.New("forbidden")
-	// ErrConflict: a batch held an event the stream already stored (HTTP 409).
+	// ErrConflict: a batch held an event the stream already stored, or a re-creation found
+	// nothing to re-create (HTTP 409).
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: the event store or the graph is unavailable (HTTP 503/507); retry later.
 	ErrUnavailable = errors.New("engram unavailable")
@@ -82,6 +83,8 @@ func (e *APIError) Unwrap() error {
 		return ErrForbidden
 	case http.StatusConflict:
 		return ErrConflict
+	case http.StatusGone:
+		return ErrGone
 	case http.StatusServiceUnavailable, http.StatusInsufficientStorage, http.StatusBadGateway:
 		return ErrUnavailable
 	case http.StatusGatewayTimeout:

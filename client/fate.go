@@ -25,6 +25,9 @@ const (
 	FateApplied FateStatus = "applied"
 	// FateDeadLettered: the projector refused it (Fate.Err says why).
 	FateDeadLettered FateStatus = "dead_lettered"
+	// FateRefused: stored after its user's erasure and dropped by the projector: nothing
+	// applied, no dead letter (Fate.Err is a *GoneError, Reason user_erased).
+	FateRefused FateStatus = "refused"
 )
 
 // Fate is what became of one write.
@@ -40,12 +43,16 @@ type Fate struct {
 	DeadLetteredAt *time.Time `json:"dead_lettered_at"`
 }
 
-// Err is nil unless the write was dead-lettered; then it is a *RejectedError (ErrRejected).
+// Err is nil unless the write was dead-lettered or refused: a *RejectedError (ErrRejected)
+// or a *GoneError (ErrGone).
 func (f *Fate) Err() error {
-	if f.Status != FateDeadLettered {
-		return nil
+	switch f.Status {
+	case FateDeadLettered:
+		return &RejectedError{EventID: f.EventID, Sequence: f.Sequence, Kind: f.Kind, Reason: f.Reason, Message: f.Message}
+	case FateRefused:
+		return &GoneError{EventID: f.EventID, Sequence: f.Sequence, Kind: f.Kind, Reason: f.Reason, Message: f.Message}
 	}
-	return &RejectedError{EventID: f.EventID, Sequence: f.Sequence, Kind: f.Kind, Reason: f.Reason, Message: f.Message}
+	return nil
 }
 
 // Fate asks what became of the write of r, as it stands now: stored, applied or
@@ -57,7 +64,8 @@ func (c *Client) Fate(ctx context.Context, r Receipt) (*Fate, error) {
 }
 
 // WaitApplied waits until the projector decided about the write of r: nil once it is
-// applied, a *RejectedError (errors.Is ErrRejected) when it was dead-lettered, ctx's error
+// applied, a *RejectedError (errors.Is ErrRejected) when it was dead-lettered, a *GoneError
+// (errors.Is ErrGone) when it was dropped for its user's erasure, ctx's error
 // when ctx ends first. The query service waits for the projector's checkpoint (the receipt's
 // sequence as a consistency token), so the wait costs a request per CONSISTENCY_WAIT. A
 // receipt of a write sent over NATS has no sequence: WaitApplied looks for the write until

@@ -15,7 +15,8 @@ type AgentPermissions struct {
 	Identifier string // the user identifier
 	Token      string // its tenant token
 	// Publish is mem.<token>.<kind> for each of AgentKinds: literal subjects, so neither
-	// another tenant's, nor user_erased (erasure needs the admin scope, over HTTP), nor the
+	// another tenant's, nor user_erased or user_recreated (erasure and re-creation need the
+	// admin scope, over HTTP), nor the
 	// literal wildcard tokens mem.<token>.* and mem.<token>.> (which a pattern allow such as
 	// mem.<token>.* would let through, and the stream would store unpartitioned).
 	Publish     []string
@@ -24,11 +25,13 @@ type AgentPermissions struct {
 }
 
 // AgentKinds are the kinds of event an agent may publish over NATS: the catalogue without
-// user_erased. accounts.conf exports (and AGENTS imports) exactly their subjects.
+// user_erased and user_recreated. An agent that could re-create its erased user would undo
+// the erasure's refusal of its own writes. accounts.conf exports (and AGENTS imports) exactly
+// their subjects.
 func AgentKinds() []events.Kind {
 	out := make([]events.Kind, 0, len(events.Kinds))
 	for _, k := range events.Kinds {
-		if k != events.KindUserErased {
+		if k != events.KindUserErased && k != events.KindUserRecreated {
 			out = append(out, k)
 		}
 	}

@@ -329,7 +329,61 @@ func TestPermissions(t *testing.T) {
 		if got := s.stored(t, sara); got != before+3 {
 			t.Errorf("stored %d events of sara, want %d", got, before+3)
 		}
+		// Its only reads: a user's last tombstone and last re-creation, by subject (the
+		// ingestor's 410 for an erased user).
 		cannotRead(t, nc, v)
+		back := "back+" + events.NewID()[24:] + "@omg.test"
+		if e, err := stream.LastErasure(t.Context(), nc, back); err != nil || e.Erased() || e.Tombstone != 0 {
+			t.Fatalf("back's erasures before any: %+v, %v", e, err)
+		}
+		tomb, err := events.Encode(&events.Event{ID: events.NewID(), Source: "/engram/test", User: back, Time: time.Now(),
+			Data: events.UserErased{Identifier: back}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tombAt, err := pub.PublishMsg(t.Context(), tomb.Header.Get(nats.MsgIdHdr), tomb)
+		if err != nil {
+			t.Fatalf("publish a tombstone: %v", err)
+		}
+		if e, err := stream.LastErasure(t.Context(), nc, back); err != nil || !e.Erased() || e.Tombstone != tombAt.Sequence {
+			t.Fatalf("back's erasures after a tombstone at %d: %+v, %v", tombAt.Sequence, e, err)
+		}
+		refused := userEvent(t, back)
+		if _, err := pub.PublishMsg(t.Context(), refused.Header.Get(nats.MsgIdHdr), refused); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		again, err := events.Encode(&events.Event{ID: events.NewID(), Source: "/engram/test", User: back, Time: time.Now(),
+			Data: events.UserRecreated{UserID: events.UserID(back), Identifier: back}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		againAt, err := pub.PublishMsg(t.Context(), again.Header.Get("ce-id"), again)
+		if err != nil {
+			t.Fatalf("publish a re-creation: %v", err)
+		}
+		if e, err := stream.LastErasure(t.Context(), nc, back); err != nil || e.Erased() || e.Recreation != againAt.Sequence || e.RecreationID != again.Header.Get("ce-id") {
+			t.Fatalf("back's erasures after a re-creation at %d: %+v, %v", againAt.Sequence, e, err)
+		}
+		// The purge of a re-creation: the refused writes between the two go, the tombstone
+		// and the re-creation stay.
+		if err := stream.PurgeRefused(t.Context(), js, back, againAt.Sequence); err != nil {
+			t.Fatalf("purge the refused writes: %v", err)
+		}
+		if got := s.stored(t, back); got != 2 {
+			t.Errorf("back holds %d events after the re-creation's purge, want 2 (tombstone and re-creation)", got)
+		}
+		// Not another kind's last message, nor a subject of no partition (cannotRead tried
+		// the request-in-body form).
+		tok, _ := events.EncodeToken(back)
+		for _, subj := range []string{
+			"$JS.API.DIRECT.GET." + stream.MemoryStream + ".mem." + tok + ".message_added.0",
+			"$JS.API.DIRECT.GET." + stream.MemoryStream + ".mem." + tok + ".user_erased",
+		} {
+			if err := nc.PublishRequest(subj, nc.NewRespInbox(), nil); err != nil {
+				t.Fatal(err)
+			}
+			v.wait(t, `Publish to "`+subj+`"`)
+		}
 		// Erasure: the ingestor purges an erased user's events below the tombstone.
 		gone := "gone@omg.com"
 		g := userEvent(t, gone)
@@ -482,12 +536,12 @@ func TestPermissions(t *testing.T) {
 		}
 		v.wait(t, `Publish to "mem.`+liamTok+`.user_upserted"`)
 		// Core publish too, and beyond the stream's three tokens; and on its own tenant, neither
-		// an erasure (admin scope, over HTTP only), nor an unknown kind, nor the literal
+		// an erasure or a re-creation (admin scope, over HTTP only), nor an unknown kind, nor the literal
 		// wildcard tokens, which the stream would store without a partition (issue 12
 		// finding 10).
 		saraTok, _ := events.EncodeToken(sara)
 		for _, subj := range []string{"mem." + liamTok + ".user_upserted", "mem." + liamTok + ".a.b", "dlq.mem.x.y",
-			"mem." + saraTok + ".user_erased", "mem." + saraTok + ".*", "mem." + saraTok + ".>", "mem." + saraTok + ".no_such_kind",
+			"mem." + saraTok + ".user_erased", "mem." + saraTok + ".user_recreated", "mem." + saraTok + ".*", "mem." + saraTok + ".>", "mem." + saraTok + ".no_such_kind",
 			"mem.*.user_upserted", "mem.>"} {
 			if err := nc.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)
@@ -626,7 +680,7 @@ func TestAgentUserConf(t *testing.T) {
 			t.Errorf("entry lacks %s:\n%s", want, got)
 		}
 	}
-	for _, not := range []string{`"mem.sara_40omg_2Ecom.*"`, `"mem.sara_40omg_2Ecom.>"`, "user_erased"} {
+	for _, not := range []string{`"mem.sara_40omg_2Ecom.*"`, `"mem.sara_40omg_2Ecom.>"`, "user_erased", "user_recreated"} {
 		if strings.Contains(got, not) {
 			t.Errorf("entry allows %s:\n%s", not, got)
 		}

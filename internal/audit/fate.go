@@ -30,7 +30,14 @@ const (
 	// FateStored: not dead-lettered; whether it is applied or pending is unknown because the
 	// projector's checkpoint was not read (MarkFates without a checkpoint).
 	FateStored = "stored"
+	// FateRefused: stored after the user's last erasure tombstone and before the first
+	// re-creation that follows it (or with none): the projector drops it, nothing applied, no
+	// dead letter. Entry.Reason is RefusedErased. The user's re-creation purges such events.
+	FateRefused = "refused"
 )
+
+// RefusedErased is the Reason of a FateRefused entry.
+const RefusedErased = "user_erased"
 
 // Checkpoint is how far the projector group whose fates an audit shows has come in the user's
 // partition: the stream sequence of its checkpoint. Known is false when it was not read.
@@ -43,8 +50,10 @@ type Checkpoint struct {
 // user in stream order as Read returns them. The dead letters are read from MEM_DLQ (the
 // tenant's, dlq.mem.<token>.>), those of group only (the live projector's: a benchmark or
 // replay group may refuse events too), every group's when group is "". Erasure is read from
-// the entries themselves: an entry before the last user_erased entry is erased. An undecodable
-// entry is marked like any other: the projector dead-letters it.
+// the entries themselves: an entry before the last user_erased entry is erased; an entry after
+// it and before the first re-creation that follows (read from the log) is refused. An
+// undecodable entry is marked like any other: the projector dead-letters it (or, refused,
+// drops it).
 func MarkFates(ctx context.Context, js jetstream.JetStream, user, group string, cp Checkpoint, entries []Entry) error {
 	letters, err := deadLetters(ctx, js, user, group)
 	if err != nil {
@@ -56,9 +65,19 @@ func MarkFates(ctx context.Context, js jetstream.JetStream, user, group string, 
 			tombstone = max(tombstone, e.Sequence)
 		}
 	}
+	var recreation uint64 // the first re-creation after the tombstone; 0: none
+	if tombstone > 0 {
+		if recreation, err = stream.FirstRecreation(ctx, js.Conn(), user, tombstone); err != nil {
+			return err
+		}
+	}
 	for i := range entries {
 		e := &entries[i]
+		refused := tombstone > 0 && e.Sequence > tombstone && (recreation == 0 || e.Sequence < recreation) &&
+			e.Kind != events.KindUserErased && e.Kind != events.KindUserRecreated
 		switch l, dead := letters[e.Sequence]; {
+		case refused:
+			e.Fate, e.Reason = FateRefused, RefusedErased
 		case dead:
 			e.Fate, e.Reason, e.ReasonError = FateDeadLettered, l.reason, l.err
 		case e.Sequence < tombstone:

@@ -20,13 +20,14 @@ const (
 	KindToolCallRecorded     Kind = "tool_call_recorded"
 	KindTraceCompleted       Kind = "trace_completed"
 	KindUserErased           Kind = "user_erased"
+	KindUserRecreated        Kind = "user_recreated"
 )
 
 // Kinds lists the catalogue in a stable order.
 var Kinds = []Kind{
 	KindUserUpserted, KindMessageAdded, KindPreferenceAdded, KindPreferenceSuperseded,
 	KindTraceStarted, KindTraceStepAdded, KindToolCallRecorded, KindTraceCompleted,
-	KindUserErased,
+	KindUserErased, KindUserRecreated,
 }
 
 // SchemaVersion is the version of every kind's data schema and CloudEvents type.
@@ -160,6 +161,17 @@ type UserErased struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
+// UserRecreated starts a new life of an erased user: an admin's explicit word that writes for
+// the identifier are welcome again after its last erasure (docs/replay.md). Without it, every
+// write of the user stored after the tombstone is dropped by the projector and refused by the
+// ingestor, so an agent still writing cannot bring the user back by accident. Its effect is an
+// upsert without attributes: the User node, created anew.
+type UserRecreated struct {
+	UserID     string `json:"user_id"`
+	Identifier string `json:"identifier"`
+	Reason     string `json:"reason,omitempty"`
+}
+
 // Roles are the message roles accepted on MessageAdded.
 var Roles = []string{"user", "assistant", "system", "tool"}
 
@@ -187,6 +199,8 @@ func newData(k Kind) any {
 		return &TraceCompleted{}
 	case KindUserErased:
 		return &UserErased{}
+	case KindUserRecreated:
+		return &UserRecreated{}
 	}
 	return nil
 }
@@ -213,6 +227,8 @@ func KindOf(data any) (Kind, bool) {
 		return KindTraceCompleted, true
 	case UserErased, *UserErased:
 		return KindUserErased, true
+	case UserRecreated, *UserRecreated:
+		return KindUserRecreated, true
 	}
 	return "", false
 }

@@ -70,6 +70,7 @@ func FuzzDecodeCloudEvent(f *testing.F) {
 			Status: "success", DurationMS: &dur, Arguments: map[string]any{"q": "x"}},
 		events.TraceCompleted{TraceID: events.NewID(), Outcome: "found", Success: &ok},
 		events.UserErased{Identifier: user},
+		events.UserRecreated{UserID: events.UserID(user), Identifier: user, Reason: "came back"},
 	} {
 		e := &events.Event{ID: events.NewID(), Source: "/engram/ingestor", User: user, Time: at, Data: d}
 		if i%2 == 0 {

@@ -216,6 +216,20 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 			return false
 		})
 		v = d
+	case KindUserRecreated:
+		var d UserRecreated
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "user_id":
+				return s.stringInto(p, &d.UserID)
+			case "identifier":
+				return s.stringInto(p, &d.Identifier)
+			case "reason":
+				return s.stringInto(p, &d.Reason)
+			}
+			return false
+		})
+		v = d
 	}
 	return v, ok
 }

@@ -317,6 +317,8 @@ func deref(v any) any {
 		return *d
 	case *UserErased:
 		return *d
+	case *UserRecreated:
+		return *d
 	}
 	return v
 }
@@ -339,6 +341,13 @@ func checkSemantics(e *Event) error {
 	case UserErased:
 		if e.User == "" || d.Identifier != e.User {
 			return fmt.Errorf("%w: identifier %q differs from event user %q", ErrInvalidData, d.Identifier, e.User)
+		}
+	case UserRecreated:
+		if e.User == "" || d.Identifier != e.User {
+			return fmt.Errorf("%w: identifier %q differs from event user %q", ErrInvalidData, d.Identifier, e.User)
+		}
+		if d.UserID != UserID(d.Identifier) {
+			return fmt.Errorf("%w: user_id is not the id of %q", ErrInvalidData, d.Identifier)
 		}
 	}
 	return nil

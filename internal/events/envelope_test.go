@@ -25,6 +25,7 @@ func sample(user string) []*Event {
 		{Data: ToolCallRecorded{TraceID: NewID(), StepID: NewID(), ToolCallID: NewID(), ToolName: "search", Status: "success", DurationMS: &dur, Arguments: map[string]any{"q": "x"}}},
 		{Data: TraceCompleted{TraceID: NewID(), Outcome: "found", Success: &ok}},
 		{Data: UserErased{Identifier: user}},
+		{Data: UserRecreated{UserID: UserID(user), Identifier: user}},
 	}
 }
 

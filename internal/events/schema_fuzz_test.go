@@ -43,6 +43,7 @@ func validSeeds() [][]byte {
 			Result: []any{1.0, "two"}, Status: "success", DurationMS: &dur, Error: "e"},
 		TraceCompleted{TraceID: id, Outcome: "found", Success: &ok},
 		UserErased{Identifier: user, Reason: "asked"},
+		UserRecreated{UserID: UserID(user), Identifier: user, Reason: "came back"},
 	} {
 		b, err := json.Marshal(d)
 		if err != nil {
@@ -122,6 +123,12 @@ func trickySeeds() map[Kind][]string {
 		KindUserErased: {
 			`{"identifier":"\ud800"}`, `{"identifier":"a","reason":"\ud800\udc00"}`, `{"identifier":"\/"}`,
 			`{"identifier":"a\'"}`, `{"identifier":"a"`, `{"identifier":"a",}`, `{}`, `[]`, `null`, ``, `{"identifier":"a"} {}`,
+		},
+		KindUserRecreated: {
+			`{"user_id":` + id + `,"identifier":"a"}`, `{"user_id":` + id + `,"identifier":"a","reason":""}`,
+			`{"user_id":` + strings.ToUpper(id) + `,"identifier":"a"}`, `{"identifier":"a"}`, `{"user_id":` + id + `}`,
+			`{"user_id":` + id + `,"identifier":""}`, `{"user_id":` + id + `,"identifier":"a","attributes":{}}`,
+			`{"user_id":` + id + `,"identifier":"a","reason":null}`, `{"user_id":` + id + `,"identifier":"a","reason":"` + strings.Repeat("é", 1025) + `"}`,
 		},
 		KindTraceCompleted: {`{"trace_id":` + id + `,"success":false}`, `{"trace_id":` + id + `,"success":0}`, `{"trace_id":` + id + `,"success":tru}`},
 		KindUserUpserted: {

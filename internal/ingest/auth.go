@@ -9,7 +9,7 @@ import (
 )
 
 // WithAuthenticator makes every route authenticate its caller (docs/security.md): the erase
-// endpoint needs the admin scope, every other write the write scope, and each command's user
+// and re-create endpoints need the admin scope, every other write the write scope, and each command's user
 // must be one the principal may act for — checked after the command is decoded and before
 // anything is published; in a batch, every command before any is. The principal's name
 // becomes the events' actor. Without this option the handler trusts its callers (tests, or a
@@ -26,7 +26,7 @@ func WithAuthenticator(a *auth.Authenticator) Option {
 
 // scopeOf is the scope a command needs.
 func scopeOf(op string) auth.Scope {
-	if op == OpEraseUser {
+	if op == OpEraseUser || op == OpRecreateUser {
 		return auth.ScopeAdmin
 	}
 	return auth.ScopeWrite

@@ -285,6 +285,13 @@ func (c *EraseUser) build(_ *Settings) (string, any, Minted, error) {
 	return c.Identifier, events.UserErased{Identifier: c.Identifier, Reason: c.Reason}, Minted{}, nil
 }
 
+func (c *RecreateUser) build(_ *Settings) (string, any, Minted, error) {
+	if err := firstErr(identifier("identifier", c.Identifier), text("reason", c.Reason, 0, maxTitle)); err != nil {
+		return "", nil, Minted{}, err
+	}
+	return c.Identifier, events.UserRecreated{UserID: events.UserID(c.Identifier), Identifier: c.Identifier, Reason: c.Reason}, Minted{}, nil
+}
+
 func (c *AddMessage) build(s *Settings) (string, any, Minted, error) {
 	user, err := s.user(c.UserIdentifier)
 	if err != nil {

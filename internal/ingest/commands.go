@@ -28,6 +28,7 @@ type Command interface {
 const (
 	OpUpsertUser          = "upsert_user"
 	OpEraseUser           = "erase_user"
+	OpRecreateUser        = "recreate_user"
 	OpAddMessage          = "add_message"
 	OpAddPreference       = "add_preference"
 	OpSupersedePreference = "supersede_preference"
@@ -39,7 +40,7 @@ const (
 
 // Ops lists every command's op in a stable order.
 var Ops = []string{
-	OpUpsertUser, OpEraseUser, OpAddMessage, OpAddPreference, OpSupersedePreference,
+	OpUpsertUser, OpEraseUser, OpRecreateUser, OpAddMessage, OpAddPreference, OpSupersedePreference,
 	OpStartTrace, OpAddTraceStep, OpRecordToolCall, OpCompleteTrace,
 }
 
@@ -50,6 +51,8 @@ func newCommand(op string) Command {
 		return &UpsertUser{}
 	case OpEraseUser:
 		return &EraseUser{}
+	case OpRecreateUser:
+		return &RecreateUser{}
 	case OpAddMessage:
 		return &AddMessage{}
 	case OpAddPreference:
@@ -83,6 +86,15 @@ type UpsertUser struct {
 
 // EraseUser asks for everything the user owns to be forgotten (user_erased).
 type EraseUser struct {
+	EventID    string `json:"event_id,omitempty"`
+	Identifier string `json:"identifier"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// RecreateUser starts a new life of an erased user (user_recreated): writes for them are
+// accepted and projected again. Between an erasure and the re-creation that follows it every
+// write of the user is refused (410) or, over NATS, dropped; only an admin re-creates.
+type RecreateUser struct {
 	EventID    string `json:"event_id,omitempty"`
 	Identifier string `json:"identifier"`
 	Reason     string `json:"reason,omitempty"`
@@ -185,6 +197,9 @@ func (*UpsertUser) Op() string { return OpUpsertUser }
 func (*EraseUser) Op() string { return OpEraseUser }
 
 // Op implements Command.
+func (*RecreateUser) Op() string { return OpRecreateUser }
+
+// Op implements Command.
 func (*AddMessage) Op() string { return OpAddMessage }
 
 // Op implements Command.
@@ -210,6 +225,9 @@ func (*UpsertUser) Kind() events.Kind { return events.KindUserUpserted }
 
 // Kind implements Command.
 func (*EraseUser) Kind() events.Kind { return events.KindUserErased }
+
+// Kind implements Command.
+func (*RecreateUser) Kind() events.Kind { return events.KindUserRecreated }
 
 // Kind implements Command.
 func (*AddMessage) Kind() events.Kind { return events.KindMessageAdded }
@@ -238,6 +256,8 @@ func eventID(c Command) string {
 	case *UpsertUser:
 		return c.EventID
 	case *EraseUser:
+		return c.EventID
+	case *RecreateUser:
 		return c.EventID
 	case *AddMessage:
 		return c.EventID

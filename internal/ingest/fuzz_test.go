@@ -15,7 +15,8 @@ var seedBodies = map[string][]string{
 		`{"identifier":"sara@omg.com","attributes":null}`,
 		`{"identifier":"sara@omg.com","attributes":{}}`,
 	},
-	ingest.OpEraseUser: {`{"identifier":"sara@omg.com","reason":"asked"}`, `{"identifier":"zoë 日本 x","reason":""}`},
+	ingest.OpRecreateUser: {`{"identifier":"sara@omg.com","reason":"came back"}`, `{"identifier":"zoë 日本 x"}`},
+	ingest.OpEraseUser:    {`{"identifier":"sara@omg.com","reason":"asked"}`, `{"identifier":"zoë 日本 x","reason":""}`},
 	ingest.OpAddMessage: {
 		`{"user_identifier":"sara@omg.com","session_id":"sara-2026-05-01","role":"user","content":"Find me a healthcare team"}`,
 		`{"session_id":"s","role":"tool","content":"x","timestamp":"2026-05-01T09:00:00.123456789+02:00","metadata":{"a":[1,{"b":null}]},"title":"t"}`,

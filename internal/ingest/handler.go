@@ -79,6 +79,9 @@ type Handler struct {
 	now     func() time.Time
 	mux     *http.ServeMux
 	batches *batchLimiter
+	// erasureOf reads a user's erasures from the log (stream.LastErasure); a benchmark
+	// replaces it to measure the handler without the look-up.
+	erasureOf func(context.Context, string) (stream.Erasure, error)
 	// onBatchOpen, when set (tests), runs while a batch holds its slots, before it publishes.
 	onBatchOpen func(context.Context)
 }
@@ -127,6 +130,7 @@ func NewHandler(pub *stream.Publisher, cfg Config, opts ...Option) (*Handler, er
 		logger:  slog.New(slog.DiscardHandler),
 		batches: newBatchLimiter(cfg.MaxOpenBatches),
 	}
+	h.erasureOf = pub.Erasure
 	for _, o := range opts {
 		if err := o(h); err != nil {
 			return nil, err
@@ -152,6 +156,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 			return &c.Identifier
 		case *EraseUser:
 			return &c.Identifier
+		case *RecreateUser:
+			return &c.Identifier
 		}
 		panic("no identifier")
 	}
@@ -171,6 +177,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("PUT /v1/users/{identifier}", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, true, fromPath("identifier", "identifier", identifier))))
 	mux.Handle("POST /v1/users", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, false, nil)))
 	mux.Handle("DELETE /v1/users/{identifier}", h.guard(auth.ScopeAdmin, h.command(OpEraseUser, true, fromPath("identifier", "identifier", identifier))))
+	mux.Handle("POST /v1/users/{identifier}/recreate", h.guard(auth.ScopeAdmin, h.command(OpRecreateUser, true, fromPath("identifier", "identifier", identifier))))
 	mux.Handle("POST /v1/messages", h.guard(auth.ScopeWrite, h.command(OpAddMessage, false, nil)))
 	mux.Handle("POST /v1/preferences", h.guard(auth.ScopeWrite, h.command(OpAddPreference, false, nil)))
 	mux.Handle("POST /v1/preferences/{old_id}/supersede", h.guard(auth.ScopeWrite, h.command(OpSupersedePreference, false, fromPath("old_id", "old_id", oldID))))
@@ -240,9 +247,27 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if err := h.authorize(r.Context(), op, ev.User); err != nil {
 			return nil, nil, err
 		}
+		checked, err := h.checkErasures(r.Context(), []*events.Event{ev}, func(int) string { return "" })
+		if ne := (*NotErasedError)(nil); errors.As(err, &ne) && ne.recreated() {
+			acc, err := h.finishRecreation(r.Context(), ne, minted)
+			if err != nil {
+				return nil, nil, err
+			}
+			return acc, nil, nil
+		}
+		if err != nil {
+			return nil, []string{ev.ID}, err
+		}
 		msg, err := encode(ev, "")
 		if err != nil {
 			return nil, nil, err
+		}
+		if ev.Kind == events.KindUserRecreated {
+			acc, err := h.recreate(r.Context(), ev, msg, checked[0], minted)
+			if err != nil {
+				return nil, []string{ev.ID}, err
+			}
+			return acc, nil, nil
 		}
 		stored, err := h.pub.PublishMsg(r.Context(), ev.ID, msg)
 		if err != nil {
@@ -287,13 +312,23 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 			return nil, nil, fmt.Errorf("commands[%d]: %w", i, err)
 		}
 	}
+	all := make([]*events.Event, len(evs))
 	ids := make([]string, len(evs))
+	for i, b := range evs {
+		all[i], ids[i] = b.Event, b.Event.ID
+	}
+	checked, err := h.checkErasures(r.Context(), all, func(i int) string { return fmt.Sprintf("commands[%d]", i) })
+	if err != nil {
+		return nil, ids, err
+	}
 	msgs := make([]*nats.Msg, len(evs))
 	for i, b := range evs {
 		if msgs[i], err = encode(b.Event, fmt.Sprintf("commands[%d]", i)); err != nil {
 			return nil, nil, err
 		}
-		ids[i] = b.Event.ID
+		if b.Event.Kind == events.KindUserRecreated {
+			expectRecreation(msgs[i], checked[i])
+		}
 	}
 	release, err := h.batches.acquire(h.batchKeys(r.Context(), evs))
 	if err != nil {
@@ -314,9 +349,14 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 	}
 	out.Sequence = stored[len(stored)-1].Sequence
 	for i, b := range evs {
-		if b.Event.Kind == events.KindUserErased {
+		switch b.Event.Kind {
+		case events.KindUserErased:
 			if err := h.pub.PurgeTenant(r.Context(), b.Event.User, stored[i].Sequence); err != nil {
 				return nil, ids, fmt.Errorf("batch stored, but purging an erased user's events failed (erase them again; it is idempotent): %w", err)
+			}
+		case events.KindUserRecreated:
+			if err := h.pub.PurgeRefused(r.Context(), b.Event.User, stored[i].Sequence); err != nil {
+				return nil, ids, fmt.Errorf("batch stored, but purging the writes refused since a re-created user's erasure failed (re-create them again; it is idempotent): %w", err)
 			}
 		}
 	}
@@ -462,6 +502,22 @@ func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, op string
 		} else if errors.Is(err, errUnsupportedMedia) {
 			code = http.StatusUnsupportedMediaType
 		}
+	case errors.Is(err, ErrGone):
+		code = http.StatusGone
+		var g *GoneError
+		if errors.As(err, &g) {
+			p.Field = g.Field
+		}
+	case errors.Is(err, ErrNotErased):
+		code = http.StatusConflict
+		var ne *NotErasedError
+		if errors.As(err, &ne) {
+			p.Field = ne.Field
+		}
+	case errors.Is(err, stream.ErrConflict):
+		code = http.StatusConflict
+		p.Error = "another re-creation of the user was stored at the same time: nothing was stored; repeat the request"
+		p.EventIDs = eventIDs
 	case errors.Is(err, ErrTooManyBatches):
 		code = http.StatusTooManyRequests
 		w.Header().Set("Retry-After", fmt.Sprint(RetryAfterBatchSeconds))

@@ -95,6 +95,12 @@ func newFakeStore(tb testing.TB) *fakeStore {
 	if _, err := nc.Subscribe("$JS.API.STREAM.PURGE.>", func(m *nats.Msg) { _ = m.Respond([]byte(`{"success":true,"purged":0}`)) }); err != nil {
 		tb.Fatal(err)
 	}
+	// No user was ever erased: every look-up of a tombstone or re-creation finds none.
+	if _, err := nc.Subscribe("$JS.API.DIRECT.GET.>", func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Header: nats.Header{"Status": []string{"404"}, "Description": []string{"Message Not Found"}}})
+	}); err != nil {
+		tb.Fatal(err)
+	}
 	if err := nc.Flush(); err != nil {
 		tb.Fatal(err)
 	}
@@ -106,6 +112,7 @@ var handlerRoutes = []struct{ method, path, op string }{
 	{"PUT", "/v1/users/%s", ingest.OpUpsertUser},
 	{"POST", "/v1/users", ingest.OpUpsertUser},
 	{"DELETE", "/v1/users/%s", ingest.OpEraseUser},
+	{"POST", "/v1/users/%s/recreate", ingest.OpRecreateUser},
 	{"POST", "/v1/messages", ingest.OpAddMessage},
 	{"POST", "/v1/preferences", ingest.OpAddPreference},
 	{"POST", "/v1/preferences/%s/supersede", ingest.OpSupersedePreference},
@@ -133,7 +140,7 @@ func FuzzHandler(f *testing.F) {
 	const id = "01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d"
 	for i, r := range handlerRoutes {
 		param := id
-		if r.op == ingest.OpUpsertUser || r.op == ingest.OpEraseUser {
+		if r.op == ingest.OpUpsertUser || r.op == ingest.OpEraseUser || r.op == ingest.OpRecreateUser {
 			param = "sara@omg.com"
 		}
 		if r.op == "batch" {

@@ -23,6 +23,7 @@ var routes = []struct{ method, path, op, schema string }{
 	{"POST", "/v1/users", ingest.OpUpsertUser, "UpsertUser"},
 	{"PUT", "/v1/users/{identifier}", ingest.OpUpsertUser, "UpsertUserBody"},
 	{"DELETE", "/v1/users/{identifier}", ingest.OpEraseUser, "EraseUserBody"},
+	{"POST", "/v1/users/{identifier}/recreate", ingest.OpRecreateUser, "RecreateUserBody"},
 	{"POST", "/v1/messages", ingest.OpAddMessage, "AddMessage"},
 	{"POST", "/v1/preferences", ingest.OpAddPreference, "AddPreference"},
 	{"POST", "/v1/preferences/{old_id}/supersede", ingest.OpSupersedePreference, "SupersedePreferenceBody"},
@@ -35,7 +36,7 @@ var routes = []struct{ method, path, op, schema string }{
 
 // opSchemas names each command's schema (the batch entry's).
 var opSchemas = map[string]string{
-	ingest.OpUpsertUser: "UpsertUser", ingest.OpEraseUser: "EraseUser", ingest.OpAddMessage: "AddMessage",
+	ingest.OpUpsertUser: "UpsertUser", ingest.OpEraseUser: "EraseUser", ingest.OpRecreateUser: "RecreateUser", ingest.OpAddMessage: "AddMessage",
 	ingest.OpAddPreference: "AddPreference", ingest.OpSupersedePreference: "SupersedePreference",
 	ingest.OpStartTrace: "StartTrace", ingest.OpAddTraceStep: "AddTraceStep",
 	ingest.OpRecordToolCall: "RecordToolCall", ingest.OpCompleteTrace: "CompleteTrace",

@@ -89,6 +89,12 @@ func (k *lookupKeys) record(r Record) error {
 			return err
 		}
 		addKey(&k.users, d.Identifier)
+	case events.KindUserRecreated:
+		d, err := dataAs[events.UserRecreated](r)
+		if err != nil {
+			return err
+		}
+		addKey(&k.users, d.Identifier)
 	case events.KindMessageAdded:
 		d, err := dataAs[events.MessageAdded](r)
 		if err != nil {
@@ -334,7 +340,8 @@ func (e *effects) touchUser(st *graphState, m map[string]any) *userWrite {
 func (e *effects) simulate(st *graphState, r Record, m map[string]any) (string, error) {
 	owner, _ := m["owner"].(string)
 	switch r.Event.Kind {
-	case events.KindUserUpserted:
+	case events.KindUserUpserted, events.KindUserRecreated:
+		// A re-creation is an upsert without attributes: the start of the user's new life.
 		u := e.touchUser(st, m)
 		if a := m["attributes_json"]; a != nil && u != nil {
 			u.attributes = a

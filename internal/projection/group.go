@@ -229,6 +229,9 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 		if err != nil {
 			return err
 		}
+		if err := m.w.markRefused(ctx, cps[i], plan); err != nil {
+			return err
+		}
 		m.st = stepStats{skipped: len(plan.done)}
 		applying += len(plan.apply)
 		for _, e := range plan.apply {
@@ -236,6 +239,10 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 				m.st.gapFilled++
 			}
 			byEntry[e.seq], entryOf[e.seq] = m, e
+			if e.refused {
+				m.st.refused++ // acknowledged with the step; no dead letter keeps it
+				continue
+			}
 			if e.rejection != nil {
 				letters[m] = append(letters[m], e.deadLetter(nil))
 				continue
@@ -316,8 +323,8 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 // tombstone the step applies, it purges the tenant's dead letters (those earlier steps wrote
 // after the ingestor's purge: the projector had fetched the events already), and drops from
 // letters the tenant's events stored before the tombstone, so they are never written. The
-// tenant's events after the tombstone keep their dead letters: they are writes the erasure did
-// not cover. It runs inside the transaction, before the letters are sent: a step that fails
+// tenant's events after the tombstone are dropped before this (erased.go), or follow a
+// re-creation and keep their dead letters. It runs inside the transaction, before the letters are sent: a step that fails
 // after it runs it again, and purging twice is purging once.
 func purgeErased(ctx context.Context, w *worker, records []Record, wroteNothing map[uint64]bool, letters map[*stepMember][]DeadLetter) error {
 	tombstones := map[string]uint64{} // tenant token → the last tombstone's sequence

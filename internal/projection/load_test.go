@@ -14,12 +14,13 @@ import (
 
 // loadOptions shape a generated load.
 type loadOptions struct {
-	erase bool // now and then erase a user (who then starts over)
+	erase bool // now and then erase a user, write for them while erased (dropped), re-create them
 }
 
 // genState is what the generator knows of one tenant, so every reference it makes is valid.
 type genState struct {
 	upserted bool
+	erased   bool        // erased and not re-created: what it writes now is dropped
 	active   []string    // preferences not superseded
 	entities []string    // entity ids the tenant created by name
 	traces   []*genTrace // open traces
@@ -57,6 +58,11 @@ func genLoad(tenants []tenant, tools []string, n int, seed uint64, o loadOptions
 }
 
 func genEvent(rnd *rand.Rand, u tenant, st *genState, tools []string, o loadOptions, at time.Time) any {
+	if st.erased && rnd.IntN(3) == 0 {
+		// A new life: what the tenant wrote while erased is dropped, so refer to none of it.
+		*st = genState{upserted: true}
+		return events.UserRecreated{UserID: events.UserID(u.user), Identifier: u.user}
+	}
 	if !st.upserted {
 		st.upserted = true
 		if rnd.IntN(4) > 0 { // sometimes the user is created implicitly by another event
@@ -153,7 +159,7 @@ func genEvent(rnd *rand.Rand, u tenant, st *genState, tools []string, o loadOpti
 		if !o.erase {
 			return nil
 		}
-		*st = genState{upserted: true}
+		*st = genState{upserted: true, erased: true}
 		return events.UserErased{Identifier: u.user, Reason: "test"}
 	}
 }

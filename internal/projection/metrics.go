@@ -25,6 +25,10 @@ type Metrics struct {
 	collectors []prometheus.Collector
 }
 
+// skippedErased is the skipped counter's cause of the events dropped for their user's
+// erasure (erased.go).
+const skippedErased = "user_erased"
+
 // Retry causes of the retries counter.
 const (
 	retryNeo4j     = "neo4j"
@@ -39,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Applied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_applied_total",
 			Help: "Events whose effects the projector wrote to the graph, by kind."}, []string{"kind"}),
 		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_skipped_total",
-			Help: "Events acknowledged without writing: at or below the checkpoint (redelivered), or already in the graph (duplicate)."}, []string{"cause"}),
+			Help: "Events acknowledged without writing: at or below the checkpoint (redelivered), already in the graph (duplicate), or stored after their user's erasure and not after a re-creation (user_erased: dropped, no dead letter)."}, []string{"cause"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_lettered_total",
 			Help: "Events copied to the dead-letter stream MEM_DLQ, by reason."}, []string{"reason"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
@@ -75,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []string{retryNeo4j, retryNATS, retryIsolation} {
 		m.Retries.WithLabelValues(c)
 	}
-	for _, c := range []string{"checkpoint", "duplicate"} {
+	for _, c := range []string{"checkpoint", "duplicate", skippedErased} {
 		m.Skipped.WithLabelValues(c)
 	}
 	return m, nil

@@ -204,6 +204,7 @@ func (p *Projector) Start(ctx context.Context) error {
 			group: cc.PriorityGroups[0], js: p.js, ccfg: cc, cons: cons, stream: mem, driver: p.driver,
 			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm, progress: p.progress, committer: group,
 			log:       p.log.With("partition", part),
+			erasures:  newErasures(p.js),
 			multiUser: p.cfg.Common.MultiTenant,
 			backoff:   Backoff{Min: p.cfg.RetryMin, Max: p.cfg.RetryMax},
 			// A pinned process renews its pin with every pull request; an idle one sends one

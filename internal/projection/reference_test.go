@@ -304,6 +304,7 @@ var refStatements = map[events.Kind]string{
 	events.KindToolCallRecorded:     refCypherToolCallRecorded,
 	events.KindTraceCompleted:       refCypherTraceCompleted,
 	events.KindUserErased:           refCypherUserErased,
+	events.KindUserRecreated:        refCypherUserUpserted, // an upsert without attributes
 }
 
 // refApplyOne applies one event with the reference Cypher and returns its status: "ok",

@@ -177,6 +177,7 @@ type stepStats struct {
 	skipped      int // redelivered events at or below the checkpoint, acknowledged only
 	applied      map[events.Kind]int
 	duplicates   int
+	refused      int // stored after the tenant's erasure: dropped (erased.go)
 	deadLettered map[Reason]int
 	gapFilled    int
 	checkpoint   uint64 // 0 when the step committed nothing
@@ -203,6 +204,7 @@ func withMetrics(next stepFunc, m *Metrics, partition int) stepFunc {
 		}
 		m.Skipped.WithLabelValues("checkpoint").Add(float64(st.skipped))
 		m.Skipped.WithLabelValues("duplicate").Add(float64(st.duplicates))
+		m.Skipped.WithLabelValues(skippedErased).Add(float64(st.refused))
 		m.GapFilled.Add(float64(st.gapFilled))
 		if st.checkpoint > 0 {
 			m.Checkpoint.WithLabelValues(label).Set(float64(st.checkpoint))

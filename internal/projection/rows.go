@@ -21,6 +21,7 @@ var rowBuilders = map[events.Kind]func(r Record, base map[string]any) error{
 	events.KindToolCallRecorded:     toolCallRecordedRow,
 	events.KindTraceCompleted:       traceCompletedRow,
 	events.KindUserErased:           userErasedRow,
+	events.KindUserRecreated:        userRecreatedRow,
 }
 
 // row builds the parameters of one event: what every kind shares (stream sequence, owner,
@@ -234,6 +235,18 @@ func traceCompletedRow(r Record, m map[string]any) error {
 	m["trace_id"] = d.TraceID
 	m["outcome"] = nilIfEmpty(d.Outcome)
 	m["success"] = success
+	return nil
+}
+
+// userRecreatedRow is the row of an upsert without attributes (effects.simulate applies it
+// as one): a re-created user starts with none.
+func userRecreatedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.UserRecreated](r)
+	if err != nil {
+		return err
+	}
+	m["user"], m["user_id"] = d.Identifier, events.UserID(d.Identifier)
+	m["attributes_json"] = nil
 	return nil
 }
 

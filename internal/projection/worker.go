@@ -35,6 +35,7 @@ type entry struct {
 
 	record    Record
 	rejection *Rejection // set when the event cannot be applied
+	refused   bool       // stored after its tenant's erasure: dropped (erased.go)
 }
 
 // deadLetter is the dead letter of the event for rej (its own rejection when nil).
@@ -78,6 +79,7 @@ type worker struct {
 	heldPin   atomic.Value          // pinID, for the metrics' goroutine (a string)
 	isolateTo uint64                // apply one event per transaction up to this sequence
 	forced    map[uint64]*Rejection // events Neo4j refused alone: dead-lettered when next planned
+	erasures  *erasures             // which tenants are erased (erased.go)
 
 	apply stepFunc  // step with its decorators (retry, rejection check, metrics)
 	limit int       // most events the next step applies
@@ -337,6 +339,8 @@ type stepPlan struct {
 	done  []*entry // pending entries at or below the checkpoint: acknowledged only
 	apply []*entry // in stream order, gap entries included
 	last  uint64   // checkpoint after the step
+	// erasures is the tenants' erasures after the step, taken by finish.
+	erasures *erasureView
 }
 
 // step runs one transaction over the partition's pending events alone (commitSteps): lock
@@ -445,6 +449,7 @@ func (w *worker) finish(plan *stepPlan) {
 	}
 	clear(w.pending[len(kept):])
 	w.pending = kept
+	w.erasures.commit(plan.erasures, plan.last)
 	for seq := range w.forced {
 		if seq <= plan.last {
 			delete(w.forced, seq)

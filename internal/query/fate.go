@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/stream"
 )
 
 // A write answered 202 is only stored; the projector may still refuse it and dead-letter it.
@@ -32,7 +33,30 @@ const (
 	FateApplied FateStatus = "applied"
 	// FateDeadLettered: the projector refused the event; Reason and Error say why.
 	FateDeadLettered FateStatus = "dead_lettered"
+	// FateRefused: stored after its user's erasure and not after a re-creation that follows
+	// it, so the projector drops it: nothing applied, no dead letter (Reason user_erased).
+	// The rule is the log's (stream.ErasedAt), so this is the event's fate before the
+	// projector reached it too.
+	FateRefused FateStatus = "refused"
 )
+
+// RefusedErased is the Reason of a FateRefused.
+const RefusedErased = "user_erased"
+
+// erasureLog is the part of an EventLog that tells an event written after its user's
+// erasure. StreamLog has it; an EventLog without it reports no refusal.
+type erasureLog interface {
+	ErasedAt(ctx context.Context, subject string, seq uint64) (erased bool, tombstone uint64, err error)
+}
+
+// ErasedAt implements erasureLog: stream.ErasedAt, with the query service's direct gets.
+func (l *StreamLog) ErasedAt(ctx context.Context, subject string, seq uint64) (bool, uint64, error) {
+	erased, tombstone, err := stream.ErasedAt(ctx, l.js.Conn(), subject, seq)
+	if err != nil {
+		return false, 0, fmt.Errorf("%w: %w", ErrLogUnavailable, err)
+	}
+	return erased, tombstone, nil
+}
 
 // Fate is what became of one event of a tenant.
 type Fate struct {
@@ -41,8 +65,9 @@ type Fate struct {
 	Kind     string     `json:"kind"`     // from the stored subject, e.g. preference_added
 	StoredAt time.Time  `json:"stored_at"`
 	Status   FateStatus `json:"status"`
-	// Reason (e.g. missing_reference) and Error (the projector's message) of a dead letter;
-	// DeadLetteredAt is when MEM_DLQ stored it. Null unless Status is dead_lettered.
+	// Reason (e.g. missing_reference) and Error (the projector's message) of a dead letter,
+	// or user_erased and why for a refusal; null otherwise. DeadLetteredAt is when MEM_DLQ
+	// stored the dead letter, null unless Status is dead_lettered.
 	Reason         *string    `json:"reason"`
 	Error          *string    `json:"error"`
 	DeadLetteredAt *time.Time `json:"dead_lettered_at"`
@@ -138,6 +163,18 @@ func (r *Reader) Fate(ctx context.Context, identifier, eventID string, seq uint6
 	}
 	_, kind, _ := events.ParseSubject(ev.Subject)
 	f := &Fate{EventID: eventID, Sequence: ev.Sequence, Kind: string(kind), StoredAt: ev.Stored, Status: FateStored}
+	if el, ok := r.events.(erasureLog); ok && kind != events.KindUserErased && kind != events.KindUserRecreated {
+		erased, tombstone, err := el.ErasedAt(ctx, ev.Subject, ev.Sequence)
+		if err != nil {
+			return nil, err
+		}
+		if erased {
+			reason := RefusedErased
+			msg := fmt.Sprintf("stored after the user's erasure (stream sequence %d) and before any re-creation: dropped, nothing applied; an admin re-creates the user with POST /v1/users/{identifier}/recreate", tombstone)
+			f.Status, f.Reason, f.Error = FateRefused, &reason, &msg
+			return f, nil
+		}
+	}
 	checkpoint, err := r.checkpoint(ctx, r.group+"-p"+strconv.Itoa(events.Partition(owner, r.partitions)))
 	if err != nil {
 		return nil, err

@@ -326,3 +326,55 @@ func TestFateHTTP(t *testing.T) {
 		t.Errorf("unknown event: %d %s", code, body)
 	}
 }
+
+// TestFateRefusedAfterErasure: an event stored after its user's last tombstone and before the
+// first re-creation after it is refused (user_erased), whatever the checkpoint says, by
+// sequence and by search; one after the re-creation is not, nor the tombstone and the
+// re-creation themselves.
+func TestFateRefusedAfterErasure(t *testing.T) {
+	t.Parallel()
+	e := newFateEnv(t)
+	user := testenv.User(t, "refused")
+	store := func(data any) (*events.Event, uint64) {
+		t.Helper()
+		ev := &events.Event{ID: events.NewID(), Source: "/test", User: user, Time: time.Now().UTC(), Data: data}
+		st, err := e.pub.Publish(t.Context(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev, st.Sequence
+	}
+	before, beforeSeq := e.publish(user)
+	tomb, tombSeq := store(events.UserErased{Identifier: user})
+	dropped, droppedSeq := e.publish(user)
+	again, againSeq := store(events.UserRecreated{UserID: events.UserID(user), Identifier: user})
+	after, afterSeq := e.publish(user)
+	e.setCP(user, afterSeq)
+	for _, search := range []bool{false, true} {
+		at := func(seq uint64) uint64 {
+			if search {
+				return 0
+			}
+			return seq
+		}
+		f := e.fate(user, dropped.ID, at(droppedSeq))
+		if f.Status != FateRefused || f.Reason == nil || *f.Reason != RefusedErased || f.Error == nil ||
+			!strings.Contains(*f.Error, fmt.Sprintf("erasure (stream sequence %d)", tombSeq)) || f.DeadLetteredAt != nil {
+			t.Fatalf("between the tombstone and the re-creation (search %v): %+v", search, f)
+		}
+		for _, ev := range []struct {
+			id  string
+			seq uint64
+		}{{before.ID, beforeSeq}, {tomb.ID, tombSeq}, {again.ID, againSeq}, {after.ID, afterSeq}} {
+			if f := e.fate(user, ev.id, at(ev.seq)); f.Status != FateApplied {
+				t.Errorf("event %d (search %v): %+v, want applied", ev.seq, search, f)
+			}
+		}
+	}
+	// Without a re-creation after the last tombstone, everything after it is refused.
+	_, tomb2 := store(events.UserErased{Identifier: user})
+	late, lateSeq := e.publish(user)
+	if f := e.fate(user, late.ID, lateSeq); f.Status != FateRefused || lateSeq < tomb2 {
+		t.Fatalf("after a second tombstone: %+v", f)
+	}
+}

@@ -40,6 +40,9 @@ type lane struct {
 	// rebuild, for a whole-stream replay, applies the lane's batches without looking its ids
 	// up nor counting Tool calls (projection.Rebuild); nil: projection.Apply.
 	rebuild *projection.Rebuild
+	// erasures drops the events of a tenant written after its erasure, as the live projector
+	// does (projection.Erasures).
+	erasures *projection.Erasures
 }
 
 // batch is what one transaction of a lane applies: the records, and the last stream
@@ -229,6 +232,18 @@ func (l *lane) collect(ctx context.Context, o Options, out chan<- batch) error {
 			return err
 		}
 		seq := md.Sequence.Stream
+		refused, err := l.erasures.Refused(ctx, msg.Subject(), seq)
+		if err != nil {
+			return err
+		}
+		if refused {
+			// The live projector dropped it; so does a replay (counted as skipped in write).
+			b.last, b.stored, b.read = seq, md.Timestamp, b.read+1
+			if b.read >= o.BatchSize && !flush() {
+				return ctx.Err()
+			}
+			continue
+		}
 		rec, derr := projection.Decode(msg.Subject(), msg.Headers(), msg.Data(), seq, md.Timestamp, o.MultiTenant)
 		if derr == nil {
 			if b.records == nil {

@@ -60,7 +60,7 @@ type Options struct {
 // Stats summarise a replay.
 type Stats struct {
 	Applied   int    // events applied
-	Skipped   int    // events not applied: undecodable or rejected (they are in the DLQ)
+	Skipped   int    // events not applied: undecodable or rejected (they are in the DLQ), or written after their user's erasure (dropped)
 	Resumed   bool   // continued an interrupted replay
 	FirstSeq  uint64 // first stream sequence read
 	LastSeq   uint64 // last stream sequence covered
@@ -160,6 +160,9 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 			return st, err
 		}
 	}
+	for _, l := range lanes {
+		l.erasures = projection.NewErasures(erasedBefore(js, l.done))
+	}
 	if !tenant {
 		// The graph was empty when the replay started and only the replay writes it: a lane
 		// knows what the graph holds of its tenants, as long as it saw all of it committed.
@@ -203,6 +206,19 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 		st.EventsPer = float64(st.Applied+st.Skipped) / secs
 	}
 	return st, nil
+}
+
+// erasedBefore is how a lane that starts after done learns whether a tenant it sees for the
+// first time is erased there: from the log (stream.ErasedAt) when it resumes, and not at all
+// when it reads from the stream's start, where it meets every tombstone in order itself.
+func erasedBefore(js jetstream.JetStream, done uint64) func(context.Context, string, uint64) (bool, error) {
+	if done == 0 {
+		return func(context.Context, string, uint64) (bool, error) { return false, nil }
+	}
+	return func(ctx context.Context, subject string, seq uint64) (bool, error) {
+		erased, _, err := stream.ErasedAt(ctx, js.Conn(), subject, seq)
+		return erased, err
+	}
 }
 
 // checkPaused refuses while any consumer of the live group has a pull waiting: a projector

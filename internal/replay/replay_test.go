@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,8 +28,9 @@ import (
 )
 
 // workload publishes a mixed load for users: messages, preferences with applies_to and
-// explicit valid times, supersedes, traces with steps and tool calls, one erased user, and a
-// message that does not decode. It returns the last stream sequence.
+// explicit valid times, supersedes, traces with steps and tool calls, one erased user (the
+// last), one erased and re-created with writes in between (the one before), and a message
+// that does not decode. It returns the last stream sequence.
 func workload(ctx context.Context, t *testing.T, js jetstream.JetStream, users []string, perUser int) uint64 {
 	t.Helper()
 	pub := stream.NewPublisher(js, 10*time.Second)
@@ -80,6 +82,19 @@ func workload(ctx context.Context, t *testing.T, js jetstream.JetStream, users [
 	if err := stream.PurgeTenant(ctx, js, gone, last); err != nil { // what the ingestor does after the tombstone
 		t.Fatal(err)
 	}
+	// Another user is erased, written for over NATS meanwhile (dropped: stored after the
+	// tombstone), re-created, and written for again (applied). The refused writes stay in the
+	// log, as when the re-creation's purge has not run yet.
+	back := users[len(users)-2]
+	send(&ingest.EraseUser{Identifier: back})
+	if err := stream.PurgeTenant(ctx, js, back, last); err != nil {
+		t.Fatal(err)
+	}
+	send(&ingest.AddMessage{UserIdentifier: back, SessionID: "s0", Role: "user", Content: "refused"})
+	send(&ingest.AddPreference{UserIdentifier: back, Category: "c", Preference: "refused"})
+	send(&ingest.UpsertUser{Identifier: back, Attributes: map[string]any{"refused": true}})
+	send(&ingest.RecreateUser{Identifier: back})
+	send(&ingest.AddMessage{UserIdentifier: back, SessionID: "s1", Role: "user", Content: "welcome back"})
 	ack, err := js.Publish(ctx, "mem."+mustToken(t, users[0])+".message_added", []byte("not a cloudevent"))
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +192,7 @@ func TestReplayRebuildsTheSameGraph(t *testing.T) {
 	if gone.Nodes != 0 {
 		t.Fatalf("erased user still has %s:\n%s", gone, gone.Lines)
 	}
+	back := backGraph(ctx, t, d, users[2])
 
 	// The erased user's subjects hold only the tombstone.
 	filter, _ := events.TenantSubjects(users[3])
@@ -225,6 +241,9 @@ func TestReplayRebuildsTheSameGraph(t *testing.T) {
 	if again, err := fingerprint.Of(ctx, d, "", fingerprint.Scope{Owners: []string{mustToken(t, users[3])}}); err != nil || again.Nodes != 0 {
 		t.Fatalf("replay brought back the erased user: %s, %v", again, err)
 	}
+	if again := backGraph(ctx, t, d, users[2]); !again.Equal(back) {
+		t.Fatalf("replay of the re-created user differs:\n%s", fingerprint.Diff(back, again, 10))
+	}
 	for part := range natsdeploy.Partitions {
 		cp, err := projection.ReadCheckpoint(ctx, d, "", projection.CheckpointName(projection.DefaultGroup, part))
 		if err != nil || cp != last {
@@ -239,6 +258,21 @@ func TestReplayRebuildsTheSameGraph(t *testing.T) {
 	if got := fp(ctx, t, d, users); !got.Equal(live) {
 		t.Fatalf("tenant replay differs:\n%s", fingerprint.Diff(live, got, 10))
 	}
+}
+
+// backGraph is the graph of the user the workload erased and re-created: their user node and
+// what they wrote after the re-creation, nothing of what was written in between.
+func backGraph(ctx context.Context, t *testing.T, d neo4j.DriverWithContext, user string) fingerprint.Fingerprint {
+	t.Helper()
+	f, err := fingerprint.Of(ctx, d, "", fingerprint.Scope{Owners: []string{mustToken(t, user)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(f.Lines, "\n")
+	if strings.Contains(all, "refused") || !strings.Contains(all, "welcome back") || !strings.Contains(all, " User ") {
+		t.Fatalf("the re-created user's graph holds what was written after the erasure, or lacks the user or the later write:\n%s", all)
+	}
+	return f
 }
 
 type cancelWriter struct{ cancel context.CancelFunc }

@@ -27,6 +27,9 @@ var (
 	ErrStreamFull = errors.New("event store is full")
 	// ErrRejected: the stream refused the event for another reason (e.g. too large).
 	ErrRejected = errors.New("event store rejected the event")
+	// ErrConflict: the event expected its subject's last message at a sequence, and another
+	// was stored there first (JetStream's wrong last sequence); nothing was stored.
+	ErrConflict = errors.New("event store holds a newer event on the subject")
 )
 
 // Stored says where JetStream stored an event: the consistency token a read can wait for.
@@ -120,6 +123,9 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", ErrRejected, err)
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID:
 		return fmt.Errorf("%w: %w", ErrDuplicateInBatch, err)
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishIncomplete ||

@@ -33,8 +33,9 @@ import (
 // each service with its own restricted user and authentication on, plus a tenant's agent
 // publishing over NATS with an nkey user made as `memctl nats-user` makes it. Writes for users
 // of several partitions, a batch across two partitions read back with the batch's token, the
-// agent's direct publish, an invalid event dead-lettered, fate reads (fateReads) and an
-// erasure must all land: a permission the services need and the configuration lacks fails it.
+// agent's direct publish, an invalid event dead-lettered, fate reads (fateReads), an erasure,
+// and writes after an erasure refused, dropped and re-admitted by a re-creation
+// (erasedWrites) must all land: a permission the services need and the configuration lacks fails it.
 //
 // Not parallel: the server reads the users' password hashes from the environment.
 func TestProductionNATSConfig(t *testing.T) {
@@ -198,6 +199,7 @@ func TestProductionNATSConfig(t *testing.T) {
 			t.Errorf("%s after noah's erasure: %v", u, err)
 		}
 	}
+	erasedWrites(t, c, agent, nats1, agentUser)
 
 	// The projector applied everything: no lag on any partition (the metric is missing when
 	// the stream cannot be read), no retry for NATS, and the two refused events (only they:
@@ -232,12 +234,67 @@ func TestProductionNATSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := dlq.CachedInfo().State.Msgs; n != 2 {
-		t.Errorf("%d dead letters, want 2", n)
+	// The agent's invalid event's dead letter went with its user's erasure (erasedWrites).
+	if n := dlq.CachedInfo().State.Msgs; n != 1 {
+		t.Errorf("%d dead letters, want 1 (fateReads' supersede)", n)
 	}
 	// And no service met a permission violation on the way.
 	if v := nats1.Violations(); len(v) > 0 {
 		t.Errorf("nats permission violations:\n%s", strings.Join(v, "\n"))
+	}
+}
+
+// erasedWrites erases the agent's user and checks, with each service as its production NATS
+// user, the rule of writes after an erasure: the ingestor refuses a write for the user (410:
+// its last-by-subject reads of the tombstone and re-creation), the agent's own publish is
+// stored but dropped (the projector's check, no dead letter) and its fate is refused (the
+// query service's), and after the re-creation (the ingestor's per-kind purges) the agent's
+// writes are applied again.
+func erasedWrites(t *testing.T, c, agent *client.Client, n *testenv.SecuredNATS, user string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := c.Users.EraseUser(ctx, user); err != nil {
+		t.Fatalf("erase the agent's user: %v", err)
+	}
+	if _, err := c.ShortTerm.AddMessage(ctx, "s1", "user", "after the erasure", client.ForUser(user)); !errors.Is(err, client.ErrGone) {
+		t.Fatalf("write for an erased user through the ingestor: %v, want ErrGone (410)", err)
+	}
+	dropped, err := agent.LongTerm.AddPreference(ctx, "food", "after the erasure", client.ForUser(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Wait(ctx); err != nil {
+		t.Fatalf("agent's publish after the erasure: %v", err)
+	}
+	if f, err := c.WaitApplied(ctx, dropped.Receipt); !errors.Is(err, client.ErrGone) || f.Status != client.FateRefused {
+		t.Fatalf("fate of the agent's write after the erasure: %+v, %v; want refused", f, err)
+	}
+	again, err := c.Users.RecreateUser(ctx, user)
+	if err != nil {
+		t.Fatalf("re-create the agent's user: %v", err)
+	}
+	_, admin := n.Connect(t, "admin")
+	filter, _ := events.TenantSubjects(user)
+	mem, err := admin.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mem.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 2 {
+		t.Errorf("after the re-creation the user's subjects are %v, want the tombstone and the re-creation", info.State.Subjects)
+	}
+	back, err := agent.LongTerm.AddPreference(ctx, "food", "tea", client.ForUser(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Wait(ctx); err != nil {
+		t.Fatalf("agent's publish after the re-creation: %v", err)
+	}
+	if f, err := c.WaitApplied(ctx, back.Receipt); err != nil || f.Status != client.FateApplied || f.Sequence <= again.Sequence {
+		t.Fatalf("fate of the agent's write after the re-creation: %+v, %v", f, err)
 	}
 }
 
