@@ -31,7 +31,7 @@ LIMIT $limit
 MATCH (t:Tool {name: $tool_name})
 USING INDEX SEEK t:Tool(name)` + globalToolFields
 	globalToolFields = `
-RETURN t {.name, .description, .total_calls, .successful_calls, .failed_calls, .total_duration_ms,
+RETURN t {.name, .description, .total_calls, .successful_calls, .total_duration_ms,
           .last_used_at} AS tool`
 )
 

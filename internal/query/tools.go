@@ -18,7 +18,7 @@ type ToolStats struct {
 	Description     *string `json:"description"` // Engram records none: null unless the graph was written otherwise
 	TotalCalls      int64   `json:"total_calls"`
 	SuccessfulCalls int64   `json:"successful_calls"` // status success
-	FailedCalls     int64   `json:"failed_calls"`     // status error or timeout, as the library counts
+	FailedCalls     int64   `json:"failed_calls"`     // TotalCalls - SuccessfulCalls, as the library's get_tool_stats derives it
 	// SuccessRate is SuccessfulCalls / TotalCalls, 0 without calls.
 	SuccessRate float64 `json:"success_rate"`
 	// AvgDurationMS is the summed duration_ms (a call without one counts 0, as in the Tool
@@ -36,7 +36,7 @@ type ToolQuery struct {
 // The user's calls are found through the ToolCall(owner) index, joined to the user by u.owner
 // after the user's unique seek: an aggregate over every call of the user reads exactly those
 // calls, where expanding HAS_TRACE, HAS_STEP and USES_TOOL would also read every trace and
-// step. failed counts error and timeout, as the projector's Tool counters do.
+// step.
 const (
 	userToolStats = `
 MATCH (u:User {identifier: $identifier})
@@ -48,10 +48,9 @@ USING INDEX SEEK c:ToolCall(owner)` + toolTally
 WHERE $tool_name IS NULL OR c.tool_name = $tool_name
 WITH c.tool_name AS name, count(c) AS total,
      sum(CASE WHEN c.status = 'success' THEN 1 ELSE 0 END) AS successful,
-     sum(CASE WHEN c.status IN ['error', 'timeout'] THEN 1 ELSE 0 END) AS failed,
      sum(coalesce(c.duration_ms, 0)) AS duration,
      max(CASE WHEN c.timestamp IS NOT NULL THEN datetime({datetime: c.timestamp, timezone: 'Z'}) END) AS last
-RETURN {name: name, total_calls: total, successful_calls: successful, failed_calls: failed,
+RETURN {name: name, total_calls: total, successful_calls: successful,
         total_duration_ms: duration, last_used_at: last} AS tool
 ORDER BY total DESC, name
 LIMIT $limit
@@ -105,7 +104,11 @@ func (r *Reader) toolStats(ctx context.Context, op, cypher string, params map[st
 	return out, nil
 }
 
-// toolStatsOf derives the library's rates from the counts, as its get_tool_stats does.
+// toolStatsOf derives the library's rates from the counts, as its get_tool_stats does:
+// failed_calls is every call that did not succeed (failure, error, timeout, and pending or
+// cancelled ones too), not the Tool node's failed_calls counter, which counts error and
+// timeout only (the library's write path keeps it so; its read does not use it, and neither
+// does this one, so that the answer is the library's).
 func toolStatsOf(m map[string]any) ToolStats {
 	count := func(k string) int64 {
 		if n := int64p(m, k); n != nil {
@@ -118,9 +121,9 @@ func toolStatsOf(m map[string]any) ToolStats {
 		Description:     strp(m, "description"),
 		TotalCalls:      count("total_calls"),
 		SuccessfulCalls: count("successful_calls"),
-		FailedCalls:     count("failed_calls"),
 		LastUsedAt:      timep(m, "last_used_at"),
 	}
+	s.FailedCalls = s.TotalCalls - s.SuccessfulCalls
 	if s.TotalCalls > 0 {
 		s.SuccessRate = float64(s.SuccessfulCalls) / float64(s.TotalCalls)
 		avg := float64(count("total_duration_ms")) / float64(s.TotalCalls)

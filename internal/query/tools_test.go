@@ -104,8 +104,8 @@ func TestToolStatsArePerUser(t *testing.T) {
 			{Name: w.a, TotalCalls: 3, SuccessfulCalls: 1, FailedCalls: 2, SuccessRate: 1.0 / 3, AvgDurationMS: ptr(10.0), LastUsedAt: &w.last},
 			{Name: w.b, TotalCalls: 1, SuccessfulCalls: 1, SuccessRate: 1, AvgDurationMS: ptr(5.0), LastUsedAt: ptr(w.last.Add(-3 * time.Minute))},
 		}},
-		{"liam: sara's calls of a never count, a tie ordered by name", w.liam.id, ToolQuery{}, []ToolStats{
-			{Name: w.a, TotalCalls: 2, SuccessfulCalls: 1, SuccessRate: 0.5, AvgDurationMS: ptr(100.0), LastUsedAt: ptr(w.last.Add(57 * time.Minute))},
+		{"liam: sara's calls of a never count, a tie ordered by name; cancelled is not a success", w.liam.id, ToolQuery{}, []ToolStats{
+			{Name: w.a, TotalCalls: 2, SuccessfulCalls: 1, FailedCalls: 1, SuccessRate: 0.5, AvgDurationMS: ptr(100.0), LastUsedAt: ptr(w.last.Add(57 * time.Minute))},
 			{Name: w.c, TotalCalls: 2, SuccessfulCalls: 2, SuccessRate: 1, AvgDurationMS: ptr(2.0), LastUsedAt: ptr(w.last.Add(-3 * time.Minute))},
 		}},
 		{"one tool", w.sara.id, ToolQuery{ToolName: w.b}, []ToolStats{
@@ -113,7 +113,7 @@ func TestToolStatsArePerUser(t *testing.T) {
 		}},
 		{"a tool of another user only", w.sara.id, ToolQuery{ToolName: w.c}, []ToolStats{}},
 		{"limit", w.liam.id, ToolQuery{Limit: 1}, []ToolStats{
-			{Name: w.a, TotalCalls: 2, SuccessfulCalls: 1, SuccessRate: 0.5, AvgDurationMS: ptr(100.0), LastUsedAt: ptr(w.last.Add(57 * time.Minute))},
+			{Name: w.a, TotalCalls: 2, SuccessfulCalls: 1, FailedCalls: 1, SuccessRate: 0.5, AvgDurationMS: ptr(100.0), LastUsedAt: ptr(w.last.Add(57 * time.Minute))},
 		}},
 		{"unknown user", "nobody+" + events.NewID()[24:] + "@test.engram", ToolQuery{}, []ToolStats{}},
 	} {
@@ -156,7 +156,7 @@ func TestGlobalToolStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ToolStats{{Name: w.a, TotalCalls: 5, SuccessfulCalls: 2, FailedCalls: 2, SuccessRate: 0.4,
+	want := []ToolStats{{Name: w.a, TotalCalls: 5, SuccessfulCalls: 2, FailedCalls: 3, SuccessRate: 0.4,
 		AvgDurationMS: ptr(46.0), LastUsedAt: ptr(w.last.Add(57 * time.Minute))}}
 	if !equalStats(got, want) {
 		t.Errorf("global a:\n got %s\nwant %s", statsString(got), statsString(want))
