@@ -58,18 +58,7 @@ func TestAuditMarksFates(t *testing.T) {
 	user := testenv.User(t, "audit-fates")
 	t.Cleanup(func() { testenv.Cleanup(t, d, user) })
 	p, group := startProjector(t, js, d, "audit")
-	pub := stream.NewPublisher(js, 5*time.Second)
-	send := func(c ingest.Command) uint64 {
-		ev, _, err := ingest.Build(c, ingest.Settings{MultiTenant: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := pub.Publish(ctx, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Sequence
-	}
+	send := commandPublisher(t, js)
 	a, b := events.NewID(), events.NewID()
 	seqA := send(&ingest.AddPreference{UserIdentifier: user, PreferenceID: a, Category: "c", Preference: "Junior"})
 	seqB := send(&ingest.AddPreference{UserIdentifier: user, PreferenceID: b, Category: "c", Preference: "Senior"})

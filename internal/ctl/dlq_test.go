@@ -31,18 +31,8 @@ func TestDLQCommands(t *testing.T) {
 	if _, err := js.Publish(ctx, "mem."+tok+".message_added", []byte("poison")); err != nil {
 		t.Fatal(err)
 	}
-	pub := stream.NewPublisher(js, 5*time.Second)
-	s := ingest.Settings{MultiTenant: true}
+	send := commandPublisher(t, js)
 	oldID, newID := events.NewID(), events.NewID()
-	send := func(c ingest.Command) {
-		ev, _, err := ingest.Build(c, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pub.Publish(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
 	send(&ingest.SupersedePreference{UserIdentifier: user, OldID: oldID, NewID: newID})
 
 	env := map[string]string{"NATS_URL": srv.ClientURL()}
@@ -126,18 +116,7 @@ func TestDLQRetryRefusesErasedTenant(t *testing.T) {
 	user := testenv.User(t, "dlq-erased")
 	t.Cleanup(func() { testenv.Cleanup(t, d, user) })
 	p, _ := startProjector(t, js, d, "dlq-erased")
-	pub := stream.NewPublisher(js, 5*time.Second)
-	send := func(c ingest.Command) uint64 {
-		ev, _, err := ingest.Build(c, ingest.Settings{MultiTenant: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := pub.Publish(ctx, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Sequence
-	}
+	send := commandPublisher(t, js)
 	send(&ingest.SupersedePreference{UserIdentifier: user, OldID: events.NewID(), NewID: events.NewID()})
 	dlq, err := js.Stream(ctx, stream.DeadLetterStream)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/ingest"
 	"github.com/engram-memory/engram/internal/projection"
+	"github.com/engram-memory/engram/internal/stream"
 )
 
 // startProjector runs a projector of a group of its own (name-<random>) on js and d, and
@@ -35,4 +37,23 @@ func startProjector(t *testing.T, js jetstream.JetStream, d neo4j.DriverWithCont
 	}
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
 	return p, group
+}
+
+// commandPublisher returns a function that builds a command as the ingestor does and stores
+// its event straight in the stream (no ingestor: its checks, e.g. an erased user's 410, are
+// not in the way), answering the stream sequence.
+func commandPublisher(t *testing.T, js jetstream.JetStream) func(ingest.Command) uint64 {
+	pub := stream.NewPublisher(js, 5*time.Second)
+	return func(c ingest.Command) uint64 {
+		t.Helper()
+		ev, _, err := ingest.Build(c, ingest.Settings{MultiTenant: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := pub.Publish(t.Context(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sequence
+	}
 }

@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,15 +99,81 @@ func (v *erasureView) refused(ctx context.Context, subject string, seq uint64) (
 }
 
 // markRefused decides, for each event the step applies, whether it is dropped for its
-// tenant's erasure (entry.refused).
+// tenant's erasure (entry.refused). It runs inside the step's transaction, so the tenants the
+// worker meets for the first time are looked up at once, before the events are walked in
+// order: a step that brings many new tenants (a projector's start) waits one round trip, not
+// one per tenant.
 func (w *worker) markRefused(ctx context.Context, cp uint64, plan *stepPlan) error {
 	plan.erasures = w.erasures.view(cp)
+	if err := plan.erasures.prefetch(ctx, plan.apply); err != nil {
+		return err
+	}
 	for _, e := range plan.apply {
 		refused, err := plan.erasures.refused(ctx, e.subject, e.seq)
 		if err != nil {
 			return err
 		}
 		e.refused = refused
+	}
+	return nil
+}
+
+// maxLookups bounds the look-ups of one step in flight at once.
+const maxLookups = 16
+
+// prefetch looks up, concurrently, every tenant whose first event in entries would need the
+// log (refused's look-up: not known, and that first event no tombstone or re-creation, which
+// decide by themselves), and records the answers as refused would have.
+func (v *erasureView) prefetch(ctx context.Context, entries []*entry) error {
+	type first struct {
+		subject string
+		seq     uint64
+	}
+	todo := map[string]first{}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		token, kind, err := events.ParseSubject(e.subject)
+		if err != nil || token == events.SharedTenantToken || seen[token] {
+			continue
+		}
+		seen[token] = true
+		if _, known := v.changed[token]; known {
+			continue
+		}
+		if _, known := v.base.erased[token]; known || kind == events.KindUserErased || kind == events.KindUserRecreated {
+			continue
+		}
+		todo[token] = first{e.subject, e.seq}
+	}
+	if len(todo) < 2 {
+		return nil // refused looks the one up itself
+	}
+	type answer struct {
+		token  string
+		erased bool
+		err    error
+	}
+	answers := make(chan answer, len(todo))
+	slots := make(chan struct{}, maxLookups)
+	for token, f := range todo {
+		go func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			erased, err := v.base.lookup(ctx, f.subject, f.seq)
+			answers <- answer{token, erased, err}
+		}()
+	}
+	var errs []error
+	for range todo {
+		a := <-answers
+		if a.err != nil {
+			errs = append(errs, a.err)
+			continue
+		}
+		v.changed[a.token] = a.erased
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: are the step's tenants erased: %w", errNATS, err)
 	}
 	return nil
 }
