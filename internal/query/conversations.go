@@ -9,30 +9,46 @@ import (
 	"github.com/engram-memory/engram/internal/events"
 )
 
+// A user's reads start at the user's unique seek and reach everything else by following the
+// user's edges, collected in a pattern comprehension and unwound: an owner, session or name
+// predicate on a neighbour in a MATCH lets the planner start a second time at that
+// neighbour's index and join, which it does on a near-empty graph (where plans are first made
+// and, with replan=skip, kept) and which then costs all the tenant's nodes of that label per
+// read. The owner of each neighbour is checked after the unwind, where no index can serve it.
+// TestReadsAreIndexBacked fails on any second start other than a unique seek.
 const conversationsOf = `
-MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)
+MATCH (u:User {identifier: $identifier})
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND c.owner = u.owner
+WHERE u.owner = $owner
+UNWIND [(u)-[:HAS_CONVERSATION]->(c:Conversation) | c] AS c
+WITH c WHERE c.owner = $owner
 RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at} AS conversation
 ORDER BY c.updated_at DESC, c.id DESC
 LIMIT $limit
 `
 
-// The messages of one of the user's conversations, found by session id through the user's
-// own HAS_CONVERSATION edges: another user's session never matches. Messages are ordered by
-// (timestamp, id), the timestamp normalised to offset Z so that equal instants compare equal
-// (see preferenceBody); the cursor is the (timestamp, id) of the last message of a page.
-// Ownership is compared with u.owner, not $owner, on c and m: a parameter there offers the
-// planner an owner-index leaf, and on a near-empty graph it then scanned Message(owner) and
-// hash-joined instead of expanding from the user.
+// The messages of one of the user's conversations: the conversation of a session has a
+// derived id (events.ConversationID of the identifier and the session, which the ingestor
+// and the envelope's validation enforce), sought by its unique constraint, and it must be
+// the user's own, reached by the user's HAS_CONVERSATION edge: another user's session never
+// matches. The messages are collected from the conversation's edges and unwound (see
+// conversationsOf), their owner checked afterwards. Messages are ordered by (timestamp, id),
+// the timestamp normalised to offset Z so that equal instants compare equal (see
+// preferenceBody); the cursor is the (timestamp, id) of the last message of a page.
 const (
 	userMessagesHead = `
-MATCH (u:User {identifier: $identifier})-[:HAS_CONVERSATION]->(c:Conversation)-[:HAS_MESSAGE]->(m:Message)
+MATCH (u:User {identifier: $identifier})
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND c.owner = u.owner AND c.session_id = $session_id AND m.owner = u.owner`
+WHERE u.owner = $owner
+MATCH (u)-[:HAS_CONVERSATION]->(c:Conversation {id: $conversation_id})
+USING INDEX SEEK c:Conversation(id)
+WHERE c.owner = $owner AND c.session_id = $session_id` + messagesOfConversation
+	messagesOfConversation = `
+UNWIND [(c)-[:HAS_MESSAGE]->(m:Message) | m] AS m`
 	messagesFilter = `
 WITH m, CASE WHEN m.timestamp IS NOT NULL THEN datetime({datetime: m.timestamp, timezone: 'Z'}) END AS ts
-WHERE ($since IS NULL OR ts > $since)
+WHERE m.owner = $owner
+  AND ($since IS NULL OR ts > $since)
   AND ($before IS NULL OR ts < $before)
 `
 	messagesReturn = `
@@ -173,9 +189,7 @@ func (r *Reader) Messages(ctx context.Context, identifier, sessionID string, q M
 	params := map[string]any{
 		"identifier": identifier, "owner": owner, "session_id": sessionID, "limit": int64(n) + 1,
 		"since": timeParam(q.Since), "before": timeParam(q.Before), "cursor_ts": nil, "cursor_id": nil,
-	}
-	if identifier == "" {
-		params["conversation_id"] = events.ConversationID("", sessionID)
+		"conversation_id": events.ConversationID(identifier, sessionID),
 	}
 	if q.Cursor != "" {
 		c, err := decodeCursor(q.Cursor)

@@ -34,9 +34,11 @@ import (
 // instead (sharedPreferenceHead, shared.go); the rest is the same.
 const (
 	userPreferenceHead = `
-MATCH (u:User {identifier: $identifier})-[:HAS_PREFERENCE]->(p:Preference)
+MATCH (u:User {identifier: $identifier})
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND p.owner = u.owner`
+WHERE u.owner = $owner
+UNWIND [(u)-[:HAS_PREFERENCE]->(p:Preference) | p] AS p
+WITH p WHERE p.owner = $owner`
 	preferenceBody = `
 WITH p,
   CASE WHEN p.recorded_at IS NOT NULL THEN datetime({datetime: p.recorded_at, timezone: 'Z'}) END AS recorded_at,

@@ -36,14 +36,16 @@ const (
 
 // The searches start at the full-text index (a procedure call, the only leaf of each plan),
 // keep the user's own nodes (owner = $owner exactly: the Lucene owner phrase is
-// case-insensitive) and expand from each match to what the answer needs. Results are ordered
+// case-insensitive) and expand from each match to what the answer needs, collecting the
+// neighbours in pattern comprehensions and checking their owner afterwards (see
+// conversationsOf: an owner predicate in the pattern offers the planner a second start). Results are ordered
 // by score, then id, so equal scores come in a stable order.
 const (
 	searchMessagesCypher = `
 CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node AS m, score
 WHERE score > 0 AND m.owner = $owner
-MATCH (c:Conversation)-[:HAS_MESSAGE]->(m)
-WHERE c.owner = m.owner AND ($session_id IS NULL OR c.session_id = $session_id)
+UNWIND [(c:Conversation)-[:HAS_MESSAGE]->(m) | c] AS c
+WITH m, score, c WHERE c.owner = $owner AND ($session_id IS NULL OR c.session_id = $session_id)
 RETURN m {.id, .role, .content, .timestamp, .metadata, .recorded_at, session_id: c.session_id, score: score} AS hit
 ORDER BY score DESC, m.id
 LIMIT $limit
@@ -54,10 +56,12 @@ WHERE score > 0 AND p.owner = $owner AND ($category IS NULL OR p.category = $cat
 RETURN p {
   .id, .category, .preference, .context, .confidence, .created_at, .valid_from, .valid_until, .metadata,
   .recorded_at, .recorded_seq, .superseded_recorded_at, .superseded_seq,
-  superseded_by: [(p)-[s:SUPERSEDED_BY]->(n:Preference) WHERE n.owner = p.owner |
-    {id: n.id, recorded_at: coalesce(s.recorded_at, p.superseded_recorded_at)}],
-  supersedes: [(o:Preference)-[:SUPERSEDED_BY]->(p) WHERE o.owner = p.owner | o.id],
-  applies_to: [(p)-[:APPLIES_TO]->(e:Entity) WHERE e.owner = p.owner | e {.id, .name, .type}],
+  superseded_by: [x IN [(p)-[s:SUPERSEDED_BY]->(n:Preference) |
+    {id: n.id, owner: n.owner, recorded_at: coalesce(s.recorded_at, p.superseded_recorded_at)}]
+    WHERE x.owner = $owner | x {.id, .recorded_at}],
+  supersedes: [x IN [(o:Preference)-[:SUPERSEDED_BY]->(p) | o {.id, .owner}] WHERE x.owner = $owner | x.id],
+  applies_to: [x IN [(p)-[:APPLIES_TO]->(e:Entity) | e {.id, .name, .type, .owner}] WHERE x.owner = $owner |
+    x {.id, .name, .type}],
   score: score
 } AS hit
 ORDER BY score DESC, p.id
@@ -73,12 +77,14 @@ LIMIT $limit
 	searchStepsCypher = `
 CALL db.index.fulltext.queryNodes('reasoning_step_search', $lucene) YIELD node AS s, score
 WHERE score > 0 AND s.owner = $owner
-MATCH (t:ReasoningTrace)-[hs:HAS_STEP]->(s)
-WHERE t.owner = s.owner AND (NOT $success_only OR t.success = true)
-RETURN s {.id, .step_number, .thought, .action, .observation, .timestamp, order: hs.order,
+UNWIND [(t:ReasoningTrace)-[hs:HAS_STEP]->(s) | {t: t, order: hs.order}] AS x
+WITH s, score, x.t AS t, x.order AS order
+WHERE t.owner = $owner AND (NOT $success_only OR t.success = true)
+RETURN s {.id, .step_number, .thought, .action, .observation, .timestamp, order: order,
   trace_id: t.id, session_id: t.session_id, task: t.task, outcome: t.outcome, success: t.success,
-  tool_calls: [(s)-[:USES_TOOL]->(c:ToolCall) WHERE c.owner = s.owner | c {
-    .id, .tool_name, .arguments, .result, .status, .duration_ms, .error, .timestamp}],
+  tool_calls: [c IN [(s)-[:USES_TOOL]->(c:ToolCall) | c {
+    .id, .tool_name, .arguments, .result, .status, .duration_ms, .error, .timestamp, .owner}]
+    WHERE c.owner = $owner | c {.id, .tool_name, .arguments, .result, .status, .duration_ms, .error, .timestamp}],
   score: score
 } AS hit
 ORDER BY score DESC, s.id

@@ -31,9 +31,9 @@ LIMIT $limit
 	// The conversation of a session is found by its derived id (events.ConversationID of ""
 	// and the session), a unique seek.
 	sharedMessagesHead = `
-MATCH (c:Conversation {id: $conversation_id})-[:HAS_MESSAGE]->(m:Message)
+MATCH (c:Conversation {id: $conversation_id})
 USING INDEX SEEK c:Conversation(id)
-WHERE c.owner = $owner AND c.session_id = $session_id AND m.owner = c.owner`
+WHERE c.owner = $owner AND c.session_id = $session_id` + messagesOfConversation
 	sharedMessagesAsc  = sharedMessagesHead + afterCursorAsc
 	sharedMessagesDesc = sharedMessagesHead + afterCursorDesc
 

@@ -10,9 +10,11 @@ const traceFields = `.id, .session_id, .task, .outcome, .success, .started_at, .
 
 const (
 	tracesOf = `
-MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace)
+MATCH (u:User {identifier: $identifier})
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner AND t.owner = u.owner` + tracesOrdered
+WHERE u.owner = $owner
+UNWIND [(u)-[:HAS_TRACE]->(t:ReasoningTrace) | t] AS t
+WITH t WHERE t.owner = $owner` + tracesOrdered
 	tracesOrdered = `
   AND ($session_id IS NULL OR t.session_id = $session_id)
 RETURN t {` + traceFields + `} AS trace

@@ -110,6 +110,9 @@ func TestListUsersHTTP(t *testing.T) {
 	srv := newServer(t, d)
 	f := newFixture(t, d, "listed")
 	f.user(map[string]any{"role": "manager"}, time.Date(9001, 1, 1, 0, 0, 0, 0, time.UTC))
+	// A second user, so that a page of one has a next page even on a graph this test is the
+	// first to write to.
+	newFixture(t, d, "listed2").user(map[string]any{}, time.Date(9001, 1, 1, 0, 0, 0, 0, time.UTC))
 	var page UserPage
 	if code, raw := get(t, srv.url+"/v1/users?limit=1", nil, &page); code != 200 || len(page.Users) != 1 || page.NextCursor == "" {
 		t.Fatalf("first page: %d %s", code, raw)
