@@ -1,11 +1,11 @@
 package events
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +13,6 @@ import (
 
 	cenats "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
-	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 )
 
@@ -123,39 +122,101 @@ func Encode(e *Event) (*nats.Msg, error) {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
 
-	ev := ce.New(ce.CloudEventsVersionV1)
-	ev.SetID(e.ID)
-	ev.SetSource(e.Source)
-	ev.SetType(e.Kind.Type())
-	if e.User != "" {
-		ev.SetSubject(e.User)
-	}
-	ev.SetTime(e.Time.UTC())
-	ev.SetDataSchema(e.Kind.DataSchema())
 	tok, _ := TenantToken(e.User)
-	ev.SetExtension(ExtTenant, tok)
-	if e.Actor != "" {
-		ev.SetExtension(ExtActor, e.Actor)
-	}
-	if e.CorrelationID != "" {
-		ev.SetExtension(ExtCorrelation, e.CorrelationID)
-	}
-	if e.CausationID != "" {
-		ev.SetExtension(ExtCausation, e.CausationID)
-	}
-	if err := ev.SetData(ContentType, json.RawMessage(data)); err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
-	}
-	if err := ev.Validate(); err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
-	}
-	var body bytes.Buffer
-	header, err := cenats.WriteMsg(context.Background(), binding.ToMessage(&ev), &body)
+	header, err := ceHeader(e, tok)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
-	header.Set(nats.MsgIdHdr, MsgID(tok, e.ID))
-	return &nats.Msg{Subject: subject, Header: header, Data: body.Bytes()}, nil
+	return &nats.Msg{Subject: subject, Header: header, Data: data}, nil
+}
+
+// ceHeader writes the CloudEvents binary-mode headers of an event as the SDK's NATS binding
+// does (cenats.WriteMsg of binding.ToMessage: each attribute and extension as a ce-<name>
+// header, the time in RFC 3339 with nanoseconds in UTC, the source as url.Parse gives it
+// back), plus Nats-Msg-Id. It writes them directly, without the SDK's generic event, which
+// cost 30–45 µs and some 90 allocations an event on the write path; TestEncodeMatchesSDK and
+// FuzzEncodeMatchesSDK hold it to the SDK's output byte for byte. Where the SDK repairs its
+// input silently (it trims the id and the subject, and drops a zero time), this refuses it:
+// the event stored must be the event written; so it refuses what Decode would refuse of the
+// headers, or read back otherwise (see headerText).
+func ceHeader(e *Event, tok string) (nats.Header, error) {
+	if e.ID == "" {
+		return nil, errors.New("id is empty")
+	}
+	for _, a := range []struct{ name, v string }{
+		{"id", e.ID}, {"subject", e.User}, {ExtActor, e.Actor}, {ExtCorrelation, e.CorrelationID}, {ExtCausation, e.CausationID},
+	} {
+		if err := headerText(a.v); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", a.name, a.v, err)
+		}
+	}
+	src, err := url.Parse(e.Source)
+	if err != nil || strings.TrimSpace(src.String()) == "" {
+		return nil, fmt.Errorf("source %q: want a non-empty URI-reference", e.Source)
+	}
+	if e.Time.IsZero() {
+		return nil, errors.New("time is zero")
+	}
+	if err := CheckTime(e.Time.UTC()); err != nil {
+		return nil, fmt.Errorf("time: %w", err)
+	}
+	// One backing array for the values: a header costs the map and one allocation.
+	vals := make([]string, 0, 13)
+	h := make(nats.Header, 13)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	ty, schema := e.Kind.Type(), e.Kind.DataSchema()
+	if ck, ok := ceNames[e.Kind]; ok {
+		ty, schema = ck.typ, ck.schema
+	}
+	set("ce-specversion", "1.0")
+	set("ce-id", e.ID)
+	set("ce-source", src.String())
+	set("ce-type", ty)
+	if e.User != "" {
+		set("ce-subject", e.User)
+	}
+	set("ce-time", e.Time.UTC().Format(time.RFC3339Nano))
+	set("ce-dataschema", schema)
+	set("ce-datacontenttype", ContentType)
+	set("ce-"+ExtTenant, tok)
+	if e.Actor != "" {
+		set("ce-"+ExtActor, e.Actor)
+	}
+	if e.CorrelationID != "" {
+		set("ce-"+ExtCorrelation, e.CorrelationID)
+	}
+	if e.CausationID != "" {
+		set("ce-"+ExtCausation, e.CausationID)
+	}
+	set(nats.MsgIdHdr, MsgID(tok, e.ID))
+	return h, nil
+}
+
+// ceNames holds each kind's type and dataschema, built once instead of per event.
+var ceNames = func() map[Kind]struct{ typ, schema string } {
+	m := make(map[Kind]struct{ typ, schema string }, len(Kinds))
+	for _, k := range Kinds {
+		m[k] = struct{ typ, schema string }{k.Type(), k.DataSchema()}
+	}
+	return m
+}()
+
+// headerText refuses a header value that would not be read back as written: NATS headers
+// are lines (a CR or LF would become a space), their readers trim surrounding space, and
+// Decode refuses a value that is not UTF-8.
+func headerText(v string) error {
+	switch {
+	case !utf8.ValidString(v):
+		return errors.New("not valid UTF-8")
+	case strings.ContainsAny(v, "\r\n"):
+		return errors.New("a line break in a header value")
+	case strings.TrimSpace(v) != v:
+		return errors.New("surrounding space")
+	}
+	return nil
 }
 
 // MaxDataBytes bounds an event's data; the stream's message limit is 1 MiB including headers.
