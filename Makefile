@@ -45,6 +45,7 @@ FUZZTIME ?= 1000000x
 FUZZ_PARALLEL ?= 1
 FUZZ_TARGETS ?= internal/auth:FuzzAuthorization internal/auth:FuzzJWT internal/query:FuzzQueryParams \
 	internal/events:FuzzToken internal/events:FuzzDecode internal/events:FuzzDecodeCloudEvent \
+	internal/events:FuzzEncodeMatchesSDK internal/events:FuzzCheckJSONFast \
 	internal/ingest:FuzzDecodeCommand internal/ingest:FuzzDecodeBatch internal/ingest:FuzzHandler
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

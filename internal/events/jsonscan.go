@@ -395,3 +395,52 @@ func (s *scanner) build() any {
 		return f
 	}
 }
+
+// EachMember calls fn with the decoded name and the raw value of each member of the JSON
+// object data, in document order, and stops at fn's first error. It returns false, calling
+// fn for none or some members, when data is not a single well-formed object (the caller's
+// decoder has the words for that). name is valid only during the call.
+func EachMember(data []byte, fn func(name, value []byte) error) (bool, error) {
+	s := scanner{data: data}
+	if s.next() != '{' {
+		return false, nil
+	}
+	var err error
+	ok := s.object(func(raw []byte, esc bool) bool {
+		name := s.text(raw, esc)
+		s.ws()
+		start := s.i
+		if !s.skip(1) {
+			return false
+		}
+		err = fn(name, s.data[start:s.i])
+		return err == nil
+	})
+	if err != nil {
+		return true, err
+	}
+	return ok && s.end(), nil
+}
+
+// EachElement calls fn with the index and the raw value of each element of the JSON array
+// data, and stops at fn's first error; false when data is not a single well-formed array.
+func EachElement(data []byte, fn func(i int, value []byte) error) (bool, error) {
+	s := scanner{data: data}
+	if s.next() != '[' {
+		return false, nil
+	}
+	var err error
+	ok := s.array(func(i int) bool {
+		s.ws()
+		start := s.i
+		if !s.skip(1) {
+			return false
+		}
+		err = fn(i, s.data[start:s.i])
+		return err == nil
+	})
+	if err != nil {
+		return true, err
+	}
+	return ok && s.end(), nil
+}

@@ -35,7 +35,28 @@ func (e *JSONError) Unwrap() error { return ErrInvalidData }
 // and the projector read a document the same way: it must be valid UTF-8, no object may
 // repeat a member, and every number must fit a float64. Syntax errors are left to the
 // decoder that follows, which words them better.
+//
+// A document the one-pass scanner accepts (the common case) is acceptable; only one it
+// refuses is walked again token by token, to name what is wrong and where (a syntax error
+// found there is nil, as above). FuzzCheckJSONFast holds the scanner to the walk.
 func CheckJSON(data []byte) error {
+	if checkJSONFast(data) {
+		return nil
+	}
+	return checkJSONWalk(data)
+}
+
+// checkJSONFast reports whether data is valid UTF-8 and the scanner accepts it.
+func checkJSONFast(data []byte) bool {
+	if !utf8.Valid(data) {
+		return false
+	}
+	s := scanner{data: data}
+	return s.skip(0) && s.end()
+}
+
+// checkJSONWalk is CheckJSON by encoding/json's tokens: the definition the scanner is held to.
+func checkJSONWalk(data []byte) error {
 	if !utf8.Valid(data) {
 		return &JSONError{Reason: fmt.Sprintf("not valid UTF-8 (at byte %d)", invalidAt(data))}
 	}

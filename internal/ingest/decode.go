@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/engram-memory/engram/internal/events"
@@ -122,29 +123,62 @@ func decodeObject(body []byte, v any) error {
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // exactNames refuses member names that match a field only when case is ignored, which
-// encoding/json accepts: the API's field names are exact, as its OpenAPI document says.
+// encoding/json accepts: the API's field names are exact, as its OpenAPI document says. It
+// runs after the strict decode, so every name matches some field but for case; it walks the
+// body once (events.EachMember), directed by the type, and reports the first such name in
+// document order.
 func exactNames(body []byte, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() == reflect.Slice {
-		var elems []json.RawMessage
-		if json.Unmarshal(body, &elems) != nil {
+	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8:
+		if !walksInto(t.Elem()) {
 			return nil
 		}
-		for i, el := range elems {
-			if err := exactNames(el, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
+		_, err := events.EachElement(body, func(i int, el []byte) error {
+			return exactNames(el, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		})
+		return err
+	case t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType):
+		return nil
+	}
+	fields := jsonFields(t)
+	_, err := events.EachMember(body, func(name, value []byte) error {
+		ft, ok := fields[string(name)]
+		if !ok {
+			p := memberName(string(name))
+			if path != "" {
+				p = path + "." + p
 			}
+			return fieldErr(p, "unknown field (field names are case-sensitive)")
 		}
-		return nil
+		if !walksInto(ft) {
+			return nil
+		}
+		p := memberName(string(name))
+		if path != "" {
+			p = path + "." + p
+		}
+		return exactNames(value, ft, p)
+	})
+	return err
+}
+
+// walksInto reports whether a value of type t can hold member names to check: a struct
+// decoded field by field, or a slice or pointer of one.
+func walksInto(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer || (t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8) {
+		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil
-	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(body, &members) != nil {
-		return nil
+	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(unmarshalerType)
+}
+
+// jsonFields returns the JSON names of a struct's fields with their types, computed once per
+// type.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
 	}
 	fields := map[string]reflect.Type{}
 	for f := range t.Fields() {
@@ -152,26 +186,11 @@ func exactNames(body []byte, t reflect.Type, path string) error {
 			fields[name] = f.Type
 		}
 	}
-	keys := make([]string, 0, len(members))
-	for k := range members {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		p := memberName(k)
-		if path != "" {
-			p = path + "." + p
-		}
-		ft, ok := fields[k]
-		if !ok {
-			return fieldErr(p, "unknown field (field names are case-sensitive)")
-		}
-		if err := exactNames(members[k], ft, p); err != nil {
-			return err
-		}
-	}
-	return nil
+	fieldCache.Store(t, fields)
+	return fields
 }
+
+var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
 
 func strictDecode(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
