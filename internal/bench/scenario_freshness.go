@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,7 @@ func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource
 	probeEvery := max(1, int(rate*prefShare/probesPerSecond))
 
 	var lat, writes Latencies
+	var waited, reads, rest Latencies // the probes' answers split by their Server-Timing
 	var acked, prefSeen, lastAck atomic.Int64
 	var probes sync.WaitGroup
 	type job struct {
@@ -152,7 +154,8 @@ func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource
 				e := j.ev
 				if p, ok := e.Data.(events.PreferenceAdded); ok && prefSeen.Add(1)%int64(probeEvery) == 0 {
 					probes.Go(func() {
-						if err := r.probe(ctx, client, queryURL, e.User, p.PreferenceID, seq); err != nil {
+						st, err := r.probe(ctx, client, queryURL, e.User, p.PreferenceID, seq)
+						if err != nil {
 							if ctx.Err() == nil {
 								lat.Fail(err)
 								r.log.Debug("probe failed", "err", err)
@@ -161,6 +164,11 @@ func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource
 						}
 						d := time.Since(ackAt)
 						lat.Add(d)
+						if st.ok {
+							waited.Add(st.consistency)
+							reads.Add(st.read)
+							rest.Add(max(0, d-st.consistency-st.read))
+						}
 						if d > 200*time.Millisecond {
 							r.log.Debug("slow probe", "user", e.User, "seq", seq, "acked", ackAt, "visible_after", d)
 						}
@@ -210,6 +218,11 @@ func (r *runner) freshnessAt(ctx context.Context, rate float64, src *eventSource
 	wres = withNote(wres, fmt.Sprintf("single-command writes acknowledged per second, until the last offered write was answered; latency from when each write was due (open loop, %d workers, each user's writes in order on one)", workers))
 	res := latencyResult(ScenarioFreshness, variant+": ack→visible", "ms", ms(s.P99), s)
 	res = withNote(res, fmt.Sprintf("%d probes (1 of %d preference writes): reads with the write's consistency token until the preference is in the answer; value is p99", s.Count, probeEvery))
+	if w, rd, o := waited.Summary(), reads.Summary(), rest.Summary(); w.Count > 0 {
+		res = withNote(res, fmt.Sprintf("split by the answers' Server-Timing (p50/p99 ms): waiting for the projection %.1f/%.1f, the read %.1f/%.1f, "+
+			"the rest (earlier answers of the probe, HTTP, queueing in the driver and the service) %.1f/%.1f",
+			ms(w.P50), ms(w.P99), ms(rd.P50), ms(rd.P99), ms(o.P50), ms(o.P99)))
+	}
 	if s.Count == 0 {
 		res.Status = StatusMissed
 		res = withNote(res, "no probe completed")
@@ -222,53 +235,100 @@ var errNotCaughtUp = errors.New("projection has not caught up")
 
 // probe reads the user's preferences with the consistency token until the preference is in
 // the answer (the token makes the first read wait for the projection; polling covers a query
-// service that answers before the preference is there).
-func (r *runner) probe(ctx context.Context, client *http.Client, base, user, prefID string, seq uint64) error {
+// service that answers before the preference is there), and returns the Server-Timing of the
+// answer that had it.
+func (r *runner) probe(ctx context.Context, client *http.Client, base, user, prefID string, seq uint64) (serverTiming, error) {
 	deadline := time.Now().Add(time.Minute)
 	u := base + "/v1/users/" + url.PathEscape(user) + "/preferences?active_only=false&consistency=" + strconv.FormatUint(seq, 10)
 	for {
-		ids, err := preferenceIDs(ctx, client, u)
+		ids, st, err := preferenceIDs(ctx, client, u)
 		if errors.Is(err, errNotCaughtUp) && time.Now().Before(deadline) {
 			continue // the query service waited its limit; the projection is behind: ask again
 		}
 		if err != nil {
-			return err
+			return serverTiming{}, err
 		}
 		for _, id := range ids {
 			if id == prefID {
-				return nil
+				return st, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("preference %s of %s not visible after a minute", prefID, user)
+			return serverTiming{}, fmt.Errorf("preference %s of %s not visible after a minute", prefID, user)
 		}
 		sleepCtx(ctx, 2*time.Millisecond)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return serverTiming{}, ctx.Err()
 		}
 	}
 }
 
-// preferenceIDs GETs a preferences URL of the query service and returns the ids it lists.
-func preferenceIDs(ctx context.Context, client *http.Client, u string) ([]string, error) {
+// serverTiming is the query service's Server-Timing of an answer: how long it waited for the
+// consistency token, and how long the read took.
+type serverTiming struct {
+	consistency, read time.Duration
+	ok                bool
+}
+
+// parseServerTiming reads "consistency;dur=1.5, read;dur=0.7" (milliseconds).
+func parseServerTiming(values []string) serverTiming {
+	var st serverTiming
+	seen := 0
+	for _, v := range values {
+		for m := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(m), ";")
+			durText, ok := strings.CutPrefix(strings.TrimSpace(params), "dur=")
+			if !ok {
+				continue
+			}
+			f, err := strconv.ParseFloat(durText, 64)
+			if err != nil {
+				continue
+			}
+			d := time.Duration(f * float64(time.Millisecond))
+			switch name {
+			case "consistency":
+				st.consistency = d
+				seen++
+			case "read":
+				st.read = d
+				seen++
+			}
+		}
+	}
+	st.ok = seen == 2
+	return st
+}
+
+// preferenceIDs GETs a preferences URL of the query service and returns the ids it lists and
+// the answer's Server-Timing.
+func preferenceIDs(ctx context.Context, client *http.Client, u string) ([]string, serverTiming, error) {
+	ids, resp, err := preferenceIDsOf(ctx, client, u)
+	if resp == nil {
+		return ids, serverTiming{}, err
+	}
+	return ids, parseServerTiming(resp.Header.Values("Server-Timing")), err
+}
+
+func preferenceIDsOf(ctx context.Context, client *http.Client, u string) ([]string, *http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, resp, err
 	}
 	if resp.StatusCode == http.StatusGatewayTimeout {
-		return nil, fmt.Errorf("GET %s: %w", u, errNotCaughtUp)
+		return nil, resp, fmt.Errorf("GET %s: %w", u, errNotCaughtUp)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d: %s", u, resp.StatusCode, clip(string(b), 300))
+		return nil, resp, fmt.Errorf("GET %s: status %d: %s", u, resp.StatusCode, clip(string(b), 300))
 	}
 	var body struct {
 		Preferences []struct {
@@ -276,11 +336,11 @@ func preferenceIDs(ctx context.Context, client *http.Client, u string) ([]string
 		} `json:"preferences"`
 	}
 	if err := json.Unmarshal(b, &body); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, resp, fmt.Errorf("GET %s: %w", u, err)
 	}
 	ids := make([]string, len(body.Preferences))
 	for i, p := range body.Preferences {
 		ids[i] = p.ID
 	}
-	return ids, nil
+	return ids, resp, nil
 }

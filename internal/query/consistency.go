@@ -141,6 +141,10 @@ func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, w
 	for {
 		// Taken before the read: a commit between the read and the wait still wakes it.
 		committed := r.progress.Changed(partition)
+		// A fresh notification of the partition's checkpoint stands for reading it back.
+		if r.progress.Reached(partition) >= token {
+			return nil
+		}
 		cur, err := r.checkpoint(wctx, name)
 		if err != nil {
 			switch {

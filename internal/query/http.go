@@ -138,11 +138,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int
 		return h.writeError(w, r, err)
 	}
 	if token > 0 {
+		start := time.Now()
 		if err := h.waitFor(r.Context(), identifier, token); err != nil {
 			return h.writeError(w, r, err)
 		}
+		w.Header().Add("Server-Timing", serverTiming("consistency", time.Since(start)))
 	}
 	return h.answer(w, r, read)
+}
+
+// serverTiming is one metric of a Server-Timing header (W3C Server Timing): how long the
+// read waited for its consistency token ("consistency") and how long the read itself took
+// ("read"), in milliseconds. A client, a browser's developer tools or the load driver
+// (memctl bench's freshness probes) can tell the projection's lag from the read's cost.
+func serverTiming(name string, d time.Duration) string {
+	return name + ";dur=" + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64)
 }
 
 // answer runs a validated read within the read timeout and writes its JSON or its problem.
@@ -151,7 +161,9 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, read readFunc) 
 	// 500): bound the read so that a down Neo4j answers 503 within the read timeout.
 	rctx, cancel := context.WithTimeout(r.Context(), h.readTimeout)
 	defer cancel()
+	start := time.Now()
 	body, err := read(rctx)
+	w.Header().Add("Server-Timing", serverTiming("read", time.Since(start)))
 	if err != nil {
 		if rctx.Err() != nil && r.Context().Err() == nil && !errors.Is(err, ErrUnavailable) &&
 			!errors.Is(err, ErrLogUnavailable) && !errors.Is(err, ErrNotFound) {

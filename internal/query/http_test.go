@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,6 +330,22 @@ func TestHTTPConsistency(t *testing.T) {
 	}
 	if code, body := get(t, u+"/conversations", http.Header{ConsistencyHeader: {"40"}}, nil); code != 200 {
 		t.Fatalf("header, covered: %d %s", code, body)
+	}
+	// Server-Timing says how long the wait and the read took; without a token, the read alone.
+	timing := func(target string) string {
+		resp, err := http.Get(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return strings.Join(resp.Header.Values("Server-Timing"), ", ")
+	}
+	durs := regexp.MustCompile(`^consistency;dur=\d+\.\d{3}, read;dur=\d+\.\d{3}$`)
+	if got := timing(u + "?consistency=42"); !durs.MatchString(got) {
+		t.Errorf("Server-Timing with a token: %q", got)
+	}
+	if got := timing(u); !regexp.MustCompile(`^read;dur=\d+\.\d{3}$`).MatchString(got) {
+		t.Errorf("Server-Timing without a token: %q", got)
 	}
 	// Bad parameters answer 400 before any wait.
 	if code, _ := get(t, u+"/preferences?consistency=100&as_of=x", nil, nil); code != 400 {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
@@ -63,6 +64,76 @@ func TestParseProgress(t *testing.T) {
 		part, seq, ok := stream.ParseProgress(c.subject, []byte(c.data))
 		if ok != c.ok || (ok && (part != c.part || seq != c.seq)) {
 			t.Errorf("ParseProgress(%q, %q) = %d, %d, %v", c.subject, c.data, part, seq, ok)
+		}
+	}
+}
+
+// TestProgressReached: a partition's latest notification names its checkpoint for
+// progressTrust after it arrived, then no longer; a later, lower one replaces a higher one
+// (a checkpoint that went back, as after a restore of Neo4j).
+func TestProgressReached(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	p := NewProgress("grp")
+	p.now = func() time.Time { return now }
+	if got := p.Reached(3); got != 0 {
+		t.Fatalf("before any notification: %d, want 0", got)
+	}
+	p.notify(3, 40)
+	if got, other := p.Reached(3), p.Reached(4); got != 40 || other != 0 {
+		t.Errorf("after 40 on partition 3: %d and %d on 4, want 40 and 0", got, other)
+	}
+	p.notify(3, 25)
+	if got := p.Reached(3); got != 25 {
+		t.Errorf("after 25: %d, want the latest, 25", got)
+	}
+	now = now.Add(progressTrust + time.Millisecond)
+	if got := p.Reached(3); got != 0 {
+		t.Errorf("%s later: %d, want 0 (no longer fresh)", progressTrust, got)
+	}
+	var none *Progress
+	if none.Reached(3) != 0 {
+		t.Error("a nil Progress reached something")
+	}
+}
+
+// TestWaitForTrustsAFreshNotification: a read woken by the projector's notification that
+// its partition's checkpoint passed the token answers without the checkpoint in the graph
+// (here there is none: only the notification can cover the token).
+func TestWaitForTrustsAFreshNotification(t *testing.T) {
+	t.Parallel()
+	d := neo4jDriver(t)
+	_, nc, _ := testenv.NATS(t)
+	group := "notified-" + events.NewID()[24:]
+	p := NewProgress(group)
+	if err := p.Subscribe(nc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	r, err := NewReader(d, "", WithCheckpointGroup(group), WithProgress(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := testenv.User(t, "notified")
+	owner, _ := events.TenantToken(user)
+	part := events.Partition(owner, r.partitions)
+	done := make(chan error, 1)
+	go func() { done <- r.WaitFor(t.Context(), user, 7, 30*time.Second) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := nc.Publish(stream.ProgressSubject(group, part), []byte("9")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("WaitFor after a notification of 9 for token 7: %v", err)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("WaitFor did not return after the notification")
 		}
 	}
 }
