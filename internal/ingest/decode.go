@@ -56,20 +56,32 @@ func DecodeBatch(body []byte, max int) ([]Command, error) {
 	out := make([]Command, len(b.Commands))
 	for i, raw := range b.Commands {
 		prefix := fmt.Sprintf("commands[%d]", i)
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		// The entry without its "op" is the command's body: its other members copied as
+		// written (the whole body was checked for repeated names and bad numbers above).
+		var rawOp []byte
+		rest := make([]byte, 1, len(raw))
+		rest[0] = '{'
+		isObject, _ := events.EachMember(raw, func(name, value []byte) error {
+			if string(name) == "op" {
+				rawOp = value
+				return nil
+			}
+			if len(rest) > 1 {
+				rest = append(rest, ',')
+			}
+			quoted, _ := json.Marshal(string(name))
+			rest = append(append(append(rest, quoted...), ':'), value...)
+			return nil
+		})
+		rest = append(rest, '}')
+		if !isObject {
 			return nil, fieldErr(prefix, "must be a JSON object with an \"op\"")
 		}
 		var op string
-		if rawOp, ok := fields["op"]; !ok {
+		if rawOp == nil {
 			return nil, fieldErr(prefix+".op", "is required: one of %s", strings.Join(Ops, ", "))
 		} else if err := json.Unmarshal(rawOp, &op); err != nil {
 			return nil, fieldErr(prefix+".op", "must be a string")
-		}
-		delete(fields, "op")
-		rest, err := json.Marshal(fields)
-		if err != nil {
-			return nil, fieldErr(prefix, "%v", err)
 		}
 		cmd, err := DecodeCommand(op, rest)
 		if err != nil {
