@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,11 +24,43 @@ var venvUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // failed install fails the test with pip's output.
 func PythonVenv(t testing.TB, requirement string) string {
 	t.Helper()
+	name := strings.Trim(venvUnsafe.ReplaceAllString(strings.ReplaceAll(requirement, "==", "-"), "-"), "-")
+	return pythonVenv(t, name, requirement, requirement)
+}
+
+// PythonPackage returns the python of a Python 3.11 virtualenv under var/venv/ that has the
+// package in dir (relative to the repository root, e.g. "clients/python") installed editable
+// with extras (e.g. "test"), its dependencies from pip's configured index. Editable, the venv
+// sees every change of the package's source at once; it is built again when the package's
+// pyproject.toml, its place or the extras change (the marker keeps their digest).
+func PythonPackage(t testing.TB, dir string, extras ...string) string {
+	t.Helper()
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := strings.Trim(venvUnsafe.ReplaceAllString(strings.ReplaceAll(requirement, "==", "-"), "-"), "-")
+	pkg := filepath.Join(root, filepath.FromSlash(dir))
+	pyproject, err := os.ReadFile(filepath.Join(pkg, "pyproject.toml"))
+	if err != nil {
+		t.Fatalf("python package %s: %v", dir, err)
+	}
+	target := pkg
+	if len(extras) > 0 {
+		target += "[" + strings.Join(extras, ",") + "]"
+	}
+	sum := sha256.Sum256(append(append(pyproject, 0), target...))
+	key := "editable " + target + " " + hex.EncodeToString(sum[:])
+	name := strings.Trim(venvUnsafe.ReplaceAllString(dir, "-"), "-") + "-editable"
+	return pythonVenv(t, name, key, "--editable", target)
+}
+
+// pythonVenv makes (once per key) the virtualenv var/venv/<name> with pip install args.
+func pythonVenv(t testing.TB, name, key string, args ...string) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := filepath.Join(root, "var", "venv")
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		t.Fatal(err)
@@ -45,25 +79,26 @@ func PythonVenv(t testing.TB, requirement string) string {
 	}
 	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
 
-	if b, err := os.ReadFile(marker); err == nil && string(b) == requirement {
+	if b, err := os.ReadFile(marker); err == nil && string(b) == key {
 		return python
 	}
 	interp, err := exec.LookPath("python3.11")
 	if err != nil {
-		t.Fatalf("python3.11 not found on PATH (needed to install %s for the test): install Python 3.11", requirement)
+		t.Fatalf("python3.11 not found on PATH (needed to install %s for the test): install Python 3.11", strings.Join(args, " "))
 	}
-	// A directory without the marker is a half-built venv (an interrupted run): start over.
+	// A directory without the marker is a half-built venv (an interrupted run), and one with
+	// another key an outdated one: start over.
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(interp, "-m", "venv", dir).CombinedOutput(); err != nil {
 		t.Fatalf("create the virtualenv %s: %v\n%s", dir, err, out)
 	}
-	cmd := exec.Command(python, "-m", "pip", "install", "--quiet", requirement)
+	cmd := exec.Command(python, append([]string{"-m", "pip", "install", "--quiet"}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("pip install %s into %s: %v\n%s", requirement, dir, err, out)
+		t.Fatalf("pip install %s into %s: %v\n%s", strings.Join(args, " "), dir, err, out)
 	}
-	if err := os.WriteFile(marker, []byte(requirement), 0o644); err != nil {
+	if err := os.WriteFile(marker, []byte(key), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return python

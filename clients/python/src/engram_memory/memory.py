@@ -1,0 +1,724 @@
+"""The four memories of the seed page: ``client.users``, ``client.short_term``,
+``client.long_term`` and ``client.reasoning``, with the library's names and arguments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from ._ids import uuid7
+from ._transport import Owners, Transport, segment, user_path
+from .errors import InvalidRequestError, NotFoundError, UserRequiredError
+from .models import (
+    Conversation,
+    Entity,
+    EntityRef,
+    Message,
+    MessageRole,
+    Preference,
+    ReasoningStep,
+    ReasoningTrace,
+    ToolCall,
+    ToolCallStatus,
+    ToolStats,
+    User,
+    WriteReceipt,
+    conversation_from,
+    message_from,
+    preference_from,
+    tool_stats_from,
+    trace_from,
+    user_from,
+)
+
+__all__ = ["LongTermMemory", "ReasoningMemory", "ShortTermMemory", "UserMemory"]
+
+_PAGE = 1000  # the query service's default MAX_LIMIT
+
+
+def _utc(t: datetime) -> datetime:
+    """``t`` in UTC; a naive datetime is taken as UTC, as the library's Neo4j
+    ``datetime($as_of)`` takes it (``datetime.utcnow()`` is naive)."""
+    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t).astimezone(UTC)
+
+
+def rfc3339(t: datetime) -> str:
+    """A datetime as RFC 3339 in UTC (naive: taken as UTC)."""
+    return _utc(t).isoformat().replace("+00:00", "Z")
+
+
+def _receipt(acc: Mapping[str, Any], user: str | None) -> WriteReceipt:
+    return WriteReceipt(
+        event_id=str(acc["event_id"]),
+        user_identifier=user,
+        sequence=int(acc["sequence"]),
+        duplicate=bool(acc.get("duplicate", False)),
+    )
+
+
+def _put(body: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        body[key] = value
+
+
+@dataclass
+class _TraceInfo:
+    user: str | None
+    session_id: str
+    task: str
+    started_at: datetime
+    metadata: dict[str, Any]
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class _StepInfo:
+    user: str | None
+    trace_id: str
+
+
+class _Memory:
+    def __init__(self, transport: Transport, owners: Owners, multi_tenant: bool) -> None:
+        self._t = transport
+        self._owners = owners
+        self._multi_tenant = multi_tenant
+
+    def _writer(self, op: str, user_identifier: str | None, what: str) -> str | None:
+        """The multi-tenant guardrail of the library: a write without ``user_identifier``
+        raises before anything is sent."""
+        if user_identifier is None:
+            if self._multi_tenant:
+                raise UserRequiredError(
+                    "MemorySettings.memory.multi_tenant=True but no user_identifier was "
+                    f"supplied. Pass user_identifier= to scope this {what}.",
+                    op=op,
+                    field="user_identifier",
+                )
+            return None
+        return _identifier(op, user_identifier, "user_identifier")
+
+    def _owner(self, op: str, user_identifier: str | None, *ids: str) -> str | None:
+        """The user a call about existing objects is for: the one given, else the owner
+        this client remembers for one of ``ids``, else the shared tenant when multi-tenant
+        mode is off."""
+        if user_identifier is not None:
+            return _identifier(op, user_identifier, "user_identifier")
+        for i in ids:
+            info = self._owners.get(i)
+            if info is not Owners.MISSING:
+                user: str | None = info.user if isinstance(info, _TraceInfo | _StepInfo) else info
+                return user
+        if self._multi_tenant:
+            raise UserRequiredError(
+                "MemorySettings.memory.multi_tenant=True and this client did not create "
+                f"{', '.join(ids) or 'it'}: pass user_identifier= to say whose it is.",
+                op=op,
+                field="user_identifier",
+            )
+        return None
+
+    def _reader(self, op: str, user_identifier: str | None) -> str | None:
+        if user_identifier is None:
+            if self._multi_tenant:
+                raise UserRequiredError(
+                    "MemorySettings.memory.multi_tenant=True: pass user_identifier= to "
+                    "say whose memory to read.",
+                    op=op,
+                    field="user_identifier",
+                )
+            return None
+        return _identifier(op, user_identifier, "user_identifier")
+
+    async def _pages(
+        self,
+        op: str,
+        user: str | None,
+        path: str,
+        key: str,
+        params: dict[str, str],
+        limit: int,
+        *,
+        consistent: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of a list read, following ``next_cursor``."""
+        if limit < 1:
+            raise InvalidRequestError(f"limit {limit}: at least 1", op=op, field="limit")
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(out) < limit:
+            q = dict(params)
+            q["limit"] = str(min(_PAGE, limit - len(out)))
+            if cursor:
+                q["cursor"] = cursor
+            page = await self._t.read(op, user, path, q, consistent=consistent)
+            out.extend(page.get(key) or [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return out[:limit]
+
+
+def _identifier(op: str, value: Any, field: str) -> str:
+    if not isinstance(value, str) or value == "":
+        raise InvalidRequestError(f"{value!r} is not an identifier", op=op, field=field)
+    return value
+
+
+def _id(value: UUID | str) -> str:
+    return str(value)
+
+
+class UserMemory(_Memory):
+    """User identities (the seed's ``client.users``)."""
+
+    async def upsert_user(
+        self,
+        *,
+        identifier: str,
+        attributes: dict[str, Any] | None = None,
+        clear_attributes: bool = False,
+    ) -> User:
+        """Create the user if missing; a non-empty ``attributes`` replaces the stored ones
+        wholesale, ``None`` or ``{}`` keeps them (as the library). Idempotent: safe on
+        every request or session start.
+
+        Answers as soon as the log stored the write: ``attributes`` is what this call
+        wrote (``{}`` when it wrote none); ``get_user`` reads what is stored. Engram adds
+        ``clear_attributes=True`` to clear them."""
+        op = "upsert_user"
+        ident = _identifier(op, identifier, "identifier")
+        body: dict[str, Any] = {"event_id": uuid7()}
+        if attributes:
+            body["attributes"] = attributes
+        if clear_attributes:
+            body["clear_attributes"] = True
+        acc = await self._t.write(op, ident, "PUT", "/v1/users/" + segment(ident), body)
+        return User(
+            id=str(acc["user_id"]),
+            identifier=ident,
+            attributes=dict(attributes or {}),
+            receipt=_receipt(acc, ident),
+        )
+
+    async def get_user(self, identifier: str) -> User | None:
+        """The user, or ``None`` when there is none."""
+        op = "get_user"
+        ident = _identifier(op, identifier, "identifier")
+        try:
+            return user_from(await self._t.read(op, ident, user_path(ident)))
+        except NotFoundError:
+            return None
+
+    async def list_users(self, *, limit: int = 100) -> list[User]:
+        """Every user, newest first (reads across tenants: the admin scope for every user
+        when authentication is on)."""
+        rows = await self._pages(
+            "list_users", None, "/v1/users", "users", {}, limit, consistent=False
+        )
+        return [user_from(r) for r in rows]
+
+    async def erase_user(self, identifier: str, *, reason: str | None = None) -> WriteReceipt:
+        """Forget the user (admin scope): the projector deletes everything they own and
+        the log keeps only a tombstone. Writes naming them are refused (``GoneError``)
+        until ``recreate_user``. ``client.wait_applied(receipt)`` waits for the erasure."""
+        op = "erase_user"
+        ident = _identifier(op, identifier, "identifier")
+        body: dict[str, Any] = {"event_id": uuid7()}
+        _put(body, "reason", reason)
+        acc = await self._t.write(op, ident, "DELETE", "/v1/users/" + segment(ident), body)
+        return _receipt(acc, ident)
+
+    async def recreate_user(self, identifier: str, *, reason: str | None = None) -> WriteReceipt:
+        """Let an erased user's writes in again (admin scope); ``ConflictError`` for a user
+        never erased."""
+        op = "recreate_user"
+        ident = _identifier(op, identifier, "identifier")
+        body: dict[str, Any] = {"event_id": uuid7()}
+        _put(body, "reason", reason)
+        path = "/v1/users/" + segment(ident) + "/recreate"
+        return _receipt(await self._t.write(op, ident, "POST", path, body), ident)
+
+
+class ShortTermMemory(_Memory):
+    """Conversations (the seed's ``client.short_term``)."""
+
+    async def add_message(
+        self,
+        session_id: str,
+        role: MessageRole | str,
+        content: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        user_identifier: str | None = None,
+        timestamp: datetime | None = None,
+        title: str | None = None,
+    ) -> Message:
+        """Append a message to the user's conversation of ``session_id`` (one conversation
+        per user and session). Engram adds ``timestamp`` (default: when the ingestor took
+        it) and ``title`` (the conversation's)."""
+        op = "add_message"
+        user = self._writer(op, user_identifier, "conversation")
+        sid = _identifier(op, session_id, "session_id")
+        try:
+            role = MessageRole(role.lower() if isinstance(role, str) else role)
+        except ValueError as e:
+            raise InvalidRequestError(str(e), op=op, field="role") from e
+        message_id = uuid7()
+        body: dict[str, Any] = {
+            "event_id": uuid7(),
+            "message_id": message_id,
+            "session_id": sid,
+            "role": role.value,
+            "content": content,
+        }
+        _put(body, "user_identifier", user)
+        if metadata:
+            body["metadata"] = metadata
+        if timestamp is not None:
+            body["timestamp"] = rfc3339(timestamp)
+        _put(body, "title", title)
+        acc = await self._t.write(op, user, "POST", "/v1/messages", body)
+        return Message(
+            id=UUID(message_id),
+            role=role,
+            content=content,
+            conversation_id=UUID(str(acc["conversation_id"])),
+            metadata=dict(metadata or {}),
+            session_id=sid,
+            created_at=_utc(timestamp) if timestamp is not None else datetime.now(UTC),
+            receipt=_receipt(acc, user),
+        )
+
+    async def get_conversation(
+        self,
+        session_id: str,
+        *,
+        user_identifier: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+    ) -> Conversation:
+        """The user's conversation of ``session_id`` with its first ``limit`` (default
+        1000) messages, oldest first, then those at or after ``since`` (the library's
+        order of the two). A session without messages answers an empty conversation."""
+        op = "get_conversation"
+        user = self._reader(op, user_identifier)
+        sid = _identifier(op, session_id, "session_id")
+        root = user_path(user)
+        rows, convs = await asyncio.gather(
+            self._pages(
+                op,
+                user,
+                f"{root}/conversations/{segment(sid)}/messages",
+                "messages",
+                {},
+                limit or 1000,
+            ),
+            self._pages(op, user, f"{root}/conversations", "conversations", {}, _PAGE),
+        )
+        meta = next((c for c in convs if c.get("session_id") == sid), None)
+        if meta is None and not rows:
+            return Conversation(session_id=sid)
+        conv_id = UUID(str(meta["id"])) if meta else None
+        messages = [message_from(r, conversation_id=conv_id, session_id=sid) for r in rows]
+        if since is not None:
+            floor = _utc(since)
+            messages = [m for m in messages if m.created_at is None or m.created_at >= floor]
+        if meta is None:
+            first = messages[0].created_at if messages else None
+            return Conversation(session_id=sid, messages=messages, created_at=first)
+        return conversation_from(meta, messages)
+
+    async def list_conversations(
+        self, *, user_identifier: str | None = None, limit: int = 100
+    ) -> list[Conversation]:
+        """The user's conversations (without messages), most recently updated first."""
+        op = "list_conversations"
+        user = self._reader(op, user_identifier)
+        rows = await self._pages(
+            op, user, user_path(user) + "/conversations", "conversations", {}, limit
+        )
+        return [conversation_from(r) for r in rows]
+
+
+def _entity_ref(op: str, i: int, ref: EntityRef | Mapping[str, Any]) -> dict[str, str]:
+    r = ref if isinstance(ref, EntityRef) else EntityRef.model_validate(dict(ref))
+    if r.label is not None:
+        raise InvalidRequestError(
+            "Engram's entities have no label: name them by id, or name and type",
+            op=op,
+            field=f"applies_to[{i}].label",
+        )
+    out: dict[str, str] = {}
+    if r.id:
+        out["id"] = r.id
+    if r.name:
+        out["name"] = r.name
+    if r.type:
+        out["type"] = r.type
+    return out
+
+
+class LongTermMemory(_Memory):
+    """Preferences (the seed's ``client.long_term``)."""
+
+    async def add_preference(
+        self,
+        category: str,
+        preference: str,
+        *,
+        context: str | None = None,
+        confidence: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+        user_identifier: str | None = None,
+        applies_to: Sequence[EntityRef | Mapping[str, Any]] | None = None,
+        valid_from: datetime | None = None,
+    ) -> Preference:
+        """Record a preference of the user, valid from ``valid_from`` (Engram's; default:
+        when the ingestor took it), applying to the entities of ``applies_to``. Its id is
+        chosen here, so ``supersede_preference(old.id, new.id)`` works at once."""
+        op = "add_preference"
+        user = self._writer(op, user_identifier, "preference")
+        refs = [_entity_ref(op, i, r) for i, r in enumerate(applies_to or [])]
+        pref_id = uuid7()
+        body: dict[str, Any] = {
+            "event_id": uuid7(),
+            "preference_id": pref_id,
+            "category": category,
+            "preference": preference,
+            "confidence": confidence,
+        }
+        _put(body, "user_identifier", user)
+        _put(body, "context", context)
+        if metadata:
+            body["metadata"] = metadata
+        if refs:
+            body["applies_to"] = refs
+        if valid_from is not None:
+            body["valid_from"] = rfc3339(valid_from)
+        acc = await self._t.write(op, user, "POST", "/v1/preferences", body)
+        self._owners.put(pref_id, user)
+        return Preference(
+            id=UUID(pref_id),
+            category=category,
+            preference=preference,
+            context=context,
+            confidence=confidence,
+            metadata=dict(metadata or {}),
+            applies_to=[
+                Entity(id=r.get("id"), name=r.get("name", ""), type=r.get("type")) for r in refs
+            ],
+            valid_from=_utc(valid_from) if valid_from is not None else None,
+            receipt=_receipt(acc, user),
+        )
+
+    async def supersede_preference(
+        self,
+        old_preference_id: UUID | str,
+        new_preference_id: UUID | str,
+        *,
+        user_identifier: str | None = None,
+        valid_until: datetime | None = None,
+    ) -> WriteReceipt:
+        """Mark ``old`` as superseded by ``new``: ``(old)-[:SUPERSEDED_BY]->(new)`` and
+        ``old.valid_until`` (default: when the ingestor took it). Both must be the same
+        user's: the one this client added them for, or ``user_identifier=``.
+
+        A preference has at most one successor: superseding it again with another, across
+        users, or by one that does not exist is refused by the projector, and
+        ``client.wait_applied(receipt)`` raises ``RejectedError`` with the reason."""
+        op = "supersede_preference"
+        old, new = _id(old_preference_id), _id(new_preference_id)
+        user = self._owner(op, user_identifier, old, new)
+        body: dict[str, Any] = {"event_id": uuid7(), "new_id": new}
+        _put(body, "user_identifier", user)
+        if valid_until is not None:
+            body["valid_until"] = rfc3339(valid_until)
+        path = f"/v1/preferences/{segment(old)}/supersede"
+        return _receipt(await self._t.write(op, user, "POST", path, body), user)
+
+    async def get_preferences_for(
+        self,
+        user_identifier: str | None,
+        *,
+        applies_to: EntityRef | Mapping[str, Any] | None = None,
+        active_only: bool = True,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+    ) -> list[Preference]:
+        """The user's preferences (``None``: the shared tenant, multi-tenant mode off).
+
+        ``active_only`` drops superseded ones; ``as_of`` keeps those valid at that instant
+        (valid time); ``applies_to`` those applying to the entity (by id, else name and
+        type, else name). Engram adds ``known_at``: answer as the system knew it then
+        (transaction time). Ordered by ``created_at``, then id."""
+        op = "get_preferences_for"
+        user = self._reader(op, user_identifier)
+        q: dict[str, str] = {}
+        if applies_to is not None:
+            ref = (
+                applies_to
+                if isinstance(applies_to, EntityRef)
+                else EntityRef.model_validate(dict(applies_to))
+            )
+            if ref.id:
+                q["applies_to_id"] = ref.id
+            elif ref.type:
+                q["applies_to_name"] = ref.name or ""
+                q["applies_to_type"] = ref.type
+            else:
+                q["applies_to_name"] = ref.name or ""
+        if not active_only:
+            q["active_only"] = "false"
+        if as_of is not None:
+            q["as_of"] = rfc3339(as_of)
+        if known_at is not None:
+            q["known_at"] = rfc3339(known_at)
+        out = await self._t.read(op, user, user_path(user) + "/preferences", q)
+        return [preference_from(p) for p in out.get("preferences") or []]
+
+    async def get_preference_history(
+        self, user_identifier: str | None, *, known_at: datetime | None = None
+    ) -> list[Preference]:
+        """Every version of the user's preferences, superseded ones included, in the order
+        the system recorded them, each with its validity interval and supersede links (the
+        audit view); with ``known_at``, the history as the system knew it then."""
+        op = "get_preference_history"
+        user = self._reader(op, user_identifier)
+        q = {"known_at": rfc3339(known_at)} if known_at is not None else {}
+        out = await self._t.read(op, user, user_path(user) + "/preferences/history", q)
+        return [preference_from(p) for p in out.get("preferences") or []]
+
+
+class ReasoningMemory(_Memory):
+    """Reasoning traces (the seed's ``client.reasoning``)."""
+
+    async def start_trace(
+        self,
+        session_id: str,
+        task: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        user_identifier: str | None = None,
+    ) -> ReasoningTrace:
+        """Open a trace of ``task`` in ``session_id``, scoped to the user."""
+        op = "start_trace"
+        user = self._writer(op, user_identifier, "trace")
+        sid = _identifier(op, session_id, "session_id")
+        trace_id = uuid7()
+        body: dict[str, Any] = {
+            "event_id": uuid7(),
+            "trace_id": trace_id,
+            "session_id": sid,
+            "task": task,
+        }
+        _put(body, "user_identifier", user)
+        if metadata:
+            body["metadata"] = metadata
+        acc = await self._t.write(op, user, "POST", "/v1/traces", body)
+        started = datetime.now(UTC)
+        self._owners.put(trace_id, _TraceInfo(user, sid, task, started, dict(metadata or {})))
+        return ReasoningTrace(
+            id=UUID(trace_id),
+            session_id=sid,
+            task=task,
+            metadata=dict(metadata or {}),
+            started_at=started,
+            created_at=started,
+            step_count=0,
+            receipt=_receipt(acc, user),
+        )
+
+    async def add_step(
+        self,
+        trace_id: UUID | str,
+        *,
+        thought: str | None = None,
+        action: str | None = None,
+        observation: str | None = None,
+        step_number: int | None = None,
+        user_identifier: str | None = None,
+    ) -> ReasoningStep:
+        """Add a step to a trace. Numbered ``step_number``, else the next number: counted
+        here for a trace this client started, by the projector otherwise."""
+        op = "add_step"
+        tid = _id(trace_id)
+        user = self._owner(op, user_identifier, tid)
+        info = self._owners.get(tid)
+        if step_number is None and isinstance(info, _TraceInfo) and info.user == user:
+            info.steps += 1
+            step_number = info.steps
+        step_id = uuid7()
+        body: dict[str, Any] = {"event_id": uuid7(), "step_id": step_id}
+        _put(body, "user_identifier", user)
+        _put(body, "step_number", step_number)
+        _put(body, "thought", thought)
+        _put(body, "action", action)
+        _put(body, "observation", observation)
+        acc = await self._t.write(op, user, "POST", f"/v1/traces/{segment(tid)}/steps", body)
+        self._owners.put(step_id, _StepInfo(user, tid))
+        return ReasoningStep(
+            id=UUID(step_id),
+            trace_id=trace_id,
+            step_number=step_number or 0,
+            thought=thought,
+            action=action,
+            observation=observation,
+            receipt=_receipt(acc, user),
+        )
+
+    async def record_tool_call(
+        self,
+        step_id: UUID | str,
+        tool_name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        result: Any | None = None,
+        status: ToolCallStatus | str = ToolCallStatus.SUCCESS,
+        duration_ms: int | None = None,
+        error: str | None = None,
+        trace_id: UUID | str | None = None,
+        user_identifier: str | None = None,
+    ) -> ToolCall:
+        """Record a call of ``tool_name`` made in a step. Engram routes it by its trace:
+        known here for a step this client added, else pass ``trace_id=``."""
+        op = "record_tool_call"
+        sid = _id(step_id)
+        info = self._owners.get(sid)
+        if trace_id is None:
+            if not isinstance(info, _StepInfo):
+                raise InvalidRequestError(
+                    f"this client did not add step {sid}: pass trace_id=", op=op, field="trace_id"
+                )
+            tid = info.trace_id
+        else:
+            tid = _id(trace_id)
+        user = self._owner(op, user_identifier, sid, tid)
+        try:
+            st = ToolCallStatus(status)
+        except ValueError as e:
+            raise InvalidRequestError(str(e), op=op, field="status") from e
+        call_id = uuid7()
+        body: dict[str, Any] = {
+            "event_id": uuid7(),
+            "tool_call_id": call_id,
+            "step_id": sid,
+            "tool_name": tool_name,
+            "status": st.value,
+        }
+        _put(body, "user_identifier", user)
+        _put(body, "arguments", arguments)
+        _put(body, "result", result)
+        _put(body, "duration_ms", duration_ms)
+        _put(body, "error", error)
+        path = f"/v1/traces/{segment(tid)}/tool-calls"
+        acc = await self._t.write(op, user, "POST", path, body)
+        return ToolCall(
+            id=UUID(call_id),
+            tool_name=tool_name,
+            arguments=dict(arguments or {}),
+            result=result,
+            status=st,
+            duration_ms=duration_ms,
+            error=error,
+            step_id=UUID(sid),
+            receipt=_receipt(acc, user),
+        )
+
+    async def complete_trace(
+        self,
+        trace_id: UUID | str,
+        *,
+        outcome: str | None = None,
+        success: bool | None = None,
+        user_identifier: str | None = None,
+    ) -> ReasoningTrace:
+        """Close a trace with its outcome. Answers once the log stored it; the session,
+        task and start come from ``start_trace`` when this client started the trace (else
+        they are empty: ``get_trace`` reads the stored trace)."""
+        op = "complete_trace"
+        tid = _id(trace_id)
+        user = self._owner(op, user_identifier, tid)
+        body: dict[str, Any] = {"event_id": uuid7()}
+        _put(body, "user_identifier", user)
+        _put(body, "outcome", outcome)
+        _put(body, "success", success)
+        acc = await self._t.write(op, user, "POST", f"/v1/traces/{segment(tid)}/complete", body)
+        info = self._owners.get(tid)
+        known = info if isinstance(info, _TraceInfo) else None
+        return ReasoningTrace(
+            id=UUID(tid),
+            session_id=known.session_id if known else "",
+            task=known.task if known else "",
+            metadata=dict(known.metadata) if known else {},
+            started_at=known.started_at if known else None,
+            created_at=known.started_at if known else None,
+            outcome=outcome,
+            success=success,
+            completed_at=datetime.now(UTC),
+            step_count=known.steps if known else None,
+            receipt=_receipt(acc, user),
+        )
+
+    async def get_trace(
+        self, trace_id: UUID | str, *, user_identifier: str | None = None
+    ) -> ReasoningTrace | None:
+        """The user's trace with its steps and their tool calls, or ``None`` when the user
+        has no such trace (also when another user has it)."""
+        op = "get_trace"
+        tid = _id(trace_id)
+        try:
+            UUID(tid)
+        except ValueError:
+            return None
+        user = self._owner(op, user_identifier, tid)
+        try:
+            return trace_from(
+                await self._t.read(op, user, f"{user_path(user)}/traces/{segment(tid)}")
+            )
+        except NotFoundError:
+            return None
+
+    async def list_traces(
+        self,
+        *,
+        session_id: str | None = None,
+        limit: int = 100,
+        user_identifier: str | None = None,
+    ) -> list[ReasoningTrace]:
+        """The user's traces (of one session with ``session_id``), latest started first,
+        without steps."""
+        op = "list_traces"
+        user = self._reader(op, user_identifier)
+        q = {"session_id": session_id} if session_id is not None else {}
+        if limit < 1:
+            raise InvalidRequestError(f"limit {limit}: at least 1", op=op, field="limit")
+        q["limit"] = str(min(limit, _PAGE))
+        out = await self._t.read(op, user, user_path(user) + "/traces", q)
+        return [trace_from(t) for t in out.get("traces") or []]
+
+    async def get_session_traces(
+        self, session_id: str, *, limit: int = 100, user_identifier: str | None = None
+    ) -> list[ReasoningTrace]:
+        """The traces of one session (``list_traces(session_id=...)``)."""
+        return await self.list_traces(
+            session_id=session_id, limit=limit, user_identifier=user_identifier
+        )
+
+    async def get_tool_stats(
+        self, tool_name: str | None = None, *, user_identifier: str | None = None
+    ) -> list[ToolStats]:
+        """Tool statistics, most called first. With ``user_identifier``: from that user's
+        own calls. Without: the global counters that sum every tenant's calls, as the
+        library's (the admin scope for every user when authentication is on)."""
+        op = "get_tool_stats"
+        q = {"tool_name": tool_name} if tool_name is not None else {}
+        if user_identifier is None:
+            out = await self._t.read(op, None, "/v1/tools", q, consistent=False)
+        else:
+            user = _identifier(op, user_identifier, "user_identifier")
+            out = await self._t.read(op, user, user_path(user) + "/tools", q)
+        return [tool_stats_from(s) for s in out.get("tools") or []]
