@@ -36,7 +36,7 @@ func (u *Users) GetUser(ctx context.Context, identifier string, opts ...ReadOpti
 }
 
 // EraseUser asks Engram to forget the user: every node they own is deleted and their events
-// are purged from the log, keeping only an erasure tombstone (docs/erasure.md).
+// are purged from the log, keeping only an erasure tombstone (docs/replay.md, "Erasure").
 func (u *Users) EraseUser(ctx context.Context, identifier string, opts ...WriteOption) (Receipt, error) {
 	w := collect(opts)
 	_, r, err := u.c.write(ctx, "erase_user", &ingest.EraseUser{Identifier: identifier, Reason: w.reason},

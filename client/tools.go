@@ -15,7 +15,7 @@ type ToolStats struct {
 	Description     *string `json:"description"`
 	TotalCalls      int64   `json:"total_calls"`
 	SuccessfulCalls int64   `json:"successful_calls"`
-	FailedCalls     int64   `json:"failed_calls"` // status error or timeout
+	FailedCalls     int64   `json:"failed_calls"` // total_calls - successful_calls: every status but success
 	// SuccessRate is SuccessfulCalls / TotalCalls, 0 without calls.
 	SuccessRate float64 `json:"success_rate"`
 	// AvgDurationMS is nil without calls.

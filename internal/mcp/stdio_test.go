@@ -1,0 +1,387 @@
+package mcp_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/mcp"
+	"github.com/engram-memory/engram/internal/testenv"
+)
+
+// wantTools is the server's tool list (memory_erase_user only with MCP_ERASURE=true).
+var wantTools = []string{
+	"memory_add_messages", "memory_get_conversation", "memory_list_sessions", "memory_get_context",
+	"memory_add_preference", "memory_get_preferences", "memory_supersede_preference", "memory_get_preference_history",
+	"memory_start_trace", "memory_record_step", "memory_record_tool_call", "memory_complete_trace",
+	"memory_get_trace", "memory_list_traces", "memory_get_tool_stats",
+	"memory_search", "memory_search_messages", "memory_search_entities", "memory_upsert_user",
+}
+
+// TestStdio runs the built server as an MCP host does (a subprocess on stdio) against the
+// real stack, and drives it with the Go SDK's client: first acting for one configured user,
+// then for the user each call names.
+func TestStdio(t *testing.T) {
+	t.Parallel()
+	stack := testenv.StartStack(t)
+	sara, liam := testenv.User(t, "sara"), testenv.User(t, "liam")
+	t.Cleanup(func() { testenv.Cleanup(t, testenv.Neo4j(t), sara, liam) })
+
+	t.Run("one user per process", func(t *testing.T) {
+		s := connectStdio(t, serverEnv(stack, "ENGRAM_USER="+sara))
+		oneUser(t, stack, s, sara, liam)
+	})
+	t.Run("user per call", func(t *testing.T) {
+		// No wait for the projector: read-your-writes across calls rests on the consistency
+		// tokens the server keeps.
+		s := connectStdio(t, serverEnv(stack, "MCP_APPLY_WAIT=0"))
+		userPerCall(t, stack, s, sara, liam)
+	})
+}
+
+func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) {
+	tools := s.tools()
+	if got := slices.Sorted(maps.Keys(tools)); !slices.Equal(got, slices.Sorted(slices.Values(wantTools))) {
+		t.Fatalf("tools %v, want %v", got, slices.Sorted(slices.Values(wantTools)))
+	}
+	for name, tool := range tools {
+		props, _ := schemaProps(t, tool)
+		if props["user_identifier"] {
+			t.Errorf("%s takes user_identifier although the process acts for one user", name)
+		}
+		if tool.OutputSchema == nil || tool.Description == "" || tool.Annotations == nil {
+			t.Errorf("%s: output schema %v, description %q, annotations %v", name, tool.OutputSchema, tool.Description, tool.Annotations)
+		}
+	}
+
+	var user mcp.UpsertUserOut
+	s.call("memory_upsert_user", map[string]any{"attributes": map[string]any{"role": "manager"}}, &user)
+	if user.UserID != events.UserID(sara) || user.Identifier != sara || user.Status != mcp.StatusApplied {
+		t.Errorf("upsert: %+v", user)
+	}
+
+	// Messages, in order, read back.
+	var added mcp.AddMessagesOut
+	s.call("memory_add_messages", map[string]any{"session_id": "sara-2026-05-01", "title": "Team search", "messages": []any{
+		map[string]any{"role": "user", "content": "Find me a healthcare team"},
+		map[string]any{"role": "assistant", "content": "Here are three senior consultants.", "metadata": map[string]any{"model": "m-1"}},
+	}}, &added)
+	if len(added.Messages) != 2 || added.ConversationID != events.ConversationID(sara, "sara-2026-05-01") {
+		t.Fatalf("add messages: %+v", added)
+	}
+	var conv mcp.ConversationOut
+	s.call("memory_get_conversation", map[string]any{"session_id": "sara-2026-05-01"}, &conv)
+	if len(conv.Messages) != 2 || conv.Messages[0].Content != "Find me a healthcare team" || conv.Messages[0].ID != added.Messages[0].MessageID ||
+		conv.Messages[1].Role != "assistant" || conv.Messages[1].Metadata["model"] != "m-1" {
+		t.Errorf("conversation: %+v", conv.Messages)
+	}
+	var sessions mcp.SessionsOut
+	s.call("memory_list_sessions", nil, &sessions)
+	if len(sessions.Conversations) != 1 || sessions.Conversations[0].SessionID != "sara-2026-05-01" ||
+		sessions.Conversations[0].Title == nil || *sessions.Conversations[0].Title != "Team search" {
+		t.Errorf("sessions: %+v", sessions)
+	}
+
+	// The seed's preferences: applies_to, supersede, active only, as_of, history.
+	var healthcare, junior, senior mcp.AddPreferenceOut
+	s.call("memory_add_preference", map[string]any{"category": "consultants", "preference": "Senior on healthcare clients",
+		"applies_to": []any{map[string]any{"name": "Healthcare", "type": "Industry"}}}, &healthcare)
+	s.call("memory_add_preference", map[string]any{"category": "consultants", "preference": "Junior"}, &junior)
+	s.call("memory_add_preference", map[string]any{"category": "consultants", "preference": "Senior", "confidence": 0.9}, &senior)
+	if len(healthcare.AppliesTo) != 1 || healthcare.AppliesTo[0].ID != events.EntityID(sara, "Healthcare", "Industry") || healthcare.Status != mcp.StatusApplied {
+		t.Errorf("add preference: %+v", healthcare)
+	}
+	beforeSupersede := time.Now().UTC()
+	var sup mcp.SupersedeOut
+	s.call("memory_supersede_preference", map[string]any{"old_id": junior.PreferenceID, "new_id": senior.PreferenceID}, &sup)
+	if sup.Status != mcp.StatusApplied {
+		t.Errorf("supersede: %+v", sup)
+	}
+	prefs := func(args map[string]any) []string {
+		t.Helper()
+		var out mcp.PreferencesOut
+		s.call("memory_get_preferences", args, &out)
+		var got []string
+		for _, p := range out.Preferences {
+			got = append(got, p.Text)
+		}
+		slices.Sort(got)
+		return got
+	}
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+		want []string
+	}{
+		{"active", nil, []string{"Senior", "Senior on healthcare clients"}},
+		{"applies_to", map[string]any{"applies_to": map[string]any{"name": "Healthcare", "type": "Industry"}}, []string{"Senior on healthcare clients"}},
+		{"applies_to by id", map[string]any{"applies_to": map[string]any{"id": healthcare.AppliesTo[0].ID}}, []string{"Senior on healthcare clients"}},
+		{"active_only false", map[string]any{"active_only": false}, []string{"Junior", "Senior", "Senior on healthcare clients"}},
+		{"as_of before the supersede", map[string]any{"as_of": beforeSupersede.Format(time.RFC3339Nano), "active_only": false}, []string{"Junior", "Senior", "Senior on healthcare clients"}},
+		{"as_of after the supersede", map[string]any{"as_of": time.Now().UTC().Add(time.Minute).Format(time.RFC3339Nano), "active_only": false}, []string{"Senior", "Senior on healthcare clients"}},
+		{"known_at before the supersede", map[string]any{"known_at": beforeSupersede.Format(time.RFC3339Nano)}, []string{"Junior", "Senior", "Senior on healthcare clients"}},
+	} {
+		if got := prefs(tc.args); !slices.Equal(got, tc.want) {
+			t.Errorf("get preferences %s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	var history mcp.PreferencesOut
+	s.call("memory_get_preference_history", nil, &history)
+	if len(history.Preferences) != 3 {
+		t.Errorf("history: %+v", history)
+	}
+	for _, p := range history.Preferences {
+		if p.ID == junior.PreferenceID && (p.SupersededBy == nil || *p.SupersededBy != senior.PreferenceID || p.ValidUntil == nil) {
+			t.Errorf("junior in the history: superseded_by %v, valid_until %v", p.SupersededBy, p.ValidUntil)
+		}
+	}
+	// A supersede of a preference that does not exist is stored, then refused by the
+	// projector: the tool says so.
+	if msg := s.callErr("memory_supersede_preference", map[string]any{"old_id": events.NewID(), "new_id": senior.PreferenceID}); !strings.Contains(msg, "projector refused it") {
+		t.Errorf("supersede of an unknown preference: %s", msg)
+	}
+
+	// A trace with a step, its tool calls, and the statistics they feed.
+	var trace mcp.StartTraceOut
+	s.call("memory_start_trace", map[string]any{"session_id": "sara-2026-05-01", "task": "consultant search"}, &trace)
+	var step mcp.RecordStepOut
+	s.call("memory_record_step", map[string]any{"trace_id": trace.TraceID, "thought": "search healthcare consultants", "action": "consultant_search",
+		"tool_call": map[string]any{"tool_name": "consultant_search", "arguments": map[string]any{"industry": "Healthcare"}, "result": []any{"ann", "bo"}, "duration_ms": 12}}, &step)
+	if step.StepID == "" || step.ToolCallID == "" || step.Status != mcp.StatusApplied {
+		t.Errorf("record step: %+v", step)
+	}
+	var tc mcp.RecordToolCallOut
+	s.call("memory_record_tool_call", map[string]any{"trace_id": trace.TraceID, "step_id": step.StepID, "tool_name": "consultant_search",
+		"status": "timeout", "duration_ms": 30000, "error": "upstream timed out"}, &tc)
+	var done mcp.CompleteTraceOut
+	s.call("memory_complete_trace", map[string]any{"trace_id": trace.TraceID, "outcome": "3 consultants proposed", "success": true}, &done)
+	var got mcp.Trace
+	s.call("memory_get_trace", map[string]any{"trace_id": trace.TraceID}, &got)
+	if got.Task != "consultant search" || got.Success == nil || !*got.Success || len(got.Steps) != 1 || len(got.Steps[0].ToolCalls) != 2 {
+		t.Fatalf("trace: %+v", got)
+	}
+	if first := got.Steps[0].ToolCalls[0]; first.ID != step.ToolCallID || first.Arguments.(map[string]any)["industry"] != "Healthcare" || first.Status != "success" {
+		t.Errorf("first tool call: %+v", first)
+	}
+	var traces mcp.TracesOut
+	s.call("memory_list_traces", map[string]any{"session_id": "sara-2026-05-01"}, &traces)
+	if len(traces.Traces) != 1 || traces.Traces[0].ID != trace.TraceID || traces.Traces[0].StepCount != 1 {
+		t.Errorf("traces: %+v", traces)
+	}
+	var stats mcp.ToolStatsOut
+	s.call("memory_get_tool_stats", nil, &stats)
+	if len(stats.Tools) != 1 || stats.Tools[0].Name != "consultant_search" || stats.Tools[0].TotalCalls != 2 || stats.Tools[0].SuccessfulCalls != 1 || stats.Tools[0].FailedCalls != 1 {
+		t.Errorf("tool stats: %+v", stats)
+	}
+
+	// Search over everything written above.
+	var found mcp.SearchOut
+	s.call("memory_search", map[string]any{"query": "healthcare", "memory_types": []any{"messages", "preferences", "entities", "steps"}}, &found)
+	if len(found.Messages) != 1 || found.Messages[0].ID != added.Messages[0].MessageID ||
+		len(found.Preferences) != 1 || found.Preferences[0].ID != healthcare.PreferenceID ||
+		len(found.Entities) != 1 || found.Entities[0].ID != healthcare.AppliesTo[0].ID ||
+		len(found.Steps) != 1 || found.Steps[0].TraceID != trace.TraceID {
+		t.Errorf("search: %+v", found)
+	}
+	var onlyPrefs mcp.SearchOut
+	s.call("memory_search", map[string]any{"query": "junior", "memory_types": []any{"preferences"}}, &onlyPrefs)
+	if onlyPrefs.Messages != nil || len(onlyPrefs.Preferences) != 1 || onlyPrefs.Preferences[0].SupersededBy == nil {
+		t.Errorf("search of preferences only: %+v", onlyPrefs)
+	}
+	var msgHits mcp.MessageHitsOut
+	s.call("memory_search_messages", map[string]any{"query": "consultants", "session_id": "sara-2026-05-01"}, &msgHits)
+	if len(msgHits.Messages) != 1 || msgHits.Messages[0].ID != added.Messages[1].MessageID || msgHits.Messages[0].Score <= 0 {
+		t.Errorf("search messages: %+v", msgHits)
+	}
+	var entHits mcp.EntityHitsOut
+	s.call("memory_search_entities", map[string]any{"query": "healthcare", "type": "Industry"}, &entHits)
+	if len(entHits.Entities) != 1 || entHits.Entities[0].Name != "Healthcare" {
+		t.Errorf("search entities: %+v", entHits)
+	}
+
+	// Everything at once, as a session starts.
+	var ctx mcp.ContextOut
+	s.call("memory_get_context", map[string]any{"session_id": "sara-2026-05-01"}, &ctx)
+	if ctx.User == nil || ctx.User.Attributes["role"] != "manager" || len(ctx.Preferences) != 2 || len(ctx.Messages) != 2 ||
+		ctx.Messages[0].Content != "Find me a healthcare team" || len(ctx.Conversations) != 1 || len(ctx.Traces) != 1 {
+		t.Errorf("context: %+v", ctx)
+	}
+
+	// Resources: the configured user's preferences are listed; the conversation by template.
+	var listed []string
+	for r, err := range s.cs.Resources(t.Context(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, r.URI)
+	}
+	if !slices.Equal(listed, []string{mcp.PreferencesURI(sara)}) {
+		t.Errorf("resources %q", listed)
+	}
+	var templates []string
+	for r, err := range s.cs.ResourceTemplates(t.Context(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		templates = append(templates, r.URITemplate)
+	}
+	slices.Sort(templates)
+	if !slices.Equal(templates, []string{mcp.ConversationTemplate, mcp.PreferencesTemplate}) {
+		t.Errorf("resource templates %q", templates)
+	}
+	var resPrefs mcp.PreferencesOut
+	readResource(t, s, mcp.PreferencesURI(sara), &resPrefs)
+	if len(resPrefs.Preferences) != 2 {
+		t.Errorf("preferences resource: %+v", resPrefs)
+	}
+	var resConv mcp.ConversationOut
+	readResource(t, s, mcp.ConversationURI(sara, "sara-2026-05-01"), &resConv)
+	if len(resConv.Messages) != 2 || resConv.Messages[1].Content != "Here are three senior consultants." {
+		t.Errorf("conversation resource: %+v", resConv)
+	}
+	if _, err := s.cs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: mcp.PreferencesURI(liam)}); err == nil || !strings.Contains(err.Error(), "one configured user") {
+		t.Errorf("another user's preferences resource: %v", err)
+	}
+
+	// The prompt loads the memory into the session.
+	pr, err := s.cs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: mcp.PromptName, Arguments: map[string]string{"session_id": "sara-2026-05-01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.Messages) != 1 {
+		t.Fatalf("prompt messages: %+v", pr.Messages)
+	}
+	body := pr.Messages[0].Content.(*sdk.TextContent).Text
+	for _, want := range []string{sara, "Senior on healthcare clients", "applies to Healthcare (Industry)", "Find me a healthcare team", `"role":"manager"`, "consultant search"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("prompt lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "[consultants] Junior") {
+		t.Errorf("prompt lists the superseded preference:\n%s", body)
+	}
+
+	// Refused calls name the argument and write nothing.
+	before := storedEvents(t, stack)
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"memory_add_preference", map[string]any{"category": "c", "preference": "p", "user_identifier": liam}, `"user_identifier"`},
+		{"memory_add_preference", map[string]any{"category": "c", "preference": "p", "confidence": 2}, `"confidence"`},
+		{"memory_add_preference", map[string]any{"category": "c"}, `"preference"`},
+		{"memory_add_preference", map[string]any{"category": "c", "preference": "p", "valid_from": "yesterday"}, `"valid_from"`},
+		{"memory_add_preference", map[string]any{"category": "c", "preference": "p", "metadata": manyMembers(257)}, `"metadata"`},
+		{"memory_add_messages", map[string]any{"session_id": "s-bad", "messages": []any{
+			map[string]any{"role": "user", "content": "fine"}, map[string]any{"role": "narrator", "content": "not a role"}}}, `"messages[].role"`},
+		{"memory_add_messages", map[string]any{"session_id": "s-bad", "messages": []any{
+			map[string]any{"role": "user", "content": "fine"}, map[string]any{"role": "user", "content": "x", "timestamp": "2026-13-01T00:00:00Z"}}}, `"messages[1].timestamp"`},
+		{"memory_add_messages", map[string]any{"session_id": " s-bad", "messages": []any{map[string]any{"role": "user", "content": "x"}}}, `"session_id"`},
+		{"memory_add_messages", map[string]any{"session_id": "s-bad", "messages": []any{}}, `"messages"`},
+		{"memory_record_step", map[string]any{"trace_id": trace.TraceID, "thought": "t", "tool_call": map[string]any{"tool_name": "x", "status": "maybe"}}, `"tool_call.status"`},
+		// Refused by the command's validation, not the schema: the step is not stored either.
+		{"memory_record_step", map[string]any{"trace_id": trace.TraceID, "thought": "t", "tool_call": map[string]any{"tool_name": "x", "error": strings.Repeat("e", 65537)}}, `"tool_call.error"`},
+		{"memory_get_preferences", map[string]any{"applies_to": map[string]any{"id": healthcare.AppliesTo[0].ID, "name": "Healthcare"}}, `"applies_to"`},
+		{"memory_search", map[string]any{"query": "x", "memory_types": []any{"messages"}, "category": "c"}, `"category"`},
+		{"memory_search", map[string]any{"query": "*"}, `"query"`},
+		{"memory_get_trace", map[string]any{"trace_id": events.NewID()}, "not found"},
+		{"memory_upsert_user", map[string]any{"attributes": map[string]any{"a": 1}, "clear_attributes": true}, `"clear_attributes"`},
+	} {
+		if msg := s.callErr(tc.tool, tc.args); !strings.Contains(msg, tc.want) {
+			t.Errorf("%s(%v): %q, want it to name %s", tc.tool, tc.args, msg, tc.want)
+		}
+	}
+	if after := storedEvents(t, stack); after != before {
+		t.Errorf("refused calls stored %d events", after-before)
+	}
+	var none mcp.ConversationOut
+	s.call("memory_get_conversation", map[string]any{"session_id": "s-bad"}, &none)
+	if len(none.Messages) != 0 {
+		t.Errorf("a refused memory_add_messages stored %+v", none.Messages)
+	}
+}
+
+func userPerCall(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) {
+	tools := s.tools()
+	for _, name := range wantTools {
+		props, required := schemaProps(t, tools[name])
+		if !props["user_identifier"] || !required["user_identifier"] {
+			t.Errorf("%s: user_identifier not a required argument under the multi-tenant guardrail", name)
+		}
+	}
+	before := storedEvents(t, stack)
+	if msg := s.callErr("memory_add_preference", map[string]any{"category": "c", "preference": "p"}); !strings.Contains(msg, `"user_identifier"`) {
+		t.Errorf("write without a user: %s", msg)
+	}
+	if msg := s.callErr("memory_add_preference", map[string]any{"user_identifier": liam + " ", "category": "c", "preference": "p"}); !strings.Contains(msg, `"user_identifier"`) {
+		t.Errorf("write for an invalid identifier: %s", msg)
+	}
+	if after := storedEvents(t, stack); after != before {
+		t.Errorf("refused writes stored %d events", after-before)
+	}
+
+	var p mcp.AddPreferenceOut
+	s.call("memory_add_preference", map[string]any{"user_identifier": liam, "category": "industries", "preference": "Fintech"}, &p)
+	if p.Status != mcp.StatusStored || p.Sequence == 0 {
+		t.Errorf("with MCP_APPLY_WAIT=0 the write answers stored: %+v", p)
+	}
+	// Read right after the write, in another call: the server's consistency token makes the
+	// read wait for it.
+	var liamPrefs, saraPrefs mcp.PreferencesOut
+	s.call("memory_get_preferences", map[string]any{"user_identifier": liam}, &liamPrefs)
+	if len(liamPrefs.Preferences) != 1 || liamPrefs.Preferences[0].ID != p.PreferenceID {
+		t.Errorf("liam's preferences: %+v", liamPrefs)
+	}
+	s.call("memory_get_preferences", map[string]any{"user_identifier": sara, "active_only": false}, &saraPrefs)
+	for _, sp := range saraPrefs.Preferences {
+		if sp.ID == p.PreferenceID {
+			t.Errorf("sara sees liam's preference")
+		}
+	}
+	if len(saraPrefs.Preferences) != 3 {
+		t.Errorf("sara's preferences (written by the other process): %d", len(saraPrefs.Preferences))
+	}
+	var liamConv mcp.ConversationOut
+	s.call("memory_get_conversation", map[string]any{"user_identifier": liam, "session_id": "sara-2026-05-01"}, &liamConv)
+	if len(liamConv.Messages) != 0 {
+		t.Errorf("liam reads sara's session: %+v", liamConv.Messages)
+	}
+	var resConv mcp.ConversationOut
+	readResource(t, s, mcp.ConversationURI(sara, "sara-2026-05-01"), &resConv)
+	if len(resConv.Messages) != 2 {
+		t.Errorf("sara's conversation resource: %+v", resConv)
+	}
+	if _, err := s.cs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: mcp.PromptName}); err == nil || !strings.Contains(err.Error(), "user_identifier") {
+		t.Errorf("prompt without a user: %v", err)
+	}
+}
+
+func manyMembers(n int) map[string]any {
+	m := make(map[string]any, n)
+	for i := range n {
+		m[fmt.Sprint("k", i)] = i
+	}
+	return m
+}
+
+func readResource(t *testing.T, s *session, uri string, out any) {
+	t.Helper()
+	res, err := s.cs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: uri})
+	if err != nil {
+		t.Fatalf("read %s: %v", uri, err)
+	}
+	if len(res.Contents) != 1 || res.Contents[0].MIMEType != "application/json" {
+		t.Fatalf("read %s: %+v", uri, res.Contents)
+	}
+	if err := json.Unmarshal([]byte(res.Contents[0].Text), out); err != nil {
+		t.Fatalf("read %s: %v", uri, err)
+	}
+}
