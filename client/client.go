@@ -337,6 +337,14 @@ func setIDs(cmd ingest.Command, eventID string, m ingest.Minted) {
 		c.EventID, c.ToolCallID = eventID, m.ToolCallID
 	case *ingest.CompleteTrace:
 		c.EventID = eventID
+	case *ingest.AddEntity:
+		c.EventID = eventID
+	case *ingest.AddRelationship:
+		c.EventID = eventID
+	case *ingest.MergeEntities:
+		c.EventID = eventID
+	case *ingest.AddFact:
+		c.EventID, c.FactID = eventID, m.FactID
 	}
 }
 

@@ -31,6 +31,11 @@ type writeOpts struct {
 	outcome     string
 	success     *bool
 	reason      string
+	subtype     string
+	description string
+	aliases     []string
+	messageIDs  []string
+	traceIDs    []string
 }
 
 func collect(opts []WriteOption) writeOpts {
@@ -47,6 +52,7 @@ func ForUser(identifier string) WriteOption { return func(w *writeOpts) { w.user
 // WithAttributes sets a user's attributes on UpsertUser: a non-empty map replaces the stored
 // ones wholesale; an empty or nil map leaves them, as the library's upsert_user(attributes={})
 // does; without this option they stay as they are too. WithClearedAttributes clears them.
+// On AddEntity and AddRelationship it sets the entity's or relationship's attributes.
 func WithAttributes(attrs map[string]any) WriteOption {
 	return func(w *writeOpts) { w.attributes = attrs }
 }
@@ -136,6 +142,13 @@ type readOpts struct {
 	cursor      string
 	sessionID   string
 	toolName    string
+	entityType  string
+	name        string
+	depth       int
+	relTypes    []string
+	direction   string
+	subject     string
+	predicate   string
 }
 
 func collectRead(opts []ReadOption) readOpts {

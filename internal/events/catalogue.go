@@ -21,13 +21,18 @@ const (
 	KindTraceCompleted       Kind = "trace_completed"
 	KindUserErased           Kind = "user_erased"
 	KindUserRecreated        Kind = "user_recreated"
+	KindEntityAdded          Kind = "entity_added"
+	KindRelationshipAdded    Kind = "relationship_added"
+	KindEntitiesMerged       Kind = "entities_merged"
+	KindFactAdded            Kind = "fact_added"
 )
 
 // Kinds lists the catalogue in a stable order.
 var Kinds = []Kind{
 	KindUserUpserted, KindMessageAdded, KindPreferenceAdded, KindPreferenceSuperseded,
 	KindTraceStarted, KindTraceStepAdded, KindToolCallRecorded, KindTraceCompleted,
-	KindUserErased, KindUserRecreated,
+	KindUserErased, KindUserRecreated, KindEntityAdded, KindRelationshipAdded, KindEntitiesMerged,
+	KindFactAdded,
 }
 
 // SchemaVersion is the version of every kind's data schema and CloudEvents type.
@@ -172,6 +177,62 @@ type UserRecreated struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
+// EntityAdded records an entity of the user (the library's add_entity), or adds to it: the
+// entity's id is derived, events.EntityID(user, Name, Type), the id an applies_to {name, type}
+// of a preference names, so both reach one node. Given fields replace the stored ones
+// (Attributes wholesale), Aliases are added to the stored ones, and every message and trace in
+// MessageIDs and TraceIDs is linked as mentioning the entity (MENTIONS). They must be the
+// user's own.
+type EntityAdded struct {
+	Name        string         `json:"name"`
+	Type        string         `json:"type"`
+	Subtype     string         `json:"subtype,omitempty"`
+	Description string         `json:"description,omitempty"`
+	Aliases     []string       `json:"aliases,omitempty"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+	Confidence  *float64       `json:"confidence,omitempty"`
+	MessageIDs  []string       `json:"message_ids,omitempty"`
+	TraceIDs    []string       `json:"trace_ids,omitempty"`
+}
+
+// RelationshipAdded relates two entities of the user (the library's add_relationship): one
+// RELATED_TO edge per (source, type, target), whose id is RelationshipID of the entities it
+// joins. An endpoint named by id must be an entity of the user; by name (and type) it is the
+// entity of that derived id, created when absent. A second add of the same edge sets what it
+// gives (description, confidence, validity, attributes).
+type RelationshipAdded struct {
+	Source      EntityRef      `json:"source"`
+	Target      EntityRef      `json:"target"`
+	Type        string         `json:"type"`
+	Description string         `json:"description,omitempty"`
+	Confidence  *float64       `json:"confidence,omitempty"`
+	ValidFrom   *time.Time     `json:"valid_from,omitempty"`
+	ValidUntil  *time.Time     `json:"valid_until,omitempty"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+}
+
+// EntitiesMerged merges entity SourceID into TargetID (the library's merge_duplicate_entities):
+// the source's mentions, preferences and relationships move to the target, its name and
+// aliases become the target's aliases, and it stays behind as a tombstone MERGED_INTO the
+// target, so later references to it reach the target. Both must be entities of the user.
+type EntitiesMerged struct {
+	SourceID string `json:"source_id"`
+	TargetID string `json:"target_id"`
+}
+
+// FactAdded records a subject–predicate–object fact of the user (the library's add_fact),
+// valid from ValidFrom (default: the event time) until ValidUntil (open when absent).
+type FactAdded struct {
+	FactID     string         `json:"fact_id"`
+	Subject    string         `json:"subject"`
+	Predicate  string         `json:"predicate"`
+	Object     string         `json:"object"`
+	Confidence *float64       `json:"confidence,omitempty"`
+	ValidFrom  *time.Time     `json:"valid_from,omitempty"`
+	ValidUntil *time.Time     `json:"valid_until,omitempty"`
+	Metadata   map[string]any `json:"metadata,omitempty"`
+}
+
 // Roles are the message roles accepted on MessageAdded.
 var Roles = []string{"user", "assistant", "system", "tool"}
 
@@ -201,6 +262,14 @@ func newData(k Kind) any {
 		return &UserErased{}
 	case KindUserRecreated:
 		return &UserRecreated{}
+	case KindEntityAdded:
+		return &EntityAdded{}
+	case KindRelationshipAdded:
+		return &RelationshipAdded{}
+	case KindEntitiesMerged:
+		return &EntitiesMerged{}
+	case KindFactAdded:
+		return &FactAdded{}
 	}
 	return nil
 }
@@ -229,6 +298,14 @@ func KindOf(data any) (Kind, bool) {
 		return KindUserErased, true
 	case UserRecreated, *UserRecreated:
 		return KindUserRecreated, true
+	case EntityAdded, *EntityAdded:
+		return KindEntityAdded, true
+	case RelationshipAdded, *RelationshipAdded:
+		return KindRelationshipAdded, true
+	case EntitiesMerged, *EntitiesMerged:
+		return KindEntitiesMerged, true
+	case FactAdded, *FactAdded:
+		return KindFactAdded, true
 	}
 	return "", false
 }

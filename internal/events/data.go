@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -35,7 +36,17 @@ func decodeDataReference(k Kind, raw []byte) (any, error) {
 	if err := dec.Decode(v); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
-	return deref(v), nil
+	return derefData(v), nil
+}
+
+// derefData is the data value newData's pointer points to: deref for the kinds it lists, and
+// for the others (every kind's data type is a struct) the value by reflection.
+func derefData(v any) any {
+	d := deref(v)
+	if rv := reflect.ValueOf(d); rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		return rv.Elem().Interface()
+	}
+	return d
 }
 
 // typed reads the data of kind k under its rule r. Each field is validated under its
@@ -216,6 +227,92 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 			return false
 		})
 		v = d
+	case KindEntityAdded:
+		var d EntityAdded
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "name":
+				return s.stringInto(p, &d.Name)
+			case "type":
+				return s.stringInto(p, &d.Type)
+			case "subtype":
+				return s.stringInto(p, &d.Subtype)
+			case "description":
+				return s.stringInto(p, &d.Description)
+			case "aliases":
+				return s.stringsInto(p, depth, &d.Aliases)
+			case "attributes":
+				return s.mapInto(p, depth, &d.Attributes)
+			case "confidence":
+				return s.floatInto(p, &d.Confidence)
+			case "message_ids":
+				return s.stringsInto(p, depth, &d.MessageIDs)
+			case "trace_ids":
+				return s.stringsInto(p, depth, &d.TraceIDs)
+			}
+			return false
+		})
+		v = d
+	case KindRelationshipAdded:
+		var d RelationshipAdded
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "source":
+				return s.entityRefInto(p, depth, &d.Source)
+			case "target":
+				return s.entityRefInto(p, depth, &d.Target)
+			case "type":
+				return s.stringInto(p, &d.Type)
+			case "description":
+				return s.stringInto(p, &d.Description)
+			case "confidence":
+				return s.floatInto(p, &d.Confidence)
+			case "valid_from":
+				return s.timeInto(p, &d.ValidFrom)
+			case "valid_until":
+				return s.timeInto(p, &d.ValidUntil)
+			case "attributes":
+				return s.mapInto(p, depth, &d.Attributes)
+			}
+			return false
+		})
+		v = d
+	case KindEntitiesMerged:
+		var d EntitiesMerged
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "source_id":
+				return s.stringInto(p, &d.SourceID)
+			case "target_id":
+				return s.stringInto(p, &d.TargetID)
+			}
+			return false
+		})
+		v = d
+	case KindFactAdded:
+		var d FactAdded
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "fact_id":
+				return s.stringInto(p, &d.FactID)
+			case "subject":
+				return s.stringInto(p, &d.Subject)
+			case "predicate":
+				return s.stringInto(p, &d.Predicate)
+			case "object":
+				return s.stringInto(p, &d.Object)
+			case "confidence":
+				return s.floatInto(p, &d.Confidence)
+			case "valid_from":
+				return s.timeInto(p, &d.ValidFrom)
+			case "valid_until":
+				return s.timeInto(p, &d.ValidUntil)
+			case "metadata":
+				return s.mapInto(p, depth, &d.Metadata)
+			}
+			return false
+		})
+		v = d
 	case KindUserRecreated:
 		var d UserRecreated
 		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
@@ -383,6 +480,44 @@ func (s *scanner) entityRefsInto(r *rule, depth int, dst *[]EntityRef) bool {
 	})
 	*dst = refs
 	return ok
+}
+
+// stringsInto reads an array of strings under r (encoding/json makes [] an empty slice).
+func (s *scanner) stringsInto(r *rule, depth int, dst *[]string) bool {
+	if s.next() != '[' || r.any || !r.has(tArray) || r.enum != nil || depth >= maxDepth {
+		return false
+	}
+	out := []string{}
+	it := r.items
+	ok := s.elements(r, func() bool {
+		if it == nil {
+			return false
+		}
+		var v string
+		ok := s.stringInto(it, &v)
+		out = append(out, v)
+		return ok
+	})
+	*dst = out
+	return ok
+}
+
+// entityRefInto reads one entity reference (an object under r).
+func (s *scanner) entityRefInto(r *rule, depth int, dst *EntityRef) bool {
+	if s.next() != '{' || r.any || !r.has(tObject) || r.enum != nil || depth >= maxDepth {
+		return false
+	}
+	return s.fields(r, depth, func(name string, p *rule, _ int) bool {
+		switch name {
+		case "id":
+			return s.stringInto(p, &dst.ID)
+		case "name":
+			return s.stringInto(p, &dst.Name)
+		case "type":
+			return s.stringInto(p, &dst.Type)
+		}
+		return false
+	})
 }
 
 // kindsByType is KindOfType as a table, for the decoder.

@@ -380,6 +380,14 @@ func deref(v any) any {
 		return *d
 	case *UserRecreated:
 		return *d
+	case *EntityAdded:
+		return *d
+	case *RelationshipAdded:
+		return *d
+	case *EntitiesMerged:
+		return *d
+	case *FactAdded:
+		return *d
 	}
 	return v
 }

@@ -10,6 +10,7 @@ var (
 	nsUser         = uuid.MustParse("5b0c3f2e-7a51-4c4e-9d0e-6a1f0f1c7e01")
 	nsConversation = uuid.MustParse("5b0c3f2e-7a51-4c4e-9d0e-6a1f0f1c7e02")
 	nsEntity       = uuid.MustParse("5b0c3f2e-7a51-4c4e-9d0e-6a1f0f1c7e03")
+	nsRelationship = uuid.MustParse("5b0c3f2e-7a51-4c4e-9d0e-6a1f0f1c7e04")
 )
 
 // NewID mints a time-ordered UUIDv7, used for event ids and for the ids of new messages,
@@ -31,6 +32,13 @@ func ConversationID(identifier, sessionID string) string {
 // are merged by name and type within their owner's scope, never across users.
 func EntityID(identifier, name, typ string) string {
 	return uuid.NewSHA1(nsEntity, []byte(identifier+"\x00"+name+"\x00"+typ)).String()
+}
+
+// RelationshipID is the id of the user's one RELATED_TO edge of type typ from entity source to
+// entity target (entity ids): adding the same relationship again reaches the same edge, and a
+// merge that moves an edge to the surviving entity gives it the id of its new endpoints.
+func RelationshipID(identifier, source, typ, target string) string {
+	return uuid.NewSHA1(nsRelationship, []byte(identifier+"\x00"+source+"\x00"+typ+"\x00"+target)).String()
 }
 
 // MsgID is the Nats-Msg-Id Encode gives an event: <tenant-token>:<event id>. JetStream

@@ -44,6 +44,13 @@ func validSeeds() [][]byte {
 		TraceCompleted{TraceID: id, Outcome: "found", Success: &ok},
 		UserErased{Identifier: user, Reason: "asked"},
 		UserRecreated{UserID: UserID(user), Identifier: user, Reason: "came back"},
+		EntityAdded{Name: "Acme", Type: "ORGANIZATION", Subtype: "COMPANY", Description: "d", Aliases: []string{"ACME Inc"},
+			Attributes: map[string]any{"k": "v"}, Confidence: &conf, MessageIDs: []string{id}, TraceIDs: []string{}},
+		RelationshipAdded{Source: EntityRef{ID: id}, Target: EntityRef{Name: "Acme", Type: "ORGANIZATION"}, Type: "WORKS_AT",
+			Description: "d", Confidence: &conf, ValidFrom: &at, ValidUntil: &at, Attributes: map[string]any{"since": 2020.0}},
+		EntitiesMerged{SourceID: id, TargetID: id},
+		FactAdded{FactID: id, Subject: "Sara", Predicate: "works_at", Object: "Acme", Confidence: &conf, ValidFrom: &at,
+			ValidUntil: &at, Metadata: map[string]any{}},
 	} {
 		b, err := json.Marshal(d)
 		if err != nil {

@@ -58,6 +58,7 @@ CALL (o) {
   UNION ALL MATCH (n:Message {owner: o}) RETURN n
   UNION ALL MATCH (n:Preference {owner: o}) RETURN n
   UNION ALL MATCH (n:Entity {owner: o}) RETURN n
+  UNION ALL MATCH (n:Fact {owner: o}) RETURN n
   UNION ALL MATCH (n:ReasoningTrace {owner: o}) RETURN n
   UNION ALL MATCH (n:ReasoningStep {owner: o}) RETURN n
   UNION ALL MATCH (n:ToolCall {owner: o}) RETURN n

@@ -110,7 +110,7 @@ func IsUnavailable(err error) bool {
 // OwnedLabels are the labels whose nodes carry an owner (docs/graph.md): every node a user
 // owns has one of them, Tool is the one global label.
 var OwnedLabels = []string{
-	"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall",
+	"User", "Conversation", "Message", "Preference", "Entity", "Fact", "ReasoningTrace", "ReasoningStep", "ToolCall",
 }
 
 // Schema is every constraint and index Engram needs, all IF NOT EXISTS so applying them is
@@ -149,6 +149,9 @@ var Schema = []string{
 	"CREATE INDEX preference_valid_from IF NOT EXISTS FOR (n:Preference) ON (n.valid_from)",
 	"CREATE INDEX preference_valid_until IF NOT EXISTS FOR (n:Preference) ON (n.valid_until)",
 	"CREATE INDEX preference_recorded_at IF NOT EXISTS FOR (n:Preference) ON (n.recorded_at)",
+	// Facts (not the library's: it keeps them global, without an owner or a constraint).
+	"CREATE CONSTRAINT fact_id IF NOT EXISTS FOR (n:Fact) REQUIRE n.id IS UNIQUE",
+	"CREATE INDEX fact_owner IF NOT EXISTS FOR (n:Fact) ON (n.owner)",
 	"CREATE CONSTRAINT checkpoint_name IF NOT EXISTS FOR (n:EngramCheckpoint) REQUIRE n.name IS UNIQUE",
 	// The admin's reads across tenants (internal/query admin.go): users newest created first,
 	// tools most called first, each read in index order and stopped at its page.

@@ -45,6 +45,9 @@ type Minted struct {
 	TraceID        string `json:"trace_id,omitempty"`
 	StepID         string `json:"step_id,omitempty"`
 	ToolCallID     string `json:"tool_call_id,omitempty"`
+	EntityID       string `json:"entity_id,omitempty"`
+	RelationshipID string `json:"relationship_id,omitempty"`
+	FactID         string `json:"fact_id,omitempty"`
 }
 
 // ErrInvalid is wrapped by every error Build returns for bad input (a *FieldError).
@@ -473,6 +476,163 @@ func (c *CompleteTrace) build(s *Settings) (string, any, Minted, error) {
 		return "", nil, Minted{}, err
 	}
 	return user, events.TraceCompleted{TraceID: c.TraceID, Outcome: c.Outcome, Success: c.Success}, Minted{}, nil
+}
+
+func (c *AddEntity) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		text("name", c.Name, 1, maxShortText),
+		text("type", c.Type, 1, maxShortText),
+		text("subtype", c.Subtype, 0, maxShortText),
+		text("description", c.Description, 0, maxText),
+		texts("aliases", c.Aliases, maxAppliesTo, maxShortText),
+		object("attributes", c.Attributes),
+		confidence(c.Confidence),
+		references("message_ids", c.MessageIDs),
+		references("trace_ids", c.TraceIDs),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.EntityAdded{
+		Name: c.Name, Type: c.Type, Subtype: c.Subtype, Description: c.Description,
+		Aliases: slices.Clone(c.Aliases), Attributes: c.Attributes, Confidence: c.Confidence,
+		MessageIDs: slices.Clone(c.MessageIDs), TraceIDs: slices.Clone(c.TraceIDs),
+	}, Minted{EntityID: events.EntityID(user, c.Name, c.Type)}, nil
+}
+
+func (c *AddRelationship) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		entityRef("source", c.Source),
+		entityRef("target", c.Target),
+		text("type", c.Type, 1, maxShortText),
+		text("description", c.Description, 0, maxText),
+		confidence(c.Confidence),
+		instant("valid_from", c.ValidFrom),
+		instant("valid_until", c.ValidUntil),
+		object("attributes", c.Attributes),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	src, dst := refID(user, c.Source), refID(user, c.Target)
+	if src == dst {
+		return "", nil, Minted{}, fieldErr("target", "names the source entity: an entity cannot be related to itself")
+	}
+	if c.ValidFrom != nil && c.ValidUntil != nil && !c.ValidUntil.After(*c.ValidFrom) {
+		return "", nil, Minted{}, fieldErr("valid_until", "must be after valid_from")
+	}
+	return user, events.RelationshipAdded{
+		Source: c.Source, Target: c.Target, Type: c.Type, Description: c.Description,
+		Confidence: c.Confidence, ValidFrom: utc(c.ValidFrom), ValidUntil: utc(c.ValidUntil), Attributes: c.Attributes,
+	}, Minted{RelationshipID: events.RelationshipID(user, src, c.Type, dst)}, nil
+}
+
+func (c *MergeEntities) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(reference("source_id", c.SourceID), reference("target_id", c.TargetID)); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.SourceID == c.TargetID {
+		return "", nil, Minted{}, fieldErr("target_id", "must differ from source_id: an entity cannot be merged into itself")
+	}
+	return user, events.EntitiesMerged{SourceID: c.SourceID, TargetID: c.TargetID}, Minted{EntityID: c.TargetID}, nil
+}
+
+func (c *AddFact) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := firstErr(
+		text("subject", c.Subject, 1, maxTitle),
+		text("predicate", c.Predicate, 1, maxShortText),
+		text("object", c.Object, 1, maxText),
+		confidence(c.Confidence),
+		instant("valid_from", c.ValidFrom),
+		instant("valid_until", c.ValidUntil),
+		object("metadata", c.Metadata),
+	); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.ValidFrom != nil && c.ValidUntil != nil && !c.ValidUntil.After(*c.ValidFrom) {
+		return "", nil, Minted{}, fieldErr("valid_until", "must be after valid_from")
+	}
+	id, err := mint("fact_id", c.FactID)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.FactAdded{
+		FactID: id, Subject: c.Subject, Predicate: c.Predicate, Object: c.Object, Confidence: c.Confidence,
+		ValidFrom: utc(c.ValidFrom), ValidUntil: utc(c.ValidUntil), Metadata: c.Metadata,
+	}, Minted{FactID: id}, nil
+}
+
+// refID is the entity id a reference names: its id, or the derived id of its name and type.
+func refID(user string, r events.EntityRef) string {
+	if r.ID != "" {
+		return r.ID
+	}
+	return events.EntityID(user, r.Name, r.Type)
+}
+
+// entityRef checks one reference to an entity: an id, or a name with an optional type.
+func entityRef(field string, r events.EntityRef) error {
+	if r.ID == "" && r.Name == "" {
+		return fieldErr(field, "needs an id or a name")
+	}
+	if r.ID != "" {
+		if err := reference(field+".id", r.ID); err != nil {
+			return err
+		}
+	}
+	if r.Name != "" {
+		if err := text(field+".name", r.Name, 1, maxShortText); err != nil {
+			return err
+		}
+	}
+	return text(field+".type", r.Type, 0, maxShortText)
+}
+
+func confidence(c *float64) error {
+	if c != nil && !(*c >= 0 && *c <= 1) {
+		return fieldErr("confidence", "must be between 0 and 1, got %v", *c)
+	}
+	return nil
+}
+
+// texts checks a list of at most maxItems strings of 1 to maxLen characters each.
+func texts(field string, vs []string, maxItems, maxLen int) error {
+	if len(vs) > maxItems {
+		return fieldErr(field, "has %d entries, at most %d allowed", len(vs), maxItems)
+	}
+	for i, v := range vs {
+		if err := text(fmt.Sprintf("%s[%d]", field, i), v, 1, maxLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// references checks a list of at most maxAppliesTo ids.
+func references(field string, ids []string) error {
+	if len(ids) > maxAppliesTo {
+		return fieldErr(field, "has %d entries, at most %d allowed", len(ids), maxAppliesTo)
+	}
+	for i, id := range ids {
+		if err := reference(fmt.Sprintf("%s[%d]", field, i), id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // instant refuses times RFC 3339 cannot carry (events.CheckTime): an offset of 24 hours or

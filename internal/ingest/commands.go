@@ -36,12 +36,17 @@ const (
 	OpAddTraceStep        = "add_trace_step"
 	OpRecordToolCall      = "record_tool_call"
 	OpCompleteTrace       = "complete_trace"
+	OpAddEntity           = "add_entity"
+	OpAddRelationship     = "add_relationship"
+	OpMergeEntities       = "merge_entities"
+	OpAddFact             = "add_fact"
 )
 
 // Ops lists every command's op in a stable order.
 var Ops = []string{
 	OpUpsertUser, OpEraseUser, OpRecreateUser, OpAddMessage, OpAddPreference, OpSupersedePreference,
 	OpStartTrace, OpAddTraceStep, OpRecordToolCall, OpCompleteTrace,
+	OpAddEntity, OpAddRelationship, OpMergeEntities, OpAddFact,
 }
 
 // newCommand returns a pointer to a zero command of op, or nil for an unknown op.
@@ -67,6 +72,14 @@ func newCommand(op string) Command {
 		return &RecordToolCall{}
 	case OpCompleteTrace:
 		return &CompleteTrace{}
+	case OpAddEntity:
+		return &AddEntity{}
+	case OpAddRelationship:
+		return &AddRelationship{}
+	case OpMergeEntities:
+		return &MergeEntities{}
+	case OpAddFact:
+		return &AddFact{}
 	}
 	return nil
 }
@@ -190,6 +203,87 @@ type CompleteTrace struct {
 	Success        *bool  `json:"success,omitempty"`
 }
 
+// AddEntity records an entity of the user, or adds to it (entity_added): the entity's id is
+// derived from the user, Name and Type (events.EntityID), the id a preference's applies_to
+// {name, type} names, so both reach one node. Given fields replace the stored ones
+// (Attributes wholesale), Aliases are added, MessageIDs and TraceIDs (the user's) are linked as
+// mentioning it.
+type AddEntity struct {
+	EventID        string         `json:"event_id,omitempty"`
+	UserIdentifier string         `json:"user_identifier,omitempty"`
+	Name           string         `json:"name"`
+	Type           string         `json:"type"`
+	Subtype        string         `json:"subtype,omitempty"`
+	Description    string         `json:"description,omitempty"`
+	Aliases        []string       `json:"aliases,omitempty"`
+	Attributes     map[string]any `json:"attributes,omitempty"`
+	Confidence     *float64       `json:"confidence,omitempty"`
+	MessageIDs     []string       `json:"message_ids,omitempty"`
+	TraceIDs       []string       `json:"trace_ids,omitempty"`
+}
+
+// AddRelationship relates two entities of the user (relationship_added): Source and Target by
+// id (an entity of the user) or by name and type (that entity, created when absent).
+type AddRelationship struct {
+	EventID        string           `json:"event_id,omitempty"`
+	UserIdentifier string           `json:"user_identifier,omitempty"`
+	Source         events.EntityRef `json:"source"`
+	Target         events.EntityRef `json:"target"`
+	Type           string           `json:"type"`
+	Description    string           `json:"description,omitempty"`
+	Confidence     *float64         `json:"confidence,omitempty"`
+	ValidFrom      *time.Time       `json:"valid_from,omitempty"`
+	ValidUntil     *time.Time       `json:"valid_until,omitempty"`
+	Attributes     map[string]any   `json:"attributes,omitempty"`
+}
+
+// MergeEntities merges entity SourceID into TargetID (entities_merged), both of the user.
+type MergeEntities struct {
+	EventID        string `json:"event_id,omitempty"`
+	UserIdentifier string `json:"user_identifier,omitempty"`
+	SourceID       string `json:"source_id"`
+	TargetID       string `json:"target_id"`
+}
+
+// AddFact records a subject-predicate-object fact of the user (fact_added), valid from
+// ValidFrom (default: the event time) until ValidUntil (open when absent).
+type AddFact struct {
+	EventID        string         `json:"event_id,omitempty"`
+	UserIdentifier string         `json:"user_identifier,omitempty"`
+	FactID         string         `json:"fact_id,omitempty"`
+	Subject        string         `json:"subject"`
+	Predicate      string         `json:"predicate"`
+	Object         string         `json:"object"`
+	Confidence     *float64       `json:"confidence,omitempty"`
+	ValidFrom      *time.Time     `json:"valid_from,omitempty"`
+	ValidUntil     *time.Time     `json:"valid_until,omitempty"`
+	Metadata       map[string]any `json:"metadata,omitempty"`
+}
+
+// Op implements Command.
+func (*AddEntity) Op() string { return OpAddEntity }
+
+// Op implements Command.
+func (*AddRelationship) Op() string { return OpAddRelationship }
+
+// Op implements Command.
+func (*MergeEntities) Op() string { return OpMergeEntities }
+
+// Op implements Command.
+func (*AddFact) Op() string { return OpAddFact }
+
+// Kind implements Command.
+func (*AddEntity) Kind() events.Kind { return events.KindEntityAdded }
+
+// Kind implements Command.
+func (*AddRelationship) Kind() events.Kind { return events.KindRelationshipAdded }
+
+// Kind implements Command.
+func (*MergeEntities) Kind() events.Kind { return events.KindEntitiesMerged }
+
+// Kind implements Command.
+func (*AddFact) Kind() events.Kind { return events.KindFactAdded }
+
 // Op implements Command.
 func (*UpsertUser) Op() string { return OpUpsertUser }
 
@@ -272,6 +366,14 @@ func eventID(c Command) string {
 	case *RecordToolCall:
 		return c.EventID
 	case *CompleteTrace:
+		return c.EventID
+	case *AddEntity:
+		return c.EventID
+	case *AddRelationship:
+		return c.EventID
+	case *MergeEntities:
+		return c.EventID
+	case *AddFact:
 		return c.EventID
 	}
 	return ""

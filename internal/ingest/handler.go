@@ -185,6 +185,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/traces/{trace_id}/steps", h.guard(auth.ScopeWrite, h.command(OpAddTraceStep, false, fromPath("trace_id", "trace_id", traceID))))
 	mux.Handle("POST /v1/traces/{trace_id}/tool-calls", h.guard(auth.ScopeWrite, h.command(OpRecordToolCall, false, fromPath("trace_id", "trace_id", traceID))))
 	mux.Handle("POST /v1/traces/{trace_id}/complete", h.guard(auth.ScopeWrite, h.command(OpCompleteTrace, true, fromPath("trace_id", "trace_id", traceID))))
+	mux.Handle("POST /v1/entities", h.guard(auth.ScopeWrite, h.command(OpAddEntity, false, nil)))
+	mux.Handle("POST /v1/entities/merge", h.guard(auth.ScopeWrite, h.command(OpMergeEntities, false, nil)))
+	mux.Handle("POST /v1/relationships", h.guard(auth.ScopeWrite, h.command(OpAddRelationship, false, nil)))
+	mux.Handle("POST /v1/facts", h.guard(auth.ScopeWrite, h.command(OpAddFact, false, nil)))
 	mux.Handle("POST /v1/batch", h.guard(auth.ScopeWrite, h.endpoint("batch", h.batch)))
 }
 

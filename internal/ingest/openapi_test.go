@@ -31,6 +31,10 @@ var routes = []struct{ method, path, op, schema string }{
 	{"POST", "/v1/traces/{trace_id}/steps", ingest.OpAddTraceStep, "AddTraceStepBody"},
 	{"POST", "/v1/traces/{trace_id}/tool-calls", ingest.OpRecordToolCall, "RecordToolCallBody"},
 	{"POST", "/v1/traces/{trace_id}/complete", ingest.OpCompleteTrace, "CompleteTraceBody"},
+	{"POST", "/v1/entities", ingest.OpAddEntity, "AddEntity"},
+	{"POST", "/v1/entities/merge", ingest.OpMergeEntities, "MergeEntities"},
+	{"POST", "/v1/relationships", ingest.OpAddRelationship, "AddRelationship"},
+	{"POST", "/v1/facts", ingest.OpAddFact, "AddFact"},
 	{"POST", "/v1/batch", "", "Batch"},
 }
 
@@ -40,6 +44,8 @@ var opSchemas = map[string]string{
 	ingest.OpAddPreference: "AddPreference", ingest.OpSupersedePreference: "SupersedePreference",
 	ingest.OpStartTrace: "StartTrace", ingest.OpAddTraceStep: "AddTraceStep",
 	ingest.OpRecordToolCall: "RecordToolCall", ingest.OpCompleteTrace: "CompleteTrace",
+	ingest.OpAddEntity: "AddEntity", ingest.OpAddRelationship: "AddRelationship", ingest.OpMergeEntities: "MergeEntities",
+	ingest.OpAddFact: "AddFact",
 }
 
 func openAPI(t *testing.T) map[string]any {

@@ -48,15 +48,25 @@ func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record
 	out := Outcome{Applied: map[events.Kind]int{}}
 	for len(batch) > 0 {
 		n := 0
-		for n < len(batch) && batch[n].Event.Kind != events.KindUserErased {
+		for n < len(batch) && !endsSegment(batch[n].Event.Kind) {
 			n++
 		}
 		if err := applySegment(ctx, tx, batch[:n], &out, src, countTools); err != nil {
 			return out, err
 		}
 		batch = batch[n:]
-		for len(batch) > 0 && batch[0].Event.Kind == events.KindUserErased {
-			owner, err := erase(ctx, tx, batch[0])
+		for len(batch) > 0 && endsSegment(batch[0].Event.Kind) {
+			r := batch[0]
+			if r.Event.Kind == events.KindEntitiesMerged {
+				status, err := mergeEntities(ctx, tx, r, src)
+				if err != nil {
+					return out, fmt.Errorf("event %s (%s): %w", r.Event.ID, r.Event.Kind, err)
+				}
+				out.record(r, status)
+				batch = batch[1:]
+				continue
+			}
+			owner, err := erase(ctx, tx, r)
 			if err != nil {
 				return out, err
 			}
@@ -68,7 +78,27 @@ func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record
 	return out, nil
 }
 
-// applySegment applies events without an erasure among them.
+// endsSegment reports whether events of kind k are applied on their own, after the events
+// before them are written: an erasure, and a merge (entities.go).
+func endsSegment(k events.Kind) bool {
+	return k == events.KindUserErased || k == events.KindEntitiesMerged
+}
+
+// record adds the outcome of one event.
+func (out *Outcome) record(r Record, status string) {
+	switch status {
+	case "ok":
+		out.Applied[r.Event.Kind]++
+	case "duplicate":
+		out.Duplicates++
+		out.DuplicateSequences = append(out.DuplicateSequences, r.Sequence)
+	default:
+		out.Rejected = append(out.Rejected, &Rejection{Sequence: r.Sequence, Reason: Reason(status),
+			Err: rejectionError(r, Reason(status))})
+	}
+}
+
+// applySegment applies events without an erasure or a merge among them.
 func applySegment(ctx context.Context, tx neo4j.ManagedTransaction, seg []Record, out *Outcome, src stateSource, countTools bool) error {
 	if len(seg) == 0 {
 		return nil
@@ -95,16 +125,7 @@ func applySegment(ctx context.Context, tx neo4j.ManagedTransaction, seg []Record
 		if err != nil {
 			return fmt.Errorf("event %s (%s): %w", r.Event.ID, r.Event.Kind, err)
 		}
-		switch status {
-		case "ok":
-			out.Applied[r.Event.Kind]++
-		case "duplicate":
-			out.Duplicates++
-			out.DuplicateSequences = append(out.DuplicateSequences, r.Sequence)
-		default:
-			out.Rejected = append(out.Rejected, &Rejection{Sequence: r.Sequence, Reason: Reason(status),
-				Err: rejectionError(r, Reason(status))})
-		}
+		out.record(r, status)
 	}
 	if err := e.write(ctx, tx); err != nil {
 		return err
@@ -173,6 +194,10 @@ func warmUpBatches() [][]Record {
 		events.TraceStarted{TraceID: id(4), SessionID: "s", Task: "t"},
 		events.TraceStepAdded{TraceID: id(4), StepID: id(5), Thought: "t"},
 		events.ToolCallRecorded{TraceID: id(4), StepID: id(5), ToolCallID: id(6), ToolName: "engram-warm-up", Status: "success", DurationMS: &ms},
+		events.EntityAdded{Name: "e", Type: "t", Description: "d", Aliases: []string{"a"}, Attributes: map[string]any{"k": "v"},
+			MessageIDs: []string{id(1)}, TraceIDs: []string{id(4)}},
+		events.RelationshipAdded{Source: events.EntityRef{Name: "e", Type: "t"}, Target: events.EntityRef{Name: "n", Type: "t"}, Type: "R"},
+		events.FactAdded{FactID: id(11), Subject: "s", Predicate: "p", Object: "o"},
 	}, {
 		events.UserUpserted{UserID: events.UserID(user), Identifier: user, Attributes: map[string]any{"k": "w"}},
 		events.MessageAdded{MessageID: id(8), ConversationID: conv, SessionID: "s", Role: "user", Content: "c", Title: "u"},
@@ -181,6 +206,9 @@ func warmUpBatches() [][]Record {
 		events.TraceStepAdded{TraceID: id(4), StepID: id(9), Thought: "t"},
 		events.ToolCallRecorded{TraceID: id(4), StepID: id(9), ToolCallID: id(10), ToolName: "engram-warm-up", Status: "error", DurationMS: &ms},
 		events.TraceCompleted{TraceID: id(4), Outcome: "o", Success: &ok},
+		events.EntityAdded{Name: "e", Type: "t", Subtype: "s", Aliases: []string{"b"}},
+		events.RelationshipAdded{Source: events.EntityRef{ID: events.EntityID(user, "e", "t")}, Target: events.EntityRef{Name: "f", Type: "t"}, Type: "R", Description: "d"},
+		events.EntitiesMerged{SourceID: events.EntityID(user, "n", "t"), TargetID: events.EntityID(user, "f", "t")},
 		events.UserErased{Identifier: user},
 	}}
 	var out [][]Record
@@ -236,6 +264,20 @@ func rejectionError(r Record, reason Reason) error {
 		what += fmt.Sprintf(" (message %s)", d.MessageID)
 	case events.TraceStarted:
 		what += fmt.Sprintf(" (trace %s)", d.TraceID)
+	case events.EntityAdded:
+		what += fmt.Sprintf(" (entity %q of type %q, or a message or trace it is mentioned in)", d.Name, d.Type)
+	case events.RelationshipAdded:
+		if reason == ReasonConflict {
+			what = "relates an entity to itself (or to the entity it was merged into)"
+		}
+		what += fmt.Sprintf(" (relationship %s)", d.Type)
+	case events.EntitiesMerged:
+		if reason == ReasonConflict {
+			what = "merges an entity already merged into another one, or into an entity merged into it"
+		}
+		what += fmt.Sprintf(" (merge of entity %s into %s)", d.SourceID, d.TargetID)
+	case events.FactAdded:
+		what += fmt.Sprintf(" (fact %s)", d.FactID)
 	}
 	return fmt.Errorf("%s event %s %s", r.Event.Kind, r.Event.ID, what)
 }

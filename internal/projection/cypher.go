@@ -41,7 +41,11 @@ CALL () {
   UNWIND $ids.preferences AS id MATCH (n:Preference {id: id}) USING INDEX SEEK n:Preference(id)
   RETURN collect([id, n.owner, [(n)-[:SUPERSEDED_BY]->(m) | m.id]]) AS preferences
 }
-CALL () { UNWIND $ids.entities AS id MATCH (n:Entity {id: id}) USING INDEX SEEK n:Entity(id) RETURN collect([id, n.owner]) AS entities }
+CALL () {
+  UNWIND $ids.entities AS id MATCH (n:Entity {id: id}) USING INDEX SEEK n:Entity(id)
+  RETURN collect([id, n.owner, [(n)-[:MERGED_INTO]->(m) | m.id]]) AS entities
+}
+CALL () { UNWIND $ids.facts AS id MATCH (n:Fact {id: id}) USING INDEX SEEK n:Fact(id) RETURN collect([id, n.owner]) AS facts }
 CALL () {
   UNWIND $ids.traces AS id MATCH (n:ReasoningTrace {id: id}) USING INDEX SEEK n:ReasoningTrace(id)
   CALL (n) { OPTIONAL MATCH (n)-[:HAS_STEP]->(s:ReasoningStep) RETURN max(s.step_number) AS top }
@@ -52,7 +56,7 @@ CALL () {
   RETURN collect([id, n.owner, [(t:ReasoningTrace)-[:HAS_STEP]->(n) | t.id]]) AS steps
 }
 CALL () { UNWIND $ids.tool_calls AS id MATCH (n:ToolCall {id: id}) USING INDEX SEEK n:ToolCall(id) RETURN collect([id, n.owner]) AS tool_calls }
-RETURN users, messages, conversations, preferences, entities, traces, steps, tool_calls`
+RETURN users, messages, conversations, preferences, entities, facts, traces, steps, tool_calls`
 
 // A User is created by the first event that needs it (attributes from the segment's last
 // upsert, else {}); an upsert of an existing User replaces its attributes.
@@ -118,16 +122,32 @@ CALL () {
     FOREACH (a IN [ms[i]] | FOREACH (b IN [ms[i + 1]] | CREATE (a)-[:NEXT_MESSAGE]->(b))))
 }`
 
-// Entities named by name and type get the owner's derived id (rows.go computes
-// events.EntityID), created by the first preference that names them. Preferences come by
-// user ($w.preferences: g.user, null for the shared tenant, which has no User); r.applies_to
-// lists the ids of the entities a preference applies to, each once.
-const writePreferences = `
+// Entities get the owner's derived id (events.EntityID), created by the first event that
+// names them (a preference's applies_to, a relationship's endpoint by name, entity_added),
+// with the properties Go folded from the segment's events (entities.go); r.props leaves out
+// what is null. Each is its user's (HAS_ENTITY; the shared tenant has no User). The
+// entity_added events of an existing entity set what they gave and add their aliases.
+const writeEntities = `
 CALL () {
-  UNWIND $w.entities AS r
-  CREATE (:Entity {id: r.id, name: r.name, type: r.type, owner: r.owner, created_at: r.created_at,
-                   recorded_at: r.recorded_at, recorded_seq: r.recorded_seq})
+  UNWIND $w.create_entities AS r
+  CREATE (e:Entity)
+  SET e = r.props
+  WITH r, e
+  MATCH (u:User {identifier: r.user}) USING INDEX SEEK u:User(identifier)
+  CREATE (u)-[:HAS_ENTITY]->(e)
 }
+CALL () {
+  UNWIND $w.update_entities AS r
+  MATCH (e:Entity {id: r.id}) USING INDEX SEEK e:Entity(id)
+  SET e.subtype = coalesce(r.subtype, e.subtype), e.description = coalesce(r.description, e.description),
+      e.confidence = coalesce(r.confidence, e.confidence), e.metadata = coalesce(r.metadata, e.metadata),
+      e.updated_at = r.updated_at,
+      e.aliases = coalesce(e.aliases, []) + [a IN r.aliases WHERE a <> e.name AND NOT a IN coalesce(e.aliases, [])]
+}`
+
+// Preferences come by user ($w.preferences: g.user, null for the shared tenant, which has no
+// User); r.applies_to lists the ids of the entities a preference applies to, each once.
+const writePreferences = `
 CALL () {
   UNWIND $w.preferences AS g
   OPTIONAL MATCH (u:User {identifier: g.user}) USING INDEX SEEK u:User(identifier)
@@ -152,6 +172,106 @@ CALL () {
   SET o.valid_until = r.valid_until, o.superseded_recorded_at = r.recorded_at,
       o.superseded_seq = r.seq
 }`
+
+// Mentions (MENTIONS from a message or trace to an entity, once each), relationships (one
+// RELATED_TO per source, type and target, its id derived from them; the first event creates
+// it, the properties given last win, folded in Go; a confidence never given stays null, read
+// as 1.0, so that a merge can fold two edges as their events would) and facts (HAS_FACT from
+// their user).
+const writeEntityLinks = `
+CALL () {
+  UNWIND $w.message_mentions AS r
+  MATCH (m:Message {id: r.from}) USING INDEX SEEK m:Message(id)
+  MATCH (e:Entity {id: r.entity}) USING INDEX SEEK e:Entity(id)
+  MERGE (m)-[:MENTIONS]->(e)
+}
+CALL () {
+  UNWIND $w.trace_mentions AS r
+  MATCH (t:ReasoningTrace {id: r.from}) USING INDEX SEEK t:ReasoningTrace(id)
+  MATCH (e:Entity {id: r.entity}) USING INDEX SEEK e:Entity(id)
+  MERGE (t)-[:MENTIONS]->(e)
+}
+CALL () {
+  UNWIND $w.relationships AS r
+  MATCH (a:Entity {id: r.source}) USING INDEX SEEK a:Entity(id)
+  MATCH (b:Entity {id: r.target}) USING INDEX SEEK b:Entity(id)
+  MERGE (a)-[x:RELATED_TO {type: r.type}]->(b)
+  ON CREATE SET x.id = r.id, x.relation_type = r.type, x.created_at = r.created_at,
+                x.recorded_at = r.recorded_at, x.recorded_seq = r.recorded_seq
+  SET x.description = coalesce(r.description, x.description), x.confidence = coalesce(r.confidence, x.confidence),
+      x.valid_from = coalesce(r.valid_from, x.valid_from), x.valid_until = coalesce(r.valid_until, x.valid_until),
+      x.attributes_json = coalesce(r.attributes_json, x.attributes_json), x.updated_at = r.updated_at
+}
+CALL () {
+  UNWIND $w.facts AS r
+  CREATE (f:Fact {id: r.id, subject: r.subject, predicate: r.predicate, object: r.object,
+                  confidence: r.confidence, valid_from: r.valid_from, valid_until: r.valid_until,
+                  created_at: r.time, metadata: r.metadata, owner: r.owner,
+                  recorded_at: r.recorded_at, recorded_seq: r.seq})
+  WITH r, f
+  MATCH (u:User {identifier: r.user}) USING INDEX SEEK u:User(identifier)
+  CREATE (u)-[:HAS_FACT]->(f)
+}`
+
+// cypherMergeEdges reads what a merge cannot move without Go: the source entity's
+// relationships (type and the other end), whose moved copies get the id of their new
+// endpoints (events.RelationshipID).
+const cypherMergeEdges = planOnce + `
+MATCH (b:Entity {id: $id}) USING INDEX SEEK b:Entity(id)
+RETURN [(b)-[x:RELATED_TO]->(o:Entity) | [x.type, o.id]] AS outs,
+       [(o:Entity)-[x:RELATED_TO]->(b) | [x.type, o.id]] AS ins`
+
+// foldRelationship folds a merged entity's edge x into the target's edge y of the same type
+// and other end: the properties of the one updated later win where it has them, as if the
+// events of both had been applied to one edge in time order, which is what applying them
+// again (now resolved to the target) does: so a batch applied twice gives one graph.
+const foldRelationship = `
+  SET y.description = CASE WHEN newer THEN coalesce(x.description, y.description) ELSE coalesce(y.description, x.description) END,
+      y.confidence = CASE WHEN newer THEN coalesce(x.confidence, y.confidence) ELSE coalesce(y.confidence, x.confidence) END,
+      y.valid_from = CASE WHEN newer THEN coalesce(x.valid_from, y.valid_from) ELSE coalesce(y.valid_from, x.valid_from) END,
+      y.valid_until = CASE WHEN newer THEN coalesce(x.valid_until, y.valid_until) ELSE coalesce(y.valid_until, x.valid_until) END,
+      y.attributes_json = CASE WHEN newer THEN coalesce(x.attributes_json, y.attributes_json) ELSE coalesce(y.attributes_json, x.attributes_json) END,
+      y.updated_at = CASE WHEN newer THEN x.updated_at ELSE y.updated_at END`
+
+// cypherMerge merges entity $r.source into $r.target: the source's name and aliases become
+// the target's aliases; its mentions, preferences, relationships and the entities merged into
+// it move to the target (into an edge the target has already, foldRelationship; an edge
+// between the two goes); the source stays, without those edges, as a
+// tombstone MERGED_INTO the target (merged_into, merged_at), so that references to it reach
+// the target, in the projector as in replay.
+const cypherMerge = planOnce + `
+MATCH (b:Entity {id: $r.source}) USING INDEX SEEK b:Entity(id)
+MATCH (a:Entity {id: $r.target}) USING INDEX SEEK a:Entity(id)
+SET a.aliases = coalesce(a.aliases, []) +
+      [x IN [b.name] + coalesce(b.aliases, []) WHERE x IS NOT NULL AND x <> a.name AND NOT x IN coalesce(a.aliases, [])],
+    a.updated_at = $r.time, b.merged_into = a.id, b.merged_at = $r.time
+WITH a, b
+CALL (a, b) { MATCH (m)-[x:MENTIONS]->(b) MERGE (m)-[:MENTIONS]->(a) DELETE x }
+CALL (a, b) { MATCH (p:Preference)-[x:APPLIES_TO]->(b) MERGE (p)-[:APPLIES_TO]->(a) DELETE x }
+CALL (a, b) {
+  MATCH (c:Entity)-[x:MERGED_INTO]->(b)
+  CREATE (c)-[:MERGED_INTO {at: x.at, recorded_at: x.recorded_at}]->(a)
+  SET c.merged_into = a.id
+  DELETE x
+}
+CALL (a, b) {
+  UNWIND $r.outs AS o
+  MATCH (b)-[x:RELATED_TO]->(t:Entity) WHERE x.type = o.type AND t.id = o.other
+  MERGE (a)-[y:RELATED_TO {type: o.type}]->(t)
+  ON CREATE SET y = properties(x), y.id = o.id
+  WITH x, y, x.updated_at > y.updated_at AS newer` + foldRelationship + `
+  DELETE x
+}
+CALL (a, b) {
+  UNWIND $r.ins AS o
+  MATCH (t:Entity)-[x:RELATED_TO]->(b) WHERE x.type = o.type AND t.id = o.other
+  MERGE (t)-[y:RELATED_TO {type: o.type}]->(a)
+  ON CREATE SET y = properties(x), y.id = o.id
+  WITH x, y, x.updated_at > y.updated_at AS newer` + foldRelationship + `
+  DELETE x
+}
+CALL (a, b) { MATCH (b)-[x:RELATED_TO]-(a) DELETE x }
+CREATE (b)-[:MERGED_INTO {at: $r.time, recorded_at: $r.recorded_at}]->(a)`
 
 // step_number is the event's, or (effects.go) the trace's highest plus one, in stored order.
 // The last completion of a trace in the segment sets its outcome.
@@ -240,10 +360,10 @@ CALL () {
 
 // cypherWrite writes a segment (effects.write); cypherWriteUncounted the same for a rebuild.
 const (
-	cypherWrite = planOnce + writeUsers + writeConversations + writeMessages + writePreferences + writeTraces +
-		writeToolCalls + writeToolTally
-	cypherWriteUncounted = planOnce + writeUsers + writeConversations + writeMessages + writePreferences + writeTraces +
-		writeToolCallsUncounted
+	cypherWrite = planOnce + writeUsers + writeConversations + writeMessages + writeEntities + writePreferences +
+		writeTraces + writeEntityLinks + writeToolCalls + writeToolTally
+	cypherWriteUncounted = planOnce + writeUsers + writeConversations + writeMessages + writeEntities +
+		writePreferences + writeTraces + writeEntityLinks + writeToolCallsUncounted
 )
 
 // cypherRecountTools sets every Tool aggregate from the calls that are instances of it: what
@@ -294,6 +414,7 @@ CALL (r) {
   CALL (r) { MATCH (n:Conversation {owner: r.owner}) USING INDEX SEEK n:Conversation(owner) DETACH DELETE n }
   CALL (r) { MATCH (n:Preference {owner: r.owner}) USING INDEX SEEK n:Preference(owner) DETACH DELETE n }
   CALL (r) { MATCH (n:Entity {owner: r.owner}) USING INDEX SEEK n:Entity(owner) DETACH DELETE n }
+  CALL (r) { MATCH (n:Fact {owner: r.owner}) USING INDEX SEEK n:Fact(owner) DETACH DELETE n }
   CALL (r) { MATCH (n:User {owner: r.owner}) USING INDEX SEEK n:User(owner) DETACH DELETE n }
   CALL (tools) {
     UNWIND tools AS tool

@@ -61,6 +61,8 @@ type graphState struct {
 	conversations map[string]*convNode
 	preferences   map[string]*prefNode
 	entities      map[string]owned
+	merged        map[string]string // entity id -> the entity it was merged into
+	facts         map[string]owned
 	traces        map[string]*traceNode
 	steps         map[string]*stepNode
 	toolCalls     map[string]owned
@@ -68,7 +70,7 @@ type graphState struct {
 
 // lookupKeys collects every id the segment names, by label.
 type lookupKeys struct {
-	users, messages, conversations, preferences, entities, traces, steps, toolCalls map[string]bool
+	users, messages, conversations, preferences, entities, traces, steps, toolCalls, facts map[string]bool
 }
 
 func addKey(set *map[string]bool, id string) {
@@ -148,6 +150,8 @@ func (k *lookupKeys) record(r Record) error {
 			return err
 		}
 		addKey(&k.traces, d.TraceID)
+	default:
+		return k.recordEntities(r)
 	}
 	return nil
 }
@@ -177,7 +181,8 @@ func (graphSource) erased(string)       {}
 func newGraphState() *graphState {
 	return &graphState{
 		users: map[string]owned{}, messages: map[string]owned{}, conversations: map[string]*convNode{},
-		preferences: map[string]*prefNode{}, entities: map[string]owned{}, traces: map[string]*traceNode{},
+		preferences: map[string]*prefNode{}, entities: map[string]owned{}, merged: map[string]string{},
+		facts: map[string]owned{}, traces: map[string]*traceNode{},
 		steps: map[string]*stepNode{}, toolCalls: map[string]owned{},
 	}
 }
@@ -188,7 +193,7 @@ func (graphSource) lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *l
 	res, err := tx.Run(ctx, cypherLookup, map[string]any{"ids": map[string]any{
 		"users": keyList(k.users), "messages": keyList(k.messages), "conversations": keyList(k.conversations),
 		"preferences": keyList(k.preferences), "entities": keyList(k.entities), "traces": keyList(k.traces),
-		"steps": keyList(k.steps), "tool_calls": keyList(k.toolCalls),
+		"steps": keyList(k.steps), "tool_calls": keyList(k.toolCalls), "facts": keyList(k.facts),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("look up the batch's ids: %w", err)
@@ -248,6 +253,14 @@ func (graphSource) lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *l
 	}
 	for _, t := range rows("entities") {
 		st.entities[id(t)] = ownerOf(t)
+		if len(t) > 2 {
+			if into := idList(t[2]); len(into) > 0 {
+				st.merged[id(t)] = into[0]
+			}
+		}
+	}
+	for _, t := range rows("facts") {
+		st.facts[id(t)] = ownerOf(t)
 	}
 	for _, t := range rows("traces") {
 		tr := &traceNode{owned: ownerOf(t)}
@@ -297,7 +310,13 @@ type effects struct {
 	convIdx    map[string]*convWrite
 	msgGroups  []any // per conversation: its tail before the segment and its new messages
 	msgIdx     map[string]map[string]any
-	entities   []any
+	entities   []*entityWrite
+	entityIdx  map[string]*entityWrite
+	mentions   [][3]string // kind, from id, entity id of each new MENTIONS edge
+	mentionIdx map[[3]string]bool
+	rels       []*relWrite
+	relIdx     map[string]*relWrite
+	facts      []any
 	prefGroups []any // per user (nil: the shared tenant): the new preferences
 	prefIdx    map[any]map[string]any
 	supersedes []any
@@ -437,18 +456,12 @@ func (e *effects) simulate(st *graphState, r Record, m map[string]any) (string, 
 			}
 		}
 		for _, v := range ids {
-			link(v.(string))
+			link(st.resolve(v.(string)))
 		}
 		named, _ := m["entities"].([]any)
 		for _, v := range named {
 			en := v.(map[string]any)
-			eid := en["id"].(string)
-			if _, ok := st.entities[eid]; !ok {
-				st.entities[eid] = ownedBy(owner)
-				e.entities = append(e.entities, map[string]any{"id": eid, "name": en["name"], "type": en["type"], "owner": owner,
-					"created_at": m["time"], "recorded_at": m["recorded_at"], "recorded_seq": m["seq"]})
-			}
-			link(eid)
+			link(e.ensureEntity(st, m, en["id"].(string), en["name"], en["type"]).id)
 		}
 		m["applies_to"] = appliesTo
 		e.touchUser(st, m)
@@ -577,7 +590,7 @@ func (e *effects) simulate(st *graphState, r Record, m map[string]any) (string, 
 		}
 		return "ok", nil
 	}
-	return "", fmt.Errorf("event %s: %w: %q", r.Event.ID, events.ErrUnknownType, r.Event.Kind)
+	return e.simulateEntities(st, r, m)
 }
 
 // write writes the segment in one statement (cypherWrite); nothing when it writes nothing.
@@ -619,10 +632,11 @@ func (e *effects) write(ctx context.Context, tx neo4j.ManagedTransaction) error 
 	w := map[string]any{
 		"create_users": createUsers, "update_users": updateUsers,
 		"create_conversations": createConvs, "update_conversations": updateConvs,
-		"messages": e.msgGroups, "entities": e.entities, "preferences": e.prefGroups, "supersedes": e.supersedes,
+		"messages": e.msgGroups, "preferences": e.prefGroups, "supersedes": e.supersedes,
 		"traces": e.traces, "steps": e.steps, "completes": e.completes,
 		"tool_calls": e.toolCalls, "tools": e.tools.rows(),
 	}
+	e.entityRows(w)
 	n := 0
 	for k, v := range w {
 		rows, _ := v.([]any)

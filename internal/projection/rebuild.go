@@ -108,7 +108,7 @@ func (m *memSource) reset() {
 func (m *memSource) size() int {
 	k := m.known
 	return len(k.users) + len(k.messages) + len(k.conversations) + len(k.preferences) + len(k.entities) +
-		len(k.traces) + len(k.steps) + len(k.toolCalls)
+		len(k.facts) + len(k.traces) + len(k.steps) + len(k.toolCalls)
 }
 
 // intern keeps one copy of each owner string.
@@ -174,6 +174,14 @@ func (m *memSource) lookup(_ context.Context, _ neo4j.ManagedTransaction, k *loo
 	for id := range k.entities {
 		if v, ok := get(m, p.entities, kn.entities, id, ownedOf); ok {
 			st.entities[id] = v
+			if into := m.survivor(id); into != id {
+				st.merged[id] = into
+			}
+		}
+	}
+	for id := range k.facts {
+		if v, ok := get(m, p.facts, kn.facts, id, ownedOf); ok {
+			st.facts[id] = v
 		}
 	}
 	for id := range k.traces {
@@ -197,6 +205,21 @@ func (m *memSource) lookup(_ context.Context, _ neo4j.ManagedTransaction, k *loo
 	return st, nil
 }
 
+// survivor is the entity id reaches through the merges the transaction in flight and the
+// committed ones recorded (the graph keeps one hop; this follows the chain).
+func (m *memSource) survivor(id string) string {
+	for range 64 {
+		into, ok := m.pending.merged[id]
+		if !ok {
+			if into, ok = m.known.merged[id]; !ok {
+				return id
+			}
+		}
+		id = into
+	}
+	return id
+}
+
 // written keeps the segment's state as the transaction's.
 func (m *memSource) written(st *graphState) {
 	p := m.pending
@@ -216,6 +239,10 @@ func (m *memSource) written(st *graphState) {
 	}
 	for id, v := range st.entities {
 		p.entities[id] = m.intern(v)
+	}
+	maps.Copy(p.merged, st.merged)
+	for id, v := range st.facts {
+		p.facts[id] = m.intern(v)
 	}
 	for id, v := range st.traces {
 		v.owned = m.intern(v.owned)
@@ -247,6 +274,8 @@ func (m *memSource) commit() {
 	maps.Copy(k.conversations, p.conversations)
 	maps.Copy(k.preferences, p.preferences)
 	maps.Copy(k.entities, p.entities)
+	maps.Copy(k.merged, p.merged)
+	maps.Copy(k.facts, p.facts)
 	maps.Copy(k.traces, p.traces)
 	maps.Copy(k.steps, p.steps)
 	maps.Copy(k.toolCalls, p.toolCalls)
@@ -260,7 +289,9 @@ func dropOwner(st *graphState, owner string) {
 	maps.DeleteFunc(st.messages, func(_ string, v owned) bool { return is(v) })
 	maps.DeleteFunc(st.conversations, func(_ string, v *convNode) bool { return is(v.owned) })
 	maps.DeleteFunc(st.preferences, func(_ string, v *prefNode) bool { return is(v.owned) })
+	maps.DeleteFunc(st.merged, func(id string, _ string) bool { v, ok := st.entities[id]; return ok && is(v) })
 	maps.DeleteFunc(st.entities, func(_ string, v owned) bool { return is(v) })
+	maps.DeleteFunc(st.facts, func(_ string, v owned) bool { return is(v) })
 	maps.DeleteFunc(st.traces, func(_ string, v *traceNode) bool { return is(v.owned) })
 	maps.DeleteFunc(st.steps, func(_ string, v *stepNode) bool { return is(v.owned) })
 	maps.DeleteFunc(st.toolCalls, func(_ string, v owned) bool { return is(v) })

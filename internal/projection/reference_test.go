@@ -115,6 +115,10 @@ CALL (r) {
     CALL (r, p) {
       WITH r, p WHERE r.user IS NOT NULL` + refMergeUser + `
       MERGE (u)-[:HAS_PREFERENCE]->(p)
+      WITH r, u
+      UNWIND r.entities AS en
+      MATCH (e:Entity {id: en.id})
+      MERGE (u)-[:HAS_ENTITY]->(e)
     }
   }
   RETURN status

@@ -22,6 +22,10 @@ var rowBuilders = map[events.Kind]func(r Record, base map[string]any) error{
 	events.KindTraceCompleted:       traceCompletedRow,
 	events.KindUserErased:           userErasedRow,
 	events.KindUserRecreated:        userRecreatedRow,
+	events.KindEntityAdded:          entityAddedRow,
+	events.KindRelationshipAdded:    relationshipAddedRow,
+	events.KindEntitiesMerged:       entitiesMergedRow,
+	events.KindFactAdded:            factAddedRow,
 }
 
 // row builds the parameters of one event: what every kind shares (stream sequence, owner,
@@ -253,6 +257,107 @@ func userRecreatedRow(r Record, m map[string]any) error {
 func userErasedRow(r Record, _ map[string]any) error {
 	_, err := dataAs[events.UserErased](r)
 	return err
+}
+
+// entityAddedRow: the entity's derived id, and what the event gives (null where it gives
+// nothing: the stored value stays). Attributes are stored as the library stores them, in the
+// metadata JSON under "attributes".
+func entityAddedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.EntityAdded](r)
+	if err != nil {
+		return err
+	}
+	var meta any
+	if d.Attributes != nil {
+		if meta, err = jsonText(map[string]any{"attributes": d.Attributes}); err != nil {
+			return fmt.Errorf("attributes: %w", err)
+		}
+	}
+	var confidence any
+	if d.Confidence != nil {
+		confidence = *d.Confidence
+	}
+	aliases := make([]any, 0, len(d.Aliases))
+	for _, a := range d.Aliases {
+		aliases = append(aliases, a)
+	}
+	m["entity_id"] = events.EntityID(r.Event.User, d.Name, d.Type)
+	m["name"] = d.Name
+	m["type"] = d.Type
+	m["subtype"] = nilIfEmpty(d.Subtype)
+	m["description"] = nilIfEmpty(d.Description)
+	m["aliases"] = aliases
+	m["metadata"] = meta
+	m["confidence"] = confidence
+	return nil
+}
+
+func relationshipAddedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.RelationshipAdded](r)
+	if err != nil {
+		return err
+	}
+	var attrs, confidence, from, until any
+	if d.Attributes != nil {
+		if attrs, err = jsonText(d.Attributes); err != nil {
+			return fmt.Errorf("attributes: %w", err)
+		}
+	}
+	if d.Confidence != nil {
+		confidence = *d.Confidence
+	}
+	if d.ValidFrom != nil {
+		from = graphTime(*d.ValidFrom)
+	}
+	if d.ValidUntil != nil {
+		until = graphTime(*d.ValidUntil)
+	}
+	m["type"] = d.Type
+	m["description"] = nilIfEmpty(d.Description)
+	m["confidence"] = confidence
+	m["valid_from"] = from
+	m["valid_until"] = until
+	m["attributes_json"] = attrs
+	return nil
+}
+
+func entitiesMergedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.EntitiesMerged](r)
+	if err != nil {
+		return err
+	}
+	m["source_id"] = d.SourceID
+	m["target_id"] = d.TargetID
+	return nil
+}
+
+// factAddedRow: confidence 1.0 and valid_from the event time when absent, as a preference's.
+func factAddedRow(r Record, m map[string]any) error {
+	d, err := dataAs[events.FactAdded](r)
+	if err != nil {
+		return err
+	}
+	meta, err := jsonObject(d.Metadata)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	confidence := 1.0
+	if d.Confidence != nil {
+		confidence = *d.Confidence
+	}
+	var until any
+	if d.ValidUntil != nil {
+		until = graphTime(*d.ValidUntil)
+	}
+	m["id"] = d.FactID
+	m["subject"] = d.Subject
+	m["predicate"] = d.Predicate
+	m["object"] = d.Object
+	m["confidence"] = confidence
+	m["valid_from"] = timeOr(d.ValidFrom, r.Event.Time)
+	m["valid_until"] = until
+	m["metadata"] = meta
+	return nil
 }
 
 // jsonText is the canonical JSON text of v: map keys sorted (encoding/json), no HTML escaping.

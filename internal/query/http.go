@@ -107,6 +107,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/users/{identifier}/search/preferences", h.guard(h.route("search_preferences", h.searchPreferences)))
 	mux.Handle("GET /v1/users/{identifier}/search/entities", h.guard(h.route("search_entities", h.searchEntities)))
 	mux.Handle("GET /v1/users/{identifier}/search/steps", h.guard(h.route("search_steps", h.searchSteps)))
+	h.registerEntities(mux)
 	h.registerShared(mux)
 	h.registerAdmin(mux)
 }
@@ -222,8 +223,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		return http.StatusNotFound
 	case errors.Is(err, ErrNotFound):
 		msg := fmt.Sprintf("user %q not found", r.PathValue("identifier"))
+		var entity *EntityNotFoundError
 		if id := r.PathValue("trace_id"); id != "" {
 			msg = fmt.Sprintf("trace %q of %s not found", id, tenantName(r.PathValue("identifier")))
+		} else if errors.As(err, &entity) {
+			msg = entity.Error() + " for " + tenantName(r.PathValue("identifier"))
 		}
 		app.WriteError(w, http.StatusNotFound, "", msg)
 		return http.StatusNotFound

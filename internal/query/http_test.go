@@ -376,6 +376,11 @@ func TestHTTPOpenAPI(t *testing.T) {
 		"/v1/users/{identifier}/search/entities:", "/v1/users/{identifier}/search/steps:",
 		"/v1/shared/search/messages:", "/v1/shared/search/preferences:", "/v1/shared/search/entities:",
 		"/v1/shared/search/steps:", "success_only", "MessageHits", "StepHits",
+		"/v1/users/{identifier}/entities:", "/v1/users/{identifier}/entities/by-name:", "/v1/users/{identifier}/entities/{entity_id}:",
+		"/v1/users/{identifier}/entities/{entity_id}/related:", "/v1/users/{identifier}/facts:",
+		"/v1/shared/entities:", "/v1/shared/entities/by-name:", "/v1/shared/entities/{entity_id}:",
+		"/v1/shared/entities/{entity_id}/related:", "/v1/shared/facts:", "EntityDetail", "resolved_from", "merged_ids",
+		"truncated", "direction",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("OpenAPI document lacks %s", want)

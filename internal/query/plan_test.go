@@ -161,6 +161,12 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"Checkpoint", checkpointByName, map[string]any{"name": "projector-p0"}},
 		{"ToolStats", userToolStats, with(map[string]any{"tool_name": nil, "limit": int64(10)})},
 		{"ToolStats by name", userToolStats, with(map[string]any{"tool_name": "search", "limit": int64(10)})},
+		{"Entity", userEntityByID, with(map[string]any{"entity_id": events.EntityID(s.f.id, "Healthcare", "Industry")})},
+		{"Entities", userEntities, with(entityListArgs(nil, nil, nil))},
+		{"Entities by name and type after a cursor", userEntities, with(entityListArgs("Healthcare", "Industry", "x"))},
+		{"RelatedEntities edges", userEntityEdges, with(relatedArgs(s.f.id))},
+		{"Facts", userFacts, with(map[string]any{"subject": nil, "predicate": nil, "as_of": nil, "limit": int64(10)})},
+		{"Facts of a subject as of", userFacts, with(map[string]any{"subject": "Bob", "predicate": "works_at", "as_of": at, "limit": int64(10)})},
 	}
 	// The shared tenant's reads have no user to start from: they seek the owner index or the
 	// unique id of the conversation or trace asked for, and must not scan either.
@@ -188,6 +194,11 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"shared Traces", sharedTraces, sharedWith(map[string]any{"session_id": "s", "limit": int64(10)})},
 		{"shared Trace", sharedTraceByID, sharedWith(map[string]any{"trace_id": events.NewID()})},
 		{"shared ToolStats", sharedToolStats, sharedWith(map[string]any{"tool_name": nil, "limit": int64(10)})},
+		{"shared Entity", sharedEntityByID, sharedWith(map[string]any{"entity_id": events.EntityID("", "Healthcare", "Industry")})},
+		{"shared Entities", sharedEntities, sharedWith(entityListArgs(nil, nil, nil))},
+		{"shared Entities by name and type after a cursor", sharedEntities, sharedWith(entityListArgs("Healthcare", "Industry", "x"))},
+		{"shared RelatedEntities edges", sharedEntityEdges, sharedWith(relatedArgs(""))},
+		{"shared Facts", sharedFacts, sharedWith(map[string]any{"subject": "Bob", "predicate": nil, "as_of": at, "limit": int64(10)})},
 	} {
 		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
 		if err != nil {
@@ -315,4 +326,16 @@ func TestReadsAreIndexBacked(t *testing.T) {
 	args := res.Summary.Profile().Arguments()
 	t.Logf("PROFILE of PreferencesFor (applies_to name+type, as_of, known_at) — Cypher %v, %v runtime:\n%s",
 		args["version"], args["runtime-impl"], b.String())
+}
+
+// entityListArgs are the parameters of the entity list read (nil: no filter, no cursor).
+func entityListArgs(name, typ, cursorID any) map[string]any {
+	return map[string]any{"name": name, "type": typ, "cursor_name": name, "cursor_id": cursorID, "limit": int64(11)}
+}
+
+// relatedArgs are the parameters of one level of the related read: the entity of the seed's
+// applies_to and an unknown one, every type, both directions.
+func relatedArgs(identifier string) map[string]any {
+	return map[string]any{"frontier": []string{events.EntityID(identifier, "Healthcare", "Industry"), events.NewID()},
+		"types": []string{"WORKS_AT"}, "direction": "both"}
 }

@@ -51,6 +51,7 @@ var sharedPaths = []string{
 	"/preferences", "/preferences/history", "/conversations", "/conversations/s/messages",
 	"/traces", "/traces/t", "/events/" + "01a2320c-7ca5-7447-8bb8-8c4e68040d11", "/tools",
 	"/search/messages?q=x", "/search/preferences?q=x", "/search/entities?q=x", "/search/steps?q=x",
+	"/entities", "/entities/by-name?name=n&type=t", "/entities/e", "/entities/e/related", "/facts",
 }
 
 // TestSharedRoutesNeedMultiTenantOff: with multi-tenant mode on, every shared route is a 404
@@ -81,7 +82,7 @@ func TestSharedRoutesAuthorization(t *testing.T) {
 		}
 		code, body = get(t, base+SharedPrefix+p, token("*"), nil)
 		want := http.StatusOK
-		if strings.HasPrefix(p, "/traces/") || strings.HasPrefix(p, "/events/") {
+		if strings.HasPrefix(p, "/traces/") || strings.HasPrefix(p, "/events/") || strings.HasPrefix(p, "/entities/") {
 			want = http.StatusNotFound
 		}
 		if code != want || (want == http.StatusNotFound && !strings.Contains(string(body), "the shared tenant")) {

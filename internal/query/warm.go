@@ -56,6 +56,10 @@ func (r *Reader) Warm(ctx context.Context) error {
 		}},
 		{"search entities", func() error { _, err := r.SearchEntities(ctx, warmUpUser, EntitySearch{Text: "warm"}); return err }},
 		{"search steps", func() error { _, err := r.SearchSteps(ctx, warmUpUser, StepSearch{Text: "warm"}); return err }},
+		{"entity", func() error { _, err := r.GetEntity(ctx, warmUpUser, "e"); return err }},
+		{"entities", func() error { _, err := r.Entities(ctx, warmUpUser, EntityQuery{}); return err }},
+		{"related entities", func() error { _, err := r.RelatedEntities(ctx, warmUpUser, "e", RelatedQuery{}); return err }},
+		{"facts", func() error { _, err := r.Facts(ctx, warmUpUser, FactQuery{}); return err }},
 	}
 	for _, x := range reads {
 		if err := x.read(); err != nil && !errors.Is(err, ErrNotFound) {
