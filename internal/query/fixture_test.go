@@ -19,7 +19,7 @@ import (
 // reads are tested without the projector. End-to-end tests replace it with the real projector.
 
 // ownedLabels are the labels whose nodes carry owner (docs/graph.md).
-var ownedLabels = []string{"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall"}
+var ownedLabels = []string{"User", "Conversation", "Message", "Preference", "Entity", "ReasoningTrace", "ReasoningStep", "ToolCall", "Fact"}
 
 // neo4jDriver returns the shared Neo4j with the schema applied.
 func neo4jDriver(t *testing.T) neo4j.DriverWithContext {
