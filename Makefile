@@ -43,7 +43,7 @@ lint:
 ## is written to the package's testdata/fuzz/<Target>/ and becomes a test case of make test.
 FUZZTIME ?= 1000000x
 FUZZ_PARALLEL ?= 1
-FUZZ_TARGETS ?= internal/auth:FuzzAuthorization internal/auth:FuzzJWT internal/query:FuzzQueryParams \
+FUZZ_TARGETS ?= internal/auth:FuzzAuthorization internal/auth:FuzzJWT internal/query:FuzzQueryParams internal/query:FuzzLogParams \
 	internal/events:FuzzToken internal/events:FuzzDecode internal/events:FuzzDecodeCloudEvent \
 	internal/events:FuzzEncodeMatchesSDK internal/events:FuzzCheckJSONFast \
 	internal/ingest:FuzzDecodeCommand internal/ingest:FuzzDecodeBatch internal/ingest:FuzzHandler

@@ -4,7 +4,8 @@
 # Settings (environment, with defaults): NEO4J_BOLT_PORT=7687, NEO4J_DATA_DIR=var/neo4j,
 # NEO4J_PASSWORD=engram-dev-password, NEO4J_HEAP=2g, NEO4J_PAGECACHE=512m,
 # NEO4J_START_TIMEOUT=180 (seconds), NEO4J_INSTANCE (a name for a second server, e.g. the
-# scratch database of `memctl verify`: its own pid and log file). The first start fetches the jars through Maven.
+# scratch database of `memctl verify`: its own pid and log file), NEO4J_JAVA_OPTS (JVM options,
+# default "-Xms512m -Xmx$NEO4J_HEAP -XX:+UseG1GC"). The first start fetches the jars through Maven.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -52,7 +53,8 @@ start() {
   fi
   build
   mkdir -p "$run_dir" "$(dirname "$logfile")" "$NEO4J_DATA_DIR"
-  nohup java -Xms512m -Xmx"$heap" -XX:+UseG1GC \
+  # shellcheck disable=SC2086 # the options are words
+  nohup java ${NEO4J_JAVA_OPTS:--Xms512m -Xmx$heap -XX:+UseG1GC} \
     -cp "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*" \
     dev.engram.neo4j.Launcher >"$logfile" 2>&1 &
   echo $! >"$pidfile"

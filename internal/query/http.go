@@ -110,6 +110,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerEntities(mux)
 	h.registerShared(mux)
 	h.registerAdmin(mux)
+	h.registerUI(mux)
 }
 
 // route wraps an endpoint: validate the identifier and parameters, wait for the consistency
