@@ -116,9 +116,17 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // route wraps an endpoint: validate the identifier and parameters, wait for the consistency
 // token when one is given, read, answer JSON; errors become problems (writeError).
 func (h *Handler) route(name string, ep endpoint) http.Handler {
+	return h.routeWith(name, ep, h.answer)
+}
+
+// answerFunc runs a validated read and writes its answer, returning the status code.
+type answerFunc func(w http.ResponseWriter, r *http.Request, read readFunc) int
+
+// routeWith is route with its own way of answering the read (the log reads', uilog.go).
+func (h *Handler) routeWith(name string, ep endpoint, answer answerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code := h.serve(w, r, ep)
+		code := h.serve(w, r, ep, answer)
 		if h.metrics != nil {
 			h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 			h.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
@@ -126,7 +134,7 @@ func (h *Handler) route(name string, ep endpoint) http.Handler {
 	})
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, answer answerFunc) int {
 	identifier := r.PathValue("identifier")
 	if _, err := tenant(identifier); err != nil {
 		return h.writeError(w, r, err)
@@ -146,7 +154,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint) int
 		}
 		w.Header().Add("Server-Timing", serverTiming("consistency", time.Since(start)))
 	}
-	return h.answer(w, r, read)
+	return answer(w, r, read)
 }
 
 // serverTiming is one metric of a Server-Timing header (W3C Server Timing): how long the

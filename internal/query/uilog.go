@@ -362,41 +362,21 @@ func (h *Handler) logEvent(r *http.Request, identifier string) (readFunc, error)
 	}, nil
 }
 
-// logRoute is route (http.go) for the log reads, with two differences: a missing event
-// answers 404 naming the sequence and the tenant (writeError would say the user was not
-// found), and a read that runs out of time is the event log not answering (503), not Neo4j.
+// logRoute is route (http.go) for the log reads, with two differences in the answer
+// (answerLog): a missing event answers 404 naming the sequence and the tenant (writeError
+// would say the user was not found), and a read that runs out of time is the event log not
+// answering (503), not Neo4j.
 func (h *Handler) logRoute(name string, ep endpoint) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		code := h.serveLog(w, r, ep)
-		if h.metrics != nil {
-			h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-			h.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
-		}
-	})
+	return h.routeWith(name, ep, h.answerLog)
 }
 
-func (h *Handler) serveLog(w http.ResponseWriter, r *http.Request, ep endpoint) int {
+func (h *Handler) answerLog(w http.ResponseWriter, r *http.Request, read readFunc) int {
 	identifier := r.PathValue("identifier")
-	if _, err := tenant(identifier); err != nil {
-		return h.writeError(w, r, err)
-	}
-	token, err := parseConsistency(r.URL.Query(), r.Header.Get(ConsistencyHeader))
-	if err != nil {
-		return h.writeError(w, r, err)
-	}
-	read, err := ep(r, identifier)
-	if err != nil {
-		return h.writeError(w, r, err)
-	}
-	if token > 0 {
-		if err := h.waitFor(r.Context(), identifier, token); err != nil {
-			return h.writeError(w, r, err)
-		}
-	}
 	rctx, cancel := context.WithTimeout(r.Context(), h.readTimeout)
 	defer cancel()
+	begun := time.Now()
 	body, err := read(rctx)
+	w.Header().Add("Server-Timing", serverTiming("read", time.Since(begun)))
 	var missing *logNotFoundError
 	switch {
 	case errors.As(err, &missing):
