@@ -85,6 +85,17 @@ var errTooManyLetters = errors.New("too many dead letters to search")
 
 // EventAt implements EventLog.
 func (l *StreamLog) EventAt(ctx context.Context, seq uint64) (*StoredEvent, error) {
+	msg, err := l.msgAt(ctx, seq)
+	if msg == nil || err != nil {
+		return nil, err
+	}
+	e := storedEvent(msg)
+	return &e, nil
+}
+
+// msgAt is the memory stream's message at seq; nil, nil when there is none. Errors match
+// ErrLogUnavailable.
+func (l *StreamLog) msgAt(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
 	s, err := l.stream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLogUnavailable, err)
@@ -96,7 +107,12 @@ func (l *StreamLog) EventAt(ctx context.Context, seq uint64) (*StoredEvent, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: event at sequence %d: %w", ErrLogUnavailable, seq, err)
 	}
-	return &StoredEvent{Subject: msg.Subject, Sequence: msg.Sequence, Stored: msg.Time.UTC(), Header: msg.Header}, nil
+	return msg, nil
+}
+
+// storedEvent is the envelope of a stored message.
+func storedEvent(msg *jetstream.RawStreamMsg) StoredEvent {
+	return StoredEvent{Subject: msg.Subject, Sequence: msg.Sequence, Stored: msg.Time.UTC(), Header: msg.Header}
 }
 
 // directRequest is JetStream's message-get request (nats-server's JSApiMsgGetRequest).

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/audit"
@@ -241,19 +240,11 @@ func (e *logNotFoundError) Unwrap() error { return ErrNotFound }
 // eventData implements dataLog: the memory stream's message at seq with its data, nil when
 // there is none.
 func (l *StreamLog) eventData(ctx context.Context, seq uint64) (*rawEvent, error) {
-	s, err := l.stream(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLogUnavailable, err)
+	msg, err := l.msgAt(ctx, seq)
+	if msg == nil || err != nil {
+		return nil, err
 	}
-	msg, err := s.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: event at sequence %d: %w", ErrLogUnavailable, seq, err)
-	}
-	return &rawEvent{StoredEvent: StoredEvent{Subject: msg.Subject, Sequence: msg.Sequence, Stored: msg.Time.UTC(), Header: msg.Header},
-		Data: msg.Data}, nil
+	return &rawEvent{StoredEvent: storedEvent(msg), Data: msg.Data}, nil
 }
 
 // eventsFrom implements dataLog: one batched direct get (as directBatch), keeping the data.
