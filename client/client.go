@@ -345,6 +345,10 @@ func setIDs(cmd ingest.Command, eventID string, m ingest.Minted) {
 		c.EventID = eventID
 	case *ingest.AddFact:
 		c.EventID, c.FactID = eventID, m.FactID
+	case *ingest.DeleteMessage:
+		c.EventID = eventID
+	case *ingest.ClearSession:
+		c.EventID = eventID
 	}
 }
 

@@ -297,3 +297,30 @@ func setTime(q url.Values, key string, t *time.Time) {
 		q.Set(key, t.UTC().Format(time.RFC3339Nano))
 	}
 }
+
+// DeleteMessage deletes a message of the user named by ForUser (the library's
+// delete_message): the message leaves its conversation, whose chain is mended around it. A
+// message that does not exist is no error; one of another user is dead-lettered (Fate). The
+// log keeps the message's content in its earlier event until the user is erased.
+func (s *ShortTerm) DeleteMessage(ctx context.Context, messageID string, opts ...WriteOption) (Receipt, error) {
+	w := collect(opts)
+	path := "/messages/" + url.PathEscape(messageID)
+	if w.user != "" {
+		path = "/users/" + url.PathEscape(w.user) + path
+	}
+	_, r, err := s.c.write(ctx, "delete_message", &ingest.DeleteMessage{UserIdentifier: w.user, MessageID: messageID}, "DELETE", "/v1"+path)
+	return r, err
+}
+
+// ClearSession deletes the conversation of sessionID of the user named by ForUser and all
+// its messages (the library's clear_session); a later message of the session starts it anew.
+// Clearing a session without messages is no error.
+func (s *ShortTerm) ClearSession(ctx context.Context, sessionID string, opts ...WriteOption) (Receipt, error) {
+	w := collect(opts)
+	path := "/conversations/" + url.PathEscape(sessionID)
+	if w.user != "" {
+		path = "/users/" + url.PathEscape(w.user) + path
+	}
+	_, r, err := s.c.write(ctx, "clear_session", &ingest.ClearSession{UserIdentifier: w.user, SessionID: sessionID}, "DELETE", "/v1"+path)
+	return r, err
+}

@@ -25,6 +25,8 @@ const (
 	KindRelationshipAdded    Kind = "relationship_added"
 	KindEntitiesMerged       Kind = "entities_merged"
 	KindFactAdded            Kind = "fact_added"
+	KindMessageDeleted       Kind = "message_deleted"
+	KindSessionCleared       Kind = "session_cleared"
 )
 
 // Kinds lists the catalogue in a stable order.
@@ -32,7 +34,7 @@ var Kinds = []Kind{
 	KindUserUpserted, KindMessageAdded, KindPreferenceAdded, KindPreferenceSuperseded,
 	KindTraceStarted, KindTraceStepAdded, KindToolCallRecorded, KindTraceCompleted,
 	KindUserErased, KindUserRecreated, KindEntityAdded, KindRelationshipAdded, KindEntitiesMerged,
-	KindFactAdded,
+	KindFactAdded, KindMessageDeleted, KindSessionCleared,
 }
 
 // SchemaVersion is the version of every kind's data schema and CloudEvents type.
@@ -233,6 +235,26 @@ type FactAdded struct {
 	Metadata   map[string]any `json:"metadata,omitempty"`
 }
 
+// MessageDeleted deletes a message of the user (the library's delete_message): the Message
+// node goes and its conversation's chain is mended around it. With ConversationID (and its
+// SessionID) it deletes the message only when it is in that conversation. Deleting a message
+// that does not exist, or no longer does, is a no-op; one of another user is refused. The
+// event is the audit of the deletion: the message's content stays in the log's message_added
+// event until the user is erased.
+type MessageDeleted struct {
+	MessageID      string `json:"message_id"`
+	ConversationID string `json:"conversation_id,omitempty"`
+	SessionID      string `json:"session_id,omitempty"`
+}
+
+// SessionCleared deletes the user's conversation of SessionID and all its messages (the
+// library's clear_session); a later message of the session starts a new conversation of the
+// same derived id. Clearing a session that has no conversation is a no-op.
+type SessionCleared struct {
+	ConversationID string `json:"conversation_id"`
+	SessionID      string `json:"session_id"`
+}
+
 // Roles are the message roles accepted on MessageAdded.
 var Roles = []string{"user", "assistant", "system", "tool"}
 
@@ -270,6 +292,10 @@ func newData(k Kind) any {
 		return &EntitiesMerged{}
 	case KindFactAdded:
 		return &FactAdded{}
+	case KindMessageDeleted:
+		return &MessageDeleted{}
+	case KindSessionCleared:
+		return &SessionCleared{}
 	}
 	return nil
 }
@@ -306,6 +332,10 @@ func KindOf(data any) (Kind, bool) {
 		return KindEntitiesMerged, true
 	case FactAdded, *FactAdded:
 		return KindFactAdded, true
+	case MessageDeleted, *MessageDeleted:
+		return KindMessageDeleted, true
+	case SessionCleared, *SessionCleared:
+		return KindSessionCleared, true
 	}
 	return "", false
 }

@@ -313,6 +313,32 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 			return false
 		})
 		v = d
+	case KindMessageDeleted:
+		var d MessageDeleted
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "message_id":
+				return s.stringInto(p, &d.MessageID)
+			case "conversation_id":
+				return s.stringInto(p, &d.ConversationID)
+			case "session_id":
+				return s.stringInto(p, &d.SessionID)
+			}
+			return false
+		})
+		v = d
+	case KindSessionCleared:
+		var d SessionCleared
+		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {
+			switch name {
+			case "conversation_id":
+				return s.stringInto(p, &d.ConversationID)
+			case "session_id":
+				return s.stringInto(p, &d.SessionID)
+			}
+			return false
+		})
+		v = d
 	case KindUserRecreated:
 		var d UserRecreated
 		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -150,9 +151,9 @@ func ceHeader(e *Event, tok string) (nats.Header, error) {
 			return nil, fmt.Errorf("%s %q: %w", a.name, a.v, err)
 		}
 	}
-	src, err := url.Parse(e.Source)
-	if err != nil || strings.TrimSpace(src.String()) == "" {
-		return nil, fmt.Errorf("source %q: want a non-empty URI-reference", e.Source)
+	source, err := uriRef(e.Source)
+	if err != nil {
+		return nil, err
 	}
 	if e.Time.IsZero() {
 		return nil, errors.New("time is zero")
@@ -167,13 +168,14 @@ func ceHeader(e *Event, tok string) (nats.Header, error) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	ty, schema := e.Kind.Type(), e.Kind.DataSchema()
-	if ck, ok := ceNames[e.Kind]; ok {
-		ty, schema = ck.typ, ck.schema
+	ck, ok := ceNames[e.Kind]
+	if !ok {
+		ck.typ, ck.schema = e.Kind.Type(), e.Kind.DataSchema()
 	}
+	ty, schema := ck.typ, ck.schema
 	set("ce-specversion", "1.0")
 	set("ce-id", e.ID)
-	set("ce-source", src.String())
+	set("ce-source", source)
 	set("ce-type", ty)
 	if e.User != "" {
 		set("ce-subject", e.User)
@@ -194,6 +196,23 @@ func ceHeader(e *Event, tok string) (nats.Header, error) {
 	set(nats.MsgIdHdr, MsgID(tok, e.ID))
 	return h, nil
 }
+
+// uriRef is source as the SDK stores it (url.Parse, then String), or an error when that is
+// empty or does not parse. A writer sends one source on every event, so the last one is
+// kept.
+func uriRef(source string) (string, error) {
+	if last := lastSource.Load(); last != nil && last[0] == source {
+		return last[1], nil
+	}
+	u, err := url.Parse(source)
+	if err != nil || strings.TrimSpace(u.String()) == "" {
+		return "", fmt.Errorf("source %q: want a non-empty URI-reference", source)
+	}
+	lastSource.Store(&[2]string{source, u.String()})
+	return u.String(), nil
+}
+
+var lastSource atomic.Pointer[[2]string]
 
 // ceNames holds each kind's type and dataschema, built once instead of per event.
 var ceNames = func() map[Kind]struct{ typ, schema string } {
@@ -387,6 +406,10 @@ func deref(v any) any {
 	case *EntitiesMerged:
 		return *d
 	case *FactAdded:
+		return *d
+	case *MessageDeleted:
+		return *d
+	case *SessionCleared:
 		return *d
 	}
 	return v

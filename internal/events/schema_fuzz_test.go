@@ -49,6 +49,9 @@ func validSeeds() [][]byte {
 		RelationshipAdded{Source: EntityRef{ID: id}, Target: EntityRef{Name: "Acme", Type: "ORGANIZATION"}, Type: "WORKS_AT",
 			Description: "d", Confidence: &conf, ValidFrom: &at, ValidUntil: &at, Attributes: map[string]any{"since": 2020.0}},
 		EntitiesMerged{SourceID: id, TargetID: id},
+		MessageDeleted{MessageID: id, ConversationID: id, SessionID: "s-1"},
+		MessageDeleted{MessageID: id},
+		SessionCleared{ConversationID: id, SessionID: "s-1"},
 		FactAdded{FactID: id, Subject: "Sara", Predicate: "works_at", Object: "Acme", Confidence: &conf, ValidFrom: &at,
 			ValidUntil: &at, Metadata: map[string]any{}},
 	} {

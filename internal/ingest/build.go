@@ -576,6 +576,37 @@ func (c *AddFact) build(s *Settings) (string, any, Minted, error) {
 	}, Minted{FactID: id}, nil
 }
 
+func (c *DeleteMessage) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := reference("message_id", c.MessageID); err != nil {
+		return "", nil, Minted{}, err
+	}
+	if c.SessionID == "" {
+		return user, events.MessageDeleted{MessageID: c.MessageID}, Minted{MessageID: c.MessageID}, nil
+	}
+	if err := identifier("session_id", c.SessionID); err != nil {
+		return "", nil, Minted{}, err
+	}
+	conv := events.ConversationID(user, c.SessionID)
+	return user, events.MessageDeleted{MessageID: c.MessageID, ConversationID: conv, SessionID: c.SessionID},
+		Minted{MessageID: c.MessageID, ConversationID: conv}, nil
+}
+
+func (c *ClearSession) build(s *Settings) (string, any, Minted, error) {
+	user, err := s.user(c.UserIdentifier)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	if err := identifier("session_id", c.SessionID); err != nil {
+		return "", nil, Minted{}, err
+	}
+	conv := events.ConversationID(user, c.SessionID)
+	return user, events.SessionCleared{ConversationID: conv, SessionID: c.SessionID}, Minted{ConversationID: conv}, nil
+}
+
 // refID is the entity id a reference names: its id, or the derived id of its name and type.
 func refID(user string, r events.EntityRef) string {
 	if r.ID != "" {

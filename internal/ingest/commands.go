@@ -40,13 +40,15 @@ const (
 	OpAddRelationship     = "add_relationship"
 	OpMergeEntities       = "merge_entities"
 	OpAddFact             = "add_fact"
+	OpDeleteMessage       = "delete_message"
+	OpClearSession        = "clear_session"
 )
 
 // Ops lists every command's op in a stable order.
 var Ops = []string{
 	OpUpsertUser, OpEraseUser, OpRecreateUser, OpAddMessage, OpAddPreference, OpSupersedePreference,
 	OpStartTrace, OpAddTraceStep, OpRecordToolCall, OpCompleteTrace,
-	OpAddEntity, OpAddRelationship, OpMergeEntities, OpAddFact,
+	OpAddEntity, OpAddRelationship, OpMergeEntities, OpAddFact, OpDeleteMessage, OpClearSession,
 }
 
 // newCommand returns a pointer to a zero command of op, or nil for an unknown op.
@@ -80,6 +82,10 @@ func newCommand(op string) Command {
 		return &MergeEntities{}
 	case OpAddFact:
 		return &AddFact{}
+	case OpDeleteMessage:
+		return &DeleteMessage{}
+	case OpClearSession:
+		return &ClearSession{}
 	}
 	return nil
 }
@@ -260,6 +266,36 @@ type AddFact struct {
 	Metadata       map[string]any `json:"metadata,omitempty"`
 }
 
+// DeleteMessage deletes a message of the user (message_deleted); with SessionID only when the
+// message is in that session's conversation. A message that does not exist is no error: the
+// event is applied as a no-op.
+type DeleteMessage struct {
+	EventID        string `json:"event_id,omitempty"`
+	UserIdentifier string `json:"user_identifier,omitempty"`
+	MessageID      string `json:"message_id"`
+	SessionID      string `json:"session_id,omitempty"`
+}
+
+// ClearSession deletes the user's conversation of SessionID and all its messages
+// (session_cleared).
+type ClearSession struct {
+	EventID        string `json:"event_id,omitempty"`
+	UserIdentifier string `json:"user_identifier,omitempty"`
+	SessionID      string `json:"session_id"`
+}
+
+// Op implements Command.
+func (*DeleteMessage) Op() string { return OpDeleteMessage }
+
+// Op implements Command.
+func (*ClearSession) Op() string { return OpClearSession }
+
+// Kind implements Command.
+func (*DeleteMessage) Kind() events.Kind { return events.KindMessageDeleted }
+
+// Kind implements Command.
+func (*ClearSession) Kind() events.Kind { return events.KindSessionCleared }
+
 // Op implements Command.
 func (*AddEntity) Op() string { return OpAddEntity }
 
@@ -374,6 +410,10 @@ func eventID(c Command) string {
 	case *MergeEntities:
 		return c.EventID
 	case *AddFact:
+		return c.EventID
+	case *DeleteMessage:
+		return c.EventID
+	case *ClearSession:
 		return c.EventID
 	}
 	return ""

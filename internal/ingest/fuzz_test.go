@@ -37,6 +37,11 @@ var seedBodies = map[string][]string{
 		`{"trace_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d","step_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0e","tool_name":"search","arguments":{"q":"x"},"result":[1,2],"status":"error","duration_ms":5,"error":"boom"}`,
 	},
 	ingest.OpCompleteTrace: {`{"trace_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d","outcome":"found","success":false}`},
+	ingest.OpDeleteMessage: {
+		`{"user_identifier":"sara@omg.com","message_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d"}`,
+		`{"user_identifier":"sara@omg.com","message_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d","session_id":"s"}`,
+	},
+	ingest.OpClearSession: {`{"user_identifier":"sara@omg.com","session_id":"s"}`},
 }
 
 var brokenBodies = []string{``, `{`, `[]`, `null`, `{"x":1}`, `{"session_id":5}`, `{"applies_to":[{"name":1}]}`, `{} {}`, `{"timestamp":"x"}`}

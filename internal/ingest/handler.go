@@ -173,6 +173,26 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		panic("no trace_id")
 	}
 	oldID := func(c Command) *string { return &c.(*SupersedePreference).OldID }
+	owner := func(c Command) *string {
+		switch c := c.(type) {
+		case *DeleteMessage:
+			return &c.UserIdentifier
+		case *ClearSession:
+			return &c.UserIdentifier
+		}
+		panic("no user_identifier")
+	}
+	session := func(c Command) *string {
+		switch c := c.(type) {
+		case *DeleteMessage:
+			return &c.SessionID
+		case *ClearSession:
+			return &c.SessionID
+		}
+		panic("no session_id")
+	}
+	messageID := func(c Command) *string { return &c.(*DeleteMessage).MessageID }
+	user := fromPath("identifier", "user_identifier", owner)
 
 	mux.Handle("PUT /v1/users/{identifier}", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, true, fromPath("identifier", "identifier", identifier))))
 	mux.Handle("POST /v1/users", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, false, nil)))
@@ -189,6 +209,16 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/entities/merge", h.guard(auth.ScopeWrite, h.command(OpMergeEntities, false, nil)))
 	mux.Handle("POST /v1/relationships", h.guard(auth.ScopeWrite, h.command(OpAddRelationship, false, nil)))
 	mux.Handle("POST /v1/facts", h.guard(auth.ScopeWrite, h.command(OpAddFact, false, nil)))
+	mux.Handle("DELETE /v1/messages/{message_id}", h.guard(auth.ScopeWrite, h.command(OpDeleteMessage, true,
+		fromPath("message_id", "message_id", messageID))))
+	mux.Handle("DELETE /v1/conversations/{session_id}", h.guard(auth.ScopeWrite, h.command(OpClearSession, true,
+		fromPath("session_id", "session_id", session))))
+	mux.Handle("DELETE /v1/users/{identifier}/messages/{message_id}", h.guard(auth.ScopeWrite, h.command(OpDeleteMessage, true,
+		fromPaths(user, fromPath("message_id", "message_id", messageID)))))
+	mux.Handle("DELETE /v1/users/{identifier}/conversations/{session_id}/messages/{message_id}", h.guard(auth.ScopeWrite, h.command(OpDeleteMessage, true,
+		fromPaths(user, fromPath("session_id", "session_id", session), fromPath("message_id", "message_id", messageID)))))
+	mux.Handle("DELETE /v1/users/{identifier}/conversations/{session_id}", h.guard(auth.ScopeWrite, h.command(OpClearSession, true,
+		fromPaths(user, fromPath("session_id", "session_id", session)))))
 	mux.Handle("POST /v1/batch", h.guard(auth.ScopeWrite, h.endpoint("batch", h.batch)))
 }
 
@@ -201,6 +231,18 @@ func fromPath(param, field string, ptr func(Command) *string) func(*http.Request
 			return fieldErr(field, "is %q in the body but %q in the path", clip(*f), clip(v))
 		}
 		*f = v
+		return nil
+	}
+}
+
+// fromPaths applies several path parameters, the first refusal winning.
+func fromPaths(fns ...func(*http.Request, Command) error) func(*http.Request, Command) error {
+	return func(r *http.Request, c Command) error {
+		for _, fn := range fns {
+			if err := fn(r, c); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 }

@@ -35,6 +35,11 @@ var routes = []struct{ method, path, op, schema string }{
 	{"POST", "/v1/entities/merge", ingest.OpMergeEntities, "MergeEntities"},
 	{"POST", "/v1/relationships", ingest.OpAddRelationship, "AddRelationship"},
 	{"POST", "/v1/facts", ingest.OpAddFact, "AddFact"},
+	{"DELETE", "/v1/messages/{message_id}", ingest.OpDeleteMessage, "DeleteMessageBody"},
+	{"DELETE", "/v1/users/{identifier}/messages/{message_id}", ingest.OpDeleteMessage, "DeleteMessageBody"},
+	{"DELETE", "/v1/users/{identifier}/conversations/{session_id}/messages/{message_id}", ingest.OpDeleteMessage, "DeleteMessageBody"},
+	{"DELETE", "/v1/conversations/{session_id}", ingest.OpClearSession, "ClearSessionBody"},
+	{"DELETE", "/v1/users/{identifier}/conversations/{session_id}", ingest.OpClearSession, "ClearSessionBody"},
 	{"POST", "/v1/batch", "", "Batch"},
 }
 
@@ -45,7 +50,7 @@ var opSchemas = map[string]string{
 	ingest.OpStartTrace: "StartTrace", ingest.OpAddTraceStep: "AddTraceStep",
 	ingest.OpRecordToolCall: "RecordToolCall", ingest.OpCompleteTrace: "CompleteTrace",
 	ingest.OpAddEntity: "AddEntity", ingest.OpAddRelationship: "AddRelationship", ingest.OpMergeEntities: "MergeEntities",
-	ingest.OpAddFact: "AddFact",
+	ingest.OpAddFact: "AddFact", ingest.OpDeleteMessage: "DeleteMessage", ingest.OpClearSession: "ClearSession",
 }
 
 func openAPI(t *testing.T) map[string]any {
@@ -98,7 +103,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("GET /v1/openapi.yaml: %d %s", r.code, r.header.Get("Content-Type"))
 	}
 	for _, rt := range routes[1:] {
-		path := strings.NewReplacer("{identifier}", "sara", "{old_id}", "x", "{trace_id}", "x").Replace(rt.path)
+		path := strings.NewReplacer("{identifier}", "sara", "{old_id}", "x", "{trace_id}", "x", "{message_id}", "x", "{session_id}", "s").Replace(rt.path)
 		if r := h.do(rt.method, path, "{"); r.code == http.StatusNotFound || r.code == http.StatusMethodNotAllowed {
 			t.Errorf("%s %s is documented but not served: %d", rt.method, path, r.code)
 		}

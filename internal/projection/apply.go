@@ -57,8 +57,8 @@ func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record
 		batch = batch[n:]
 		for len(batch) > 0 && endsSegment(batch[0].Event.Kind) {
 			r := batch[0]
-			if r.Event.Kind == events.KindEntitiesMerged {
-				status, err := mergeEntities(ctx, tx, r, src)
+			if apply := ownSegment[r.Event.Kind]; apply != nil {
+				status, err := apply(ctx, tx, r, src)
 				if err != nil {
 					return out, fmt.Errorf("event %s (%s): %w", r.Event.ID, r.Event.Kind, err)
 				}
@@ -79,9 +79,16 @@ func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record
 }
 
 // endsSegment reports whether events of kind k are applied on their own, after the events
-// before them are written: an erasure, and a merge (entities.go).
+// before them are written: an erasure, a merge (entities.go) and a deletion (deletions.go).
 func endsSegment(k events.Kind) bool {
-	return k == events.KindUserErased || k == events.KindEntitiesMerged
+	return k == events.KindUserErased || ownSegment[k] != nil
+}
+
+// ownSegment applies the kinds, other than an erasure, that are applied on their own.
+var ownSegment = map[events.Kind]func(context.Context, neo4j.ManagedTransaction, Record, stateSource) (string, error){
+	events.KindEntitiesMerged: mergeEntities,
+	events.KindMessageDeleted: deleteMessage,
+	events.KindSessionCleared: clearSession,
 }
 
 // record adds the outcome of one event.
@@ -209,6 +216,8 @@ func warmUpBatches() [][]Record {
 		events.EntityAdded{Name: "e", Type: "t", Subtype: "s", Aliases: []string{"b"}},
 		events.RelationshipAdded{Source: events.EntityRef{ID: events.EntityID(user, "e", "t")}, Target: events.EntityRef{Name: "f", Type: "t"}, Type: "R", Description: "d"},
 		events.EntitiesMerged{SourceID: events.EntityID(user, "n", "t"), TargetID: events.EntityID(user, "f", "t")},
+		events.MessageDeleted{MessageID: id(7), ConversationID: conv, SessionID: "s"},
+		events.SessionCleared{ConversationID: conv, SessionID: "s"},
 		events.UserErased{Identifier: user},
 	}}
 	var out [][]Record
@@ -278,6 +287,10 @@ func rejectionError(r Record, reason Reason) error {
 		what += fmt.Sprintf(" (merge of entity %s into %s)", d.SourceID, d.TargetID)
 	case events.FactAdded:
 		what += fmt.Sprintf(" (fact %s)", d.FactID)
+	case events.MessageDeleted:
+		what += fmt.Sprintf(" (deletion of message %s)", d.MessageID)
+	case events.SessionCleared:
+		what += fmt.Sprintf(" (clearing of conversation %s, session %q)", d.ConversationID, d.SessionID)
 	}
 	return fmt.Errorf("%s event %s %s", r.Event.Kind, r.Event.ID, what)
 }

@@ -170,6 +170,7 @@ type stateSource interface {
 	lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *lookupKeys) (*graphState, error)
 	written(st *graphState) // st as the segment's writes left it
 	erased(owner string)    // every node of owner was deleted
+	deleted(d deletion)     // messages and conversations were deleted (deletions.go)
 }
 
 // graphSource reads the state from the graph itself (cypherLookup).
@@ -177,6 +178,7 @@ type graphSource struct{}
 
 func (graphSource) written(*graphState) {}
 func (graphSource) erased(string)       {}
+func (graphSource) deleted(deletion)    {}
 
 func newGraphState() *graphState {
 	return &graphState{

@@ -94,7 +94,10 @@ type memSource struct {
 	known   *graphState
 	pending *graphState
 	erasedT map[string]bool // owners erased by the transaction in flight
-	owners  map[string]string
+	// goneM and goneC are the messages and conversations the transaction in flight deleted
+	// (deletions.go): hidden in known, dropped from it on commit.
+	goneM, goneC map[string]bool
+	owners       map[string]string
 }
 
 func newMemSource() *memSource {
@@ -103,6 +106,7 @@ func newMemSource() *memSource {
 
 func (m *memSource) reset() {
 	m.pending, m.erasedT = newGraphState(), map[string]bool{}
+	m.goneM, m.goneC = map[string]bool{}, map[string]bool{}
 }
 
 func (m *memSource) size() int {
@@ -154,11 +158,17 @@ func (m *memSource) lookup(_ context.Context, _ neo4j.ManagedTransaction, k *loo
 		}
 	}
 	for id := range k.messages {
+		if _, ok := p.messages[id]; !ok && m.goneM[id] {
+			continue
+		}
 		if v, ok := get(m, p.messages, kn.messages, id, ownedOf); ok {
 			st.messages[id] = v
 		}
 	}
 	for id := range k.conversations {
+		if _, ok := p.conversations[id]; !ok && m.goneC[id] {
+			continue
+		}
 		if v, ok := get(m, p.conversations, kn.conversations, id, func(c *convNode) owned { return c.owned }); ok {
 			c := *v
 			st.conversations[id] = &c
@@ -257,6 +267,31 @@ func (m *memSource) written(st *graphState) {
 	}
 }
 
+// deleted forgets the deleted messages and conversations, and sets the new tails.
+func (m *memSource) deleted(d deletion) {
+	for _, id := range d.messages {
+		delete(m.pending.messages, id)
+		m.goneM[id] = true
+	}
+	for _, id := range d.conversations {
+		delete(m.pending.conversations, id)
+		m.goneC[id] = true
+	}
+	for id, tail := range d.tails {
+		c, ok := m.pending.conversations[id]
+		if !ok {
+			k, known := m.known.conversations[id]
+			if !known || m.goneC[id] || !m.visible(k.owned) {
+				continue // not remembered: nothing to correct
+			}
+			cp := *k
+			c = &cp
+		}
+		c.tail = tail
+		m.pending.conversations[id] = c
+	}
+}
+
 // erased forgets every node of owner, in what the transaction wrote and in what it sees.
 func (m *memSource) erased(owner string) {
 	m.erasedT[owner] = true
@@ -269,6 +304,12 @@ func (m *memSource) commit() {
 		dropOwner(m.known, owner)
 	}
 	p, k := m.pending, m.known
+	for id := range m.goneM {
+		delete(k.messages, id)
+	}
+	for id := range m.goneC {
+		delete(k.conversations, id)
+	}
 	maps.Copy(k.users, p.users)
 	maps.Copy(k.messages, p.messages)
 	maps.Copy(k.conversations, p.conversations)

@@ -26,6 +26,8 @@ var rowBuilders = map[events.Kind]func(r Record, base map[string]any) error{
 	events.KindRelationshipAdded:    relationshipAddedRow,
 	events.KindEntitiesMerged:       entitiesMergedRow,
 	events.KindFactAdded:            factAddedRow,
+	events.KindMessageDeleted:       messageDeletedRow,
+	events.KindSessionCleared:       sessionClearedRow,
 }
 
 // row builds the parameters of one event: what every kind shares (stream sequence, owner,

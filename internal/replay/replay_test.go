@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,8 @@ import (
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
-// workload publishes a mixed load for users: messages, preferences with applies_to and
+// workload publishes a mixed load for users: messages (some deleted again, one session
+// cleared), preferences with applies_to and
 // explicit valid times, supersedes, traces with steps and tool calls, one erased user (the
 // last), one erased and re-created with writes in between (the one before), and a message
 // that does not decode. It returns the last stream sequence.
@@ -50,6 +52,7 @@ func workload(ctx context.Context, t *testing.T, js jetstream.JetStream, users [
 		return m
 	}
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	msgs := map[string][]string{} // each user's messages, in order
 	for i := 0; i < perUser; i++ {
 		for _, u := range users {
 			if i == 0 {
@@ -57,7 +60,8 @@ func workload(ctx context.Context, t *testing.T, js jetstream.JetStream, users [
 			}
 			switch rng.IntN(4) {
 			case 0:
-				send(&ingest.AddMessage{UserIdentifier: u, SessionID: fmt.Sprintf("s%d", rng.IntN(2)), Role: "user", Content: fmt.Sprintf("m%d", i)})
+				m := send(&ingest.AddMessage{UserIdentifier: u, SessionID: fmt.Sprintf("s%d", rng.IntN(2)), Role: "user", Content: fmt.Sprintf("m%d", i)})
+				msgs[u] = append(msgs[u], m.MessageID)
 			case 1:
 				from := base.Add(time.Duration(i) * time.Hour)
 				old := send(&ingest.AddPreference{UserIdentifier: u, Category: "c", Preference: fmt.Sprintf("p%d", i), ValidFrom: &from,
@@ -74,6 +78,16 @@ func workload(ctx context.Context, t *testing.T, js jetstream.JetStream, users [
 				send(&ingest.CompleteTrace{UserIdentifier: u, TraceID: tr.TraceID, Outcome: "done", Success: &ok})
 			case 3:
 				send(&ingest.AddPreference{UserIdentifier: u, Category: "d", Preference: fmt.Sprintf("r%d", i)})
+			}
+			// A replay forgets too: a middle, a first and a last message deleted now and then,
+			// and one session cleared (what it held deleted again later: a no-op).
+			if ms := msgs[u]; i%5 == 4 && len(ms) > 0 {
+				k := []int{len(ms) / 2, 0, len(ms) - 1}[(i/5)%3]
+				send(&ingest.DeleteMessage{UserIdentifier: u, MessageID: ms[k]})
+				msgs[u] = slices.Delete(ms, k, k+1)
+			}
+			if i == perUser/2 && u == users[0] {
+				send(&ingest.ClearSession{UserIdentifier: u, SessionID: "s1"})
 			}
 		}
 	}
