@@ -62,3 +62,17 @@ func (e *ConsistencyError) Public() string {
 
 // Unwrap makes every ConsistencyError match ErrNotCaughtUp.
 func (e *ConsistencyError) Unwrap() error { return ErrNotCaughtUp }
+
+// resourceNotFound is a 404 of something of a user other than the user (an event, an
+// entity, a logged event): it words the answer itself, naming the tenant it was looked for
+// in. writeError answers every one the same way.
+type resourceNotFound interface {
+	error
+	notFoundIn(tenant string) string
+}
+
+func (e *EventNotFoundError) notFoundIn(tenant string) string  { return e.Error() + " for " + tenant }
+func (e *EntityNotFoundError) notFoundIn(tenant string) string { return e.Error() + " for " + tenant }
+func (e *logNotFoundError) notFoundIn(tenant string) string {
+	return e.Error() + " in the log of " + tenant
+}

@@ -222,21 +222,18 @@ type consistencyProblem struct {
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	var arg *ArgumentError
 	var lag *ConsistencyError
-	var gone *EventNotFoundError
+	var missing resourceNotFound
 	switch {
 	case errors.As(err, &arg):
 		app.WriteError(w, http.StatusBadRequest, arg.Field, arg.Error())
 		return http.StatusBadRequest
-	case errors.As(err, &gone):
-		app.WriteError(w, http.StatusNotFound, "", gone.Error()+" for "+tenantName(r.PathValue("identifier")))
+	case errors.As(err, &missing):
+		app.WriteError(w, http.StatusNotFound, "", missing.notFoundIn(tenantName(r.PathValue("identifier"))))
 		return http.StatusNotFound
 	case errors.Is(err, ErrNotFound):
 		msg := fmt.Sprintf("user %q not found", r.PathValue("identifier"))
-		var entity *EntityNotFoundError
 		if id := r.PathValue("trace_id"); id != "" {
 			msg = fmt.Sprintf("trace %q of %s not found", id, tenantName(r.PathValue("identifier")))
-		} else if errors.As(err, &entity) {
-			msg = entity.Error() + " for " + tenantName(r.PathValue("identifier"))
 		}
 		app.WriteError(w, http.StatusNotFound, "", msg)
 		return http.StatusNotFound

@@ -353,28 +353,20 @@ func (h *Handler) logEvent(r *http.Request, identifier string) (readFunc, error)
 	}, nil
 }
 
-// logRoute is route (http.go) for the log reads, with two differences in the answer
-// (answerLog): a missing event answers 404 naming the sequence and the tenant (writeError
-// would say the user was not found), and a read that runs out of time is the event log not
-// answering (503), not Neo4j.
+// logRoute is route (http.go) for the log reads, with one difference in the answer
+// (answerLog): a read that runs out of time is the event log not answering (503), not Neo4j.
 func (h *Handler) logRoute(name string, ep endpoint) http.Handler {
 	return h.routeWith(name, ep, h.answerLog)
 }
 
 func (h *Handler) answerLog(w http.ResponseWriter, r *http.Request, read readFunc) int {
-	identifier := r.PathValue("identifier")
 	rctx, cancel := context.WithTimeout(r.Context(), h.readTimeout)
 	defer cancel()
 	begun := time.Now()
 	body, err := read(rctx)
 	w.Header().Add("Server-Timing", serverTiming("read", time.Since(begun)))
-	var missing *logNotFoundError
-	switch {
-	case errors.As(err, &missing):
-		app.WriteError(w, http.StatusNotFound, "", missing.Error()+" in the log of "+tenantName(identifier))
-		return http.StatusNotFound
-	case err != nil:
-		if rctx.Err() != nil && r.Context().Err() == nil && !errors.Is(err, ErrLogUnavailable) {
+	if err != nil {
+		if rctx.Err() != nil && r.Context().Err() == nil && !errors.Is(err, ErrLogUnavailable) && !errors.Is(err, ErrNotFound) {
 			err = fmt.Errorf("%w: no answer within %s: %w", ErrLogUnavailable, h.readTimeout, err)
 		}
 		return h.writeError(w, r, err)
