@@ -115,6 +115,23 @@ func (n planNode) render(b *strings.Builder, depth int, profiled bool) {
 	}
 }
 
+// profileRead runs a read under PROFILE (with the service's read options), fails the test on
+// any scan, and returns the plan with its rendering.
+func profileRead(t *testing.T, d neo4j.DriverWithContext, name, cypher string, params map[string]any) (planNode, *strings.Builder) {
+	t.Helper()
+	res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+cypher, params, neo4j.EagerResultTransformer)
+	if err != nil {
+		t.Fatalf("%s: profile: %v", name, err)
+	}
+	plan := fromProfile(res.Summary.Profile())
+	b := &strings.Builder{}
+	plan.render(b, 0, true)
+	if scans := plan.scans(); len(scans) > 0 {
+		t.Errorf("%s scans %v:\n%s", name, scans, b.String())
+	}
+	return plan, b
+}
+
 // TestReadsAreIndexBacked plans every read against the real Neo4j and fails on any scan: each
 // starts at a unique-constraint seek (User.identifier, EngramCheckpoint.name) and expands, or
 // seeks an owner index (the shared tenant's, a user's tool calls), or, for the admin's reads
@@ -200,16 +217,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"shared RelatedEntities edges", sharedEntityEdges, sharedWith(relatedArgs(""))},
 		{"shared Facts", sharedFacts, sharedWith(map[string]any{"subject": "Bob", "predicate": nil, "as_of": at, "limit": int64(10)})},
 	} {
-		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
-		if err != nil {
-			t.Fatalf("%s: profile: %v", q.name, err)
-		}
-		plan := fromProfile(res.Summary.Profile())
-		var b strings.Builder
-		plan.render(&b, 0, true)
-		if scans := plan.scans(); len(scans) > 0 {
-			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
-		}
+		plan, b := profileRead(t, d, q.name, q.cypher, q.params)
 		if leaves := plan.leaves(); len(leaves) != 1 {
 			t.Errorf("%s starts at %d places, want one seek:\n%s", q.name, len(leaves), b.String())
 		}
@@ -219,16 +227,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 	for _, q := range queries {
 		// PROFILE rather than EXPLAIN: the driver (v5.28) aliases the children of an EXPLAIN
 		// plan (Plan.Children takes the address of its loop variable), a profile's are right.
-		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
-		if err != nil {
-			t.Fatalf("%s: profile: %v", q.name, err)
-		}
-		plan := fromProfile(res.Summary.Profile())
-		var b strings.Builder
-		plan.render(&b, 0, true)
-		if scans := plan.scans(); len(scans) > 0 {
-			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
-		}
+		plan, b := profileRead(t, d, q.name, q.cypher, q.params)
 		if q.name != "Checkpoint" && !plan.seeks("u:User(identifier)") {
 			t.Errorf("%s does not start at the User identifier constraint:\n%s", q.name, b.String())
 		}
@@ -261,16 +260,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"SearchEntities", searchEntitiesCypher, with(map[string]any{"lucene": lucene(entityFields), "type": "Industry", "limit": int64(10)})},
 		{"SearchSteps", searchStepsCypher, with(map[string]any{"lucene": lucene(stepFields), "success_only": true, "limit": int64(10)})},
 	} {
-		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
-		if err != nil {
-			t.Fatalf("%s: profile: %v", q.name, err)
-		}
-		plan := fromProfile(res.Summary.Profile())
-		var b strings.Builder
-		plan.render(&b, 0, true)
-		if scans := plan.scans(); len(scans) > 0 {
-			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
-		}
+		plan, b := profileRead(t, d, q.name, q.cypher, q.params)
 		if leaves := plan.leaves(); len(leaves) != 1 || !strings.HasPrefix(leaves[0].operator, "ProcedureCall") ||
 			!strings.Contains(leaves[0].details, "db.index.fulltext.queryNodes") {
 			t.Errorf("%s does not start at the full-text index alone:\n%s", q.name, b.String())
@@ -291,16 +281,7 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"GlobalToolStats", globalToolsByCalls, "NodeIndexSeekByRange", map[string]any{"tool_name": nil, "limit": int64(10)}},
 		{"GlobalToolStats by name", globalToolByName, "NodeUniqueIndexSeek", map[string]any{"tool_name": "search", "limit": int64(10)}},
 	} {
-		res, err := neo4j.ExecuteQuery(t.Context(), d, "PROFILE "+readOptions+q.cypher, q.params, neo4j.EagerResultTransformer)
-		if err != nil {
-			t.Fatalf("%s: profile: %v", q.name, err)
-		}
-		plan := fromProfile(res.Summary.Profile())
-		var b strings.Builder
-		plan.render(&b, 0, true)
-		if scans := plan.scans(); len(scans) > 0 {
-			t.Errorf("%s scans %v:\n%s", q.name, scans, b.String())
-		}
+		plan, b := profileRead(t, d, q.name, q.cypher, q.params)
 		if !plan.has(q.seek) {
 			t.Errorf("%s does not start with %s:\n%s", q.name, q.seek, b.String())
 		}
