@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -47,10 +48,7 @@ func Apply(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record) (Ou
 func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record, src stateSource, countTools bool) (Outcome, error) {
 	out := Outcome{Applied: map[events.Kind]int{}}
 	for len(batch) > 0 {
-		n := 0
-		for n < len(batch) && !endsSegment(batch[n].Event.Kind) {
-			n++
-		}
+		n := len(firstSegment(batch))
 		if err := applySegment(ctx, tx, batch[:n], &out, src, countTools); err != nil {
 			return out, err
 		}
@@ -76,6 +74,54 @@ func applyBatch(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record
 		}
 	}
 	return out, nil
+}
+
+// firstSegment returns the records of batch before the first that is applied on its own.
+func firstSegment(batch []Record) []Record {
+	n := 0
+	for n < len(batch) && !endsSegment(batch[n].Event.Kind) {
+		n++
+	}
+	return batch[:n]
+}
+
+// segmentKeys collects the ids seg names, as applySegment looks them up.
+func segmentKeys(seg []Record) (*lookupKeys, error) {
+	var k lookupKeys
+	for _, r := range seg {
+		if err := k.record(r); err != nil {
+			return nil, fmt.Errorf("event %s (%s): %w", r.Event.ID, r.Event.Kind, err)
+		}
+	}
+	return &k, nil
+}
+
+// applyPrefetched is Apply with the first look-up answered from pre when it asks for pre's
+// keys (nil pre: Apply).
+func applyPrefetched(ctx context.Context, tx neo4j.ManagedTransaction, batch []Record, pre *prefetched) (Outcome, error) {
+	if pre == nil {
+		return Apply(ctx, tx, batch)
+	}
+	return applyBatch(ctx, tx, batch, pre, true)
+}
+
+// prefetched is the graph source of a step whose first segment's state was read in the
+// statement that locked its checkpoints (lockAndLookup): the first look-up is answered from
+// it when it asks for the same ids, every other from the graph.
+type prefetched struct {
+	graphSource
+	keys *lookupKeys
+	st   *graphState
+}
+
+func (p *prefetched) lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *lookupKeys) (*graphState, error) {
+	if st := p.st; st != nil {
+		p.st = nil
+		if reflect.DeepEqual(p.keys, k) {
+			return st, nil
+		}
+	}
+	return p.graphSource.lookup(ctx, tx, k)
 }
 
 // endsSegment reports whether events of kind k are applied on their own, after the events
@@ -171,6 +217,10 @@ func warm(ctx context.Context, d neo4j.DriverWithContext, database string,
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := LockCheckpoint(ctx, tx, "engram-warm-up", 0); err != nil {
+		return fmt.Errorf("warm up: %w", err)
+	}
+	lock := speculativeLock{checkpointLock: checkpointLock{name: "engram-warm-up"}, move: true, seq: 1, updated: time.Unix(0, 0)}
+	if _, _, err := lockAndLookup(ctx, tx, []speculativeLock{lock}, &lookupKeys{}); err != nil {
 		return fmt.Errorf("warm up: %w", err)
 	}
 	for _, batch := range warmUpBatches() {

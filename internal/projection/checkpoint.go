@@ -33,6 +33,27 @@ REMOVE c.lock
 WITH row, c
 RETURN row.name AS name, c.stream_seq AS seq`
 
+// cypherLockAndLookup is the first statement of a step whose plan was made before the lock
+// (group.go, commitSteps): it locks the checkpoints as cypherLockCheckpoints does, moves each
+// to the step's new position when it is still where the plan assumed (row.expected; a row
+// without a seq moves nothing), and then reads what the first segment of the step needs
+// (lookupBody), so that one round trip does what took three (lock, look-up, checkpoint
+// write). A checkpoint found elsewhere is left as it is and returned as found: the step then
+// plans again from it.
+const cypherLockAndLookup = planOnce + `
+CALL () {
+  UNWIND $c.rows AS row
+  MERGE (c:EngramCheckpoint {name: row.name})
+  ON CREATE SET c.partition = row.partition, c.stream_seq = 0
+  WITH row, c
+  SET c.lock = true
+  REMOVE c.lock
+  WITH row, c, c.stream_seq AS was
+  FOREACH (_ IN CASE WHEN row.seq IS NOT NULL AND was = row.expected THEN [1] ELSE [] END |
+    SET c.stream_seq = row.seq, c.updated_at = row.updated_at)
+  RETURN collect([row.name, was]) AS checkpoints
+}` + lookupBody + `, checkpoints`
+
 const cypherWriteCheckpoints = planOnce + `
 UNWIND $c.rows AS row
 MATCH (c:EngramCheckpoint {name: row.name}) USING INDEX SEEK c:EngramCheckpoint(name)
@@ -98,6 +119,64 @@ func lockCheckpoints(ctx context.Context, tx neo4j.ManagedTransaction, cps []che
 		out[i] = seq
 	}
 	return out, nil
+}
+
+// speculativeLock is a checkpoint to lock whose position a plan assumed: expected, and the
+// position the step moves it to (move false: the step applies nothing there).
+type speculativeLock struct {
+	checkpointLock
+	expected uint64
+	move     bool
+	seq      uint64
+	updated  time.Time
+}
+
+// lockAndLookup runs cypherLockAndLookup: it locks cps (in lockOrder), moves those found at
+// their expected position, and looks up keys. It returns the positions found (as
+// lockCheckpoints does) and the graph's state for keys.
+func lockAndLookup(ctx context.Context, tx neo4j.ManagedTransaction, cps []speculativeLock, keys *lookupKeys) ([]uint64, *graphState, error) {
+	rows := make([]any, len(cps))
+	for i, c := range cps {
+		row := map[string]any{"name": c.name, "partition": int64(c.partition), "expected": int64(c.expected),
+			"seq": nil, "updated_at": nil}
+		if c.move {
+			row["seq"], row["updated_at"] = int64(c.seq), graphTime(c.updated)
+		}
+		rows[i] = row
+	}
+	what := fmt.Sprintf("lock %d checkpoints and look up the batch's ids", len(cps))
+	res, err := tx.Run(ctx, cypherLockAndLookup, map[string]any{"c": map[string]any{"rows": rows}, "ids": keys.params()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	rec, err := res.Single(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	v, _ := rec.Get("checkpoints")
+	list, _ := v.([]any)
+	seqOf := make(map[string]uint64, len(list))
+	for _, e := range list {
+		t, _ := e.([]any)
+		if len(t) != 2 {
+			return nil, nil, fmt.Errorf("%s: checkpoint row %v", what, e)
+		}
+		name, _ := t[0].(string)
+		seq, ok := t[1].(int64)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: checkpoint %s at %v", what, name, t[1])
+		}
+		seqOf[name] = uint64(seq)
+	}
+	out := make([]uint64, len(cps))
+	for i, c := range cps {
+		seq, ok := seqOf[c.name]
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: no row for %s", what, c.name)
+		}
+		out[i] = seq
+	}
+	return out, parseLookup(rec), nil
 }
 
 // WriteCheckpoint records that every event of the partition up to seq is applied; updated is

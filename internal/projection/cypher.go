@@ -29,7 +29,9 @@ const planOnce = "CYPHER replan=skip"
 // traces it belongs to. Ids the graph does not hold are left out. The lists come in one map
 // parameter: Neo4j caches a plan per size class of each list parameter, and eight lists of
 // varying sizes would have it plan this statement anew for most batches.
-const cypherLookup = planOnce + `
+const cypherLookup = planOnce + lookupBody
+
+const lookupBody = `
 CALL () { UNWIND $ids.users AS id MATCH (n:User {identifier: id}) USING INDEX SEEK n:User(identifier) RETURN collect([id, n.owner]) AS users }
 CALL () { UNWIND $ids.messages AS id MATCH (n:Message {id: id}) USING INDEX SEEK n:Message(id) RETURN collect([id, n.owner]) AS messages }
 CALL () {

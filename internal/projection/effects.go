@@ -191,12 +191,7 @@ func newGraphState() *graphState {
 
 // lookup reads the state of every id in k in one statement.
 func (graphSource) lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *lookupKeys) (*graphState, error) {
-	st := newGraphState()
-	res, err := tx.Run(ctx, cypherLookup, map[string]any{"ids": map[string]any{
-		"users": keyList(k.users), "messages": keyList(k.messages), "conversations": keyList(k.conversations),
-		"preferences": keyList(k.preferences), "entities": keyList(k.entities), "traces": keyList(k.traces),
-		"steps": keyList(k.steps), "tool_calls": keyList(k.toolCalls), "facts": keyList(k.facts),
-	}})
+	res, err := tx.Run(ctx, cypherLookup, map[string]any{"ids": k.params()})
 	if err != nil {
 		return nil, fmt.Errorf("look up the batch's ids: %w", err)
 	}
@@ -204,6 +199,21 @@ func (graphSource) lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *l
 	if err != nil {
 		return nil, fmt.Errorf("look up the batch's ids: %w", err)
 	}
+	return parseLookup(rec), nil
+}
+
+// params is the $ids parameter of lookupBody.
+func (k *lookupKeys) params() map[string]any {
+	return map[string]any{
+		"users": keyList(k.users), "messages": keyList(k.messages), "conversations": keyList(k.conversations),
+		"preferences": keyList(k.preferences), "entities": keyList(k.entities), "traces": keyList(k.traces),
+		"steps": keyList(k.steps), "tool_calls": keyList(k.toolCalls), "facts": keyList(k.facts),
+	}
+}
+
+// parseLookup reads the state from the record of lookupBody's columns.
+func parseLookup(rec *neo4j.Record) *graphState {
+	st := newGraphState()
 	rows := func(key string) [][]any {
 		v, _ := rec.Get(key)
 		list, _ := v.([]any)
@@ -281,7 +291,7 @@ func (graphSource) lookup(ctx context.Context, tx neo4j.ManagedTransaction, k *l
 	for _, t := range rows("tool_calls") {
 		st.toolCalls[id(t)] = ownerOf(t)
 	}
-	return st, nil
+	return st
 }
 
 // userWrite is what a segment writes to one User: created by the first event that needs it,

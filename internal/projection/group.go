@@ -214,46 +214,52 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 	for i, m := range members {
 		locks[i] = checkpointLock{name: m.w.consumer, partition: m.w.partition}
 	}
-	cps, err := lockCheckpoints(ctx, tx, locks)
+	var records []Record
+	var byEntry map[uint64]*stepMember // stream sequence → its partition's member
+	var entryOf map[uint64]*entry
+	var letters map[*stepMember][]DeadLetter
+	applying := 0
+	// plan plans every member's step from its checkpoint cps[i].
+	plan := func(cps []uint64) error {
+		records, applying = nil, 0
+		byEntry, entryOf, letters = map[uint64]*stepMember{}, map[uint64]*entry{}, map[*stepMember][]DeadLetter{}
+		for i, m := range members {
+			plan, err := m.w.planStep(ctx, cps[i], m.limit)
+			m.plan = plan
+			if err != nil {
+				return err
+			}
+			if err := m.w.markRefused(ctx, cps[i], plan); err != nil {
+				return err
+			}
+			m.st = stepStats{skipped: len(plan.done)}
+			applying += len(plan.apply)
+			for _, e := range plan.apply {
+				if e.msg == nil {
+					m.st.gapFilled++
+				}
+				byEntry[e.seq], entryOf[e.seq] = m, e
+				if e.refused {
+					m.st.refused++ // acknowledged with the step; no dead letter keeps it
+					continue
+				}
+				if e.rejection != nil {
+					letters[m] = append(letters[m], e.deadLetter(nil))
+					continue
+				}
+				records = append(records, e.record)
+			}
+		}
+		return nil
+	}
+	pre, moved, err := lockAndPlan(ctx, tx, members, locks, plan, func() []Record { return records })
 	if err != nil {
 		return err
-	}
-	var records []Record
-	byEntry := map[uint64]*stepMember{} // stream sequence → its partition's member
-	entryOf := map[uint64]*entry{}
-	letters := map[*stepMember][]DeadLetter{}
-	applying := 0
-	for i, m := range members {
-		plan, err := m.w.planStep(ctx, cps[i], m.limit)
-		m.plan = plan
-		if err != nil {
-			return err
-		}
-		if err := m.w.markRefused(ctx, cps[i], plan); err != nil {
-			return err
-		}
-		m.st = stepStats{skipped: len(plan.done)}
-		applying += len(plan.apply)
-		for _, e := range plan.apply {
-			if e.msg == nil {
-				m.st.gapFilled++
-			}
-			byEntry[e.seq], entryOf[e.seq] = m, e
-			if e.refused {
-				m.st.refused++ // acknowledged with the step; no dead letter keeps it
-				continue
-			}
-			if e.rejection != nil {
-				letters[m] = append(letters[m], e.deadLetter(nil))
-				continue
-			}
-			records = append(records, e.record)
-		}
 	}
 	if applying == 0 {
 		return tx.Commit(ctx)
 	}
-	out, err := Apply(ctx, tx, records)
+	out, err := applyPrefetched(ctx, tx, records, pre)
 	if err != nil {
 		return err
 	}
@@ -299,11 +305,18 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 			writes = append(writes, checkpointWrite{name: m.w.consumer, seq: last.seq, updated: last.stored})
 		}
 	}
-	if err := writeCheckpoints(ctx, tx, writes); err != nil {
-		return err
+	if !moved {
+		if err := writeCheckpoints(ctx, tx, writes); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, m := range members {
+		if len(m.plan.apply) > 0 {
+			m.w.announce(m.plan.last)
+		}
 	}
 	if first.metrics != nil {
 		first.metrics.Partitions.Observe(float64(len(members)))
@@ -317,6 +330,59 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 		}
 	}
 	return nil
+}
+
+// lockAndPlan locks the members' checkpoints and plans their steps (plan; records then
+// returns what the plans apply). When every member's worker knows where its checkpoint stood
+// after its last commit (the common case: one process holds a partition for a long time),
+// the plans are made from there before the lock, and one statement locks the checkpoints,
+// moves them to where the plans end, and looks up the first segment of the records
+// (lockAndLookup): moved is true and pre answers Apply's first look-up. A checkpoint found
+// elsewhere (another process applied the partition meanwhile, or this one's step failed
+// after a commit it did not see) moves nothing and the steps are planned again from the
+// checkpoints found, as without a plan: pre is nil and the checkpoints are written after the
+// effects. Either way the step applies every event after the checkpoint it locked, once.
+func lockAndPlan(ctx context.Context, tx neo4j.ManagedTransaction, members []*stepMember, locks []checkpointLock,
+	plan func(cps []uint64) error, records func() []Record) (pre *prefetched, moved bool, err error) {
+	expected := make([]uint64, len(members))
+	known := true
+	for i, m := range members {
+		expected[i], known = m.w.committedAt()
+		if !known {
+			break
+		}
+	}
+	if !known {
+		cps, err := lockCheckpoints(ctx, tx, locks)
+		if err != nil {
+			return nil, false, err
+		}
+		return nil, false, plan(cps)
+	}
+	if err := plan(expected); err != nil {
+		return nil, false, err
+	}
+	spec := make([]speculativeLock, len(members))
+	for i, m := range members {
+		spec[i] = speculativeLock{checkpointLock: locks[i], expected: expected[i]}
+		if n := len(m.plan.apply); n > 0 {
+			last := m.plan.apply[n-1]
+			spec[i].move, spec[i].seq, spec[i].updated = true, last.seq, last.stored
+		}
+	}
+	keys, err := segmentKeys(firstSegment(records()))
+	if err != nil {
+		keys = &lookupKeys{} // Apply's own look-up meets the error
+	}
+	cps, st, err := lockAndLookup(ctx, tx, spec, keys)
+	if err != nil {
+		return nil, false, err
+	}
+	if slices.Equal(cps, expected) {
+		return &prefetched{keys: keys, st: st}, true, nil
+	}
+	members[0].w.log.Debug("a checkpoint moved since this process last committed it; planning again", "partitions", len(members))
+	return nil, false, plan(cps)
 }
 
 // purgeErased keeps the dead letters of an erased user from outliving the erasure. For every

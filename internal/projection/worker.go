@@ -81,6 +81,11 @@ type worker struct {
 	forced    map[uint64]*Rejection // events Neo4j refused alone: dead-lettered when next planned
 	erasures  *erasures             // which tenants are erased (erased.go)
 
+	// committed is where this worker's last committed step left the checkpoint (known only
+	// after one): the next step plans from it before it locks (group.go, lockAndPlan).
+	committed      uint64
+	committedKnown bool
+
 	apply stepFunc  // step with its decorators (retry, rejection check, metrics)
 	limit int       // most events the next step applies
 	plan  *stepPlan // what the last attempt of the step planned
@@ -450,22 +455,30 @@ func (w *worker) finish(plan *stepPlan) {
 	clear(w.pending[len(kept):])
 	w.pending = kept
 	w.erasures.commit(plan.erasures, plan.last)
+	w.committed, w.committedKnown = plan.last, true
 	for seq := range w.forced {
 		if seq <= plan.last {
 			delete(w.forced, seq)
 		}
 	}
-	if n := len(plan.apply); n > 0 {
-		if w.progress != nil {
-			w.progress.committed(w.partition, plan.last, plan.apply[n-1].stored)
-		}
-		// A hint for readers waiting on this checkpoint (stream.ProgressRoot); a lost one
-		// only makes them wait for their next poll.
-		if w.js != nil {
-			_ = w.js.Conn().Publish(stream.ProgressSubject(w.cfg.Group, w.partition), strconv.AppendUint(nil, plan.last, 10))
-		}
+	if n := len(plan.apply); n > 0 && w.progress != nil {
+		w.progress.committed(w.partition, plan.last, plan.apply[n-1].stored)
 	}
 }
+
+// announce publishes the partition's new checkpoint: a hint for readers waiting on it
+// (stream.ProgressRoot); a lost one only makes them wait for their next poll. It is sent as
+// soon as the commit returns (commitSteps), before the acknowledgements and before the
+// worker that owns the step is even woken.
+func (w *worker) announce(checkpoint uint64) {
+	if w.js != nil {
+		_ = w.js.Conn().Publish(stream.ProgressSubject(w.cfg.Group, w.partition), strconv.AppendUint(nil, checkpoint, 10))
+	}
+}
+
+// committedAt returns where the worker's last committed step left the checkpoint; false
+// before its first.
+func (w *worker) committedAt() (uint64, bool) { return w.committed, w.committedKnown }
 
 // keepAlive tells JetStream the pending events are still being worked on, so a batch that
 // retries for longer than the ack wait is not delivered again meanwhile.

@@ -41,7 +41,10 @@ func newServer(t *testing.T, d neo4j.DriverWithContext) testServer {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	NewHandler(r, 200*time.Millisecond, 50, nil, m).Register(mux)
+	// A one-second consistency wait: on a loaded machine a shorter one can end before Neo4j
+	// answers the first checkpoint read, which is a 503 (unanswered), not the 504 a test of a
+	// projection that is behind expects.
+	NewHandler(r, time.Second, 50, nil, m).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return testServer{url: srv.URL, group: group}
