@@ -143,6 +143,13 @@ func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]
 		}
 	}
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The caller's time ran out in the middle of the exchange, which the driver words
+			// as a connectivity error ("Timeout while reading from connection"): not Neo4j
+			// being down. The callers decide what it means (WaitFor: 504 once the checkpoint
+			// was read; the handler: 503 when its read timeout ended it).
+			return nil, fmt.Errorf("query %s: %w: %w", op, cerr, err)
+		}
 		if graph.IsUnavailable(err) {
 			return nil, fmt.Errorf("query %s: %w: %w", op, ErrUnavailable, err)
 		}
