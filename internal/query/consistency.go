@@ -141,9 +141,26 @@ func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, w
 	for {
 		// Taken before the read: a commit between the read and the wait still wakes it.
 		committed := r.progress.Changed(partition)
-		// A fresh notification of the partition's checkpoint stands for reading it back.
-		if r.progress.Reached(partition) >= token {
+		// A fresh notification of the partition's checkpoint stands for reading it back: at or
+		// past the token the read is covered; below it the projector is committing the
+		// partition and will say when it passes the token, so the checkpoint is not read from
+		// Neo4j meanwhile. Read at every poll of every waiting read, it told nothing new and
+		// loaded the database the projector needed: under a backlog the waiting reads polled
+		// Neo4j thousands of times a second, which slowed the projection they waited for
+		// (issue 11, docs/query.md). The graph is read when no fresh notification is there (an
+		// idle partition, a projector that stopped, notifications lost).
+		if notified := r.progress.Reached(partition); notified >= token {
 			return nil
+		} else if notified > 0 {
+			answered, reached = true, notified
+			if r.skipAhead(wctx, partition, token, &reached, &pending); reached >= token {
+				return nil
+			}
+			if !r.pause(wctx, timer, poll, committed) {
+				return late()
+			}
+			poll = min(poll*3/2, maxPoll)
+			continue
 		}
 		cur, err := r.checkpoint(wctx, name)
 		if err != nil {
@@ -166,27 +183,45 @@ func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, w
 		if reached >= token {
 			return nil
 		}
-		if r.log != nil && reached >= pending {
-			// Errors here only lose the shortcut; the checkpoint comparison stays exact.
-			next, err := r.log.NextInPartition(wctx, partition, reached+1, token)
-			switch {
-			case err != nil:
-			case next == 0:
-				return nil
-			case next <= token:
-				pending = next // no need to ask again before the checkpoint passes it
-			}
+		if r.skipAhead(wctx, partition, token, &reached, &pending); reached >= token {
+			return nil
 		}
-		timer.Reset(poll)
-		select {
-		case <-wctx.Done():
+		if !r.pause(wctx, timer, poll, committed) {
 			return late()
-		case <-timer.C:
-		case <-committed:
-			timer.Stop()
 		}
 		poll = min(poll*3/2, maxPoll)
 	}
+}
+
+// skipAhead asks the log whether the partition holds anything unapplied between the
+// checkpoint *reached and token (once per position past *pending): when it holds nothing and
+// can get nothing there, the read is covered, and *reached is set to token. Errors only lose
+// the shortcut; the checkpoint comparison stays exact.
+func (r *Reader) skipAhead(ctx context.Context, partition int, token uint64, reached, pending *uint64) {
+	if r.log == nil || *reached < *pending {
+		return
+	}
+	next, err := r.log.NextInPartition(ctx, partition, *reached+1, token)
+	switch {
+	case err != nil:
+	case next == 0:
+		*reached = token
+	case next <= token:
+		*pending = next // no need to ask again before the checkpoint passes it
+	}
+}
+
+// pause waits for the next poll or a notification of a commit; false when ctx ended.
+func (r *Reader) pause(ctx context.Context, timer *time.Timer, poll time.Duration, committed <-chan struct{}) bool {
+	timer.Reset(poll)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+	case <-committed:
+		timer.Stop()
+	}
+	return true
 }
 
 // checkpoint returns the stream sequence the checkpoint reached, 0 when it does not exist yet.

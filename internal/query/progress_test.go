@@ -1,6 +1,7 @@
 package query
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -136,4 +137,44 @@ func TestWaitForTrustsAFreshNotification(t *testing.T) {
 			t.Fatal("WaitFor did not return after the notification")
 		}
 	}
+}
+
+// TestWaitForFallsBackToTheGraphWhenNotificationsStop: below a fresh notification the
+// checkpoint is not read from the graph (the projector says when it passes the token); once
+// no fresh notification is there (the projector stopped notifying), the graph decides again.
+// Here the graph's checkpoint covers the token and the only notification says less: the read
+// is answered after the notification went stale, within the wait.
+func TestWaitForFallsBackToTheGraphWhenNotificationsStop(t *testing.T) {
+	t.Parallel()
+	d := neo4jDriver(t)
+	_, nc, _ := testenv.NATS(t)
+	group := "stale-" + events.NewID()[24:]
+	p := NewProgress(group)
+	if err := p.Subscribe(nc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	r, err := NewReader(d, "", WithCheckpointGroup(group), WithProgress(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := testenv.User(t, "stale")
+	owner, _ := events.TenantToken(user)
+	part := events.Partition(owner, r.partitions)
+	name := group + "-p" + strconv.Itoa(part)
+	setCheckpoint(t, d, name, part, 10)
+	if err := nc.Publish(stream.ProgressSubject(group, part), []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.Reached(part) != 5; {
+		if time.Now().After(deadline) {
+			t.Fatal("the notification did not arrive")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := r.WaitFor(t.Context(), user, 8, 10*time.Second); err != nil {
+		t.Fatalf("WaitFor(8) with the graph at 10 and a notification of 5: %v", err)
+	}
+	t.Logf("answered after %s (the notification stands for %s)", time.Since(start).Round(time.Millisecond), progressTrust)
 }
