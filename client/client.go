@@ -349,6 +349,8 @@ func setIDs(cmd ingest.Command, eventID string, m ingest.Minted) {
 		c.EventID = eventID
 	case *ingest.ClearSession:
 		c.EventID = eventID
+	case *ingest.DeleteEntity:
+		c.EventID = eventID
 	}
 }
 

@@ -205,6 +205,25 @@ func (l *LongTerm) MergeDuplicateEntities(ctx context.Context, sourceID, targetI
 	return r, err
 }
 
+// DeleteEntity deletes an entity of the user named by ForUser (the hosted service's
+// delete_entity): the entity, the entities merged into it (a merged id deletes its
+// survivor), its mentions, relationships and applies_to links, and the user's facts whose
+// subject or object is one of its names. The messages, traces and preferences stay. An
+// entity that does not exist is no error; one of another user is dead-lettered (Fate). It
+// needs no ForUser when this client added the entity.
+func (l *LongTerm) DeleteEntity(ctx context.Context, entityID string, opts ...WriteOption) (Receipt, error) {
+	w := collect(opts)
+	if w.user == "" {
+		w.user, _ = l.c.owners.get(entityID)
+	}
+	path := "/entities/" + url.PathEscape(entityID)
+	if w.user != "" {
+		path = "/users/" + url.PathEscape(w.user) + path
+	}
+	_, r, err := l.c.write(ctx, "delete_entity", &ingest.DeleteEntity{UserIdentifier: w.user, EntityID: entityID}, "DELETE", "/v1"+path)
+	return r, err
+}
+
 // AddFact records a subject-predicate-object fact of the user named by ForUser, valid from
 // ValidFrom (default: when it is written) until ValidUntil; WithConfidence, WithMetadata.
 func (l *LongTerm) AddFact(ctx context.Context, subject, predicate, object string, opts ...WriteOption) (*Fact, error) {
@@ -311,7 +330,8 @@ func (l *LongTerm) GetRelatedEntities(ctx context.Context, identifier, id string
 }
 
 // GetFacts lists the user's facts, highest confidence first, then newest: AboutSubject and
-// WithPredicate filter, AsOf keeps those valid then, Limit bounds.
+// WithPredicate filter, AsOf keeps those valid then, KnownAt those recorded by then (transaction
+// time), Limit bounds.
 func (l *LongTerm) GetFacts(ctx context.Context, identifier string, opts ...ReadOption) ([]Fact, error) {
 	ro := collectRead(opts)
 	q := consistency(ro)
@@ -321,6 +341,7 @@ func (l *LongTerm) GetFacts(ctx context.Context, identifier string, opts ...Read
 		}
 	}
 	setTime(q, "as_of", ro.asOf)
+	setTime(q, "known_at", ro.knownAt)
 	if ro.limit != 0 {
 		q.Set("limit", strconv.Itoa(ro.limit))
 	}

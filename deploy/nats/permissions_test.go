@@ -20,6 +20,7 @@ import (
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/natsdev"
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -581,6 +582,62 @@ func TestPermissions(t *testing.T) {
 			}
 			v.wait(t, `Subscription to "`+subj+`"`)
 		}
+	})
+
+	t.Run("data keys: the ingestor keeps them, projector and query read them, agents nothing", func(t *testing.T) {
+		user := "keys+" + events.NewID()[24:] + "@omg.test"
+		_, ijs, iv := s.service(t, "ingestor")
+		if err := stream.Ensure(t.Context(), ijs, 2*time.Minute); err != nil {
+			t.Fatalf("apply streams and the key bucket: %v", err)
+		}
+		store := keys.NewKV(ijs)
+		created, err := store.Create(t.Context(), user)
+		if err != nil {
+			t.Fatalf("ingestor creates a user's keys: %v", err)
+		}
+		if again, err := store.Create(t.Context(), user); err != nil || again.ID != created.ID {
+			t.Fatalf("a second create: %v, %v; want the first set %s", again.ID, err, created.ID)
+		}
+		rotated, err := store.Rotate(t.Context(), user)
+		if err != nil || len(rotated.Keys) != 2 {
+			t.Fatalf("ingestor rotates: %d versions, %v", len(rotated.Keys), err)
+		}
+		for _, svc := range []string{"projector", "query"} {
+			nc, js, v := s.service(t, svc)
+			if err := stream.Ensure(t.Context(), js, 2*time.Minute); err != nil {
+				t.Fatalf("%s applies streams and the key bucket: %v", svc, err)
+			}
+			got, err := keys.NewKV(js).Get(t.Context(), user)
+			if err != nil || got.ID != created.ID || len(got.Keys) != 2 {
+				t.Fatalf("%s reads the keys: %+v, %v", svc, got.ID, err)
+			}
+			for _, subj := range []string{"$KV." + keys.Bucket + ".x", "$JS.API.STREAM.PURGE.KV_" + keys.Bucket,
+				"$JS.API.DIRECT.GET.KV_" + keys.Bucket, "$JS.API.STREAM.MSG.GET.KV_" + keys.Bucket, "$JS.API.STREAM.INFO.KV_" + keys.Bucket} {
+				if err := nc.PublishRequest(subj, nc.NewRespInbox(), []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
+				v.wait(t, `Publish to "`+subj+`"`)
+			}
+		}
+		anc, _, av := s.agent(t, sara, true)
+		for _, subj := range []string{"$KV." + keys.Bucket + "." + events.UserID(sara),
+			"$JS.API.DIRECT.GET.KV_" + keys.Bucket + ".$KV." + keys.Bucket + "." + events.UserID(sara)} {
+			if err := anc.Publish(subj, nil); err != nil {
+				t.Fatal(err)
+			}
+			av.wait(t, `Publish to "`+subj+`"`)
+		}
+		if err := store.Destroy(t.Context(), user); err != nil {
+			t.Fatalf("ingestor destroys the keys: %v", err)
+		}
+		if _, err := store.Get(t.Context(), user); !errors.Is(err, keys.ErrNotFound) {
+			t.Fatalf("keys after destroy: %v, want ErrNotFound", err)
+		}
+		// Nor may the ingestor read the bucket otherwise (a whole-bucket read would list users).
+		if err := ijs.Conn().PublishRequest("$JS.API.STREAM.MSG.GET.KV_"+keys.Bucket, ijs.Conn().NewRespInbox(), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		iv.wait(t, `Publish to "$JS.API.STREAM.MSG.GET.KV_`+keys.Bucket+`"`)
 	})
 
 	t.Run("agent without its inbox prefix gets no acknowledgement", func(t *testing.T) {

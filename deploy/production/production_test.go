@@ -4,7 +4,6 @@
 package production_test
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +33,10 @@ func TestMonitoringNotPublic(t *testing.T) {
 	if o.Cluster.Name != "engram" || len(o.Routes) != 3 || o.MaxPayload != 1<<20 {
 		t.Errorf("cluster %q with %d routes, max payload %d", o.Cluster.Name, len(o.Routes), o.MaxPayload)
 	}
+	// The durability choice of docs/operations.md: every write fsynced before it is acknowledged.
+	if !o.SyncAlways {
+		t.Errorf("jetstream sync_interval is %s, not always", o.SyncInterval)
+	}
 	// The accounts came through the include, with every service user.
 	users := map[string]bool{}
 	for _, u := range o.Users {
@@ -44,35 +47,6 @@ func TestMonitoringNotPublic(t *testing.T) {
 			t.Errorf("user %s missing or without password and permissions", want)
 		}
 	}
-}
-
-// readEnv reads KEY=VALUE lines, skipping comments and blank lines.
-func readEnv(t *testing.T, files ...string) map[string]string {
-	t.Helper()
-	env := map[string]string{}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				t.Fatalf("%s: %q is not KEY=VALUE", f, line)
-			}
-			env[k] = v
-		}
-		fh.Close()
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return env
 }
 
 // TestServiceEnvFiles: each service accepts engram.env with its own file, with the secrets
@@ -93,7 +67,7 @@ func TestServiceEnvFiles(t *testing.T) {
 		{"query", "query.env", func(a []string, g func(string) string) error { _, err := query.LoadConfig(a, g); return err }},
 	} {
 		svc, fn := c.svc, c.load
-		env := readEnv(t, "engram.env", c.file)
+		env := testenv.ReadEnvFiles(t, "engram.env", c.file)
 		if env["AUTH_ENABLED"] != "true" {
 			t.Errorf("%s: authentication is not on", svc)
 		}

@@ -24,6 +24,7 @@ type Common struct {
 	LogFormat       string
 	MultiTenant     bool
 	Duplicates      time.Duration // JetStream duplicate window of the memory stream
+	StreamReplicas  int           // num_replicas of MEM and MEM_DLQ (NATS_STREAM_REPLICAS): 1 on one server, 3 on the production cluster
 	PublishTimeout  time.Duration
 	StartTimeout    time.Duration // how long start-up waits for NATS; Neo4j is not waited for (Neo4jModule)
 	ShutdownTimeout time.Duration
@@ -56,6 +57,9 @@ func (c Common) Validate() error {
 	}
 	if c.Duplicates < 2*time.Minute {
 		errs = append(errs, fmt.Errorf("NATS_DUPLICATE_WINDOW %s: at least 2m so a retried publish is stored once", c.Duplicates))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS %d: want 1 (one server) to 5 (JetStream's maximum), 3 on a three-node cluster", c.StreamReplicas))
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PUBLISH_TIMEOUT %s: must be positive", c.PublishTimeout))
@@ -156,6 +160,7 @@ func BindCommon(f *Flags, c *Common, service, defaultHTTP string) {
 	f.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	f.Bool(&c.MultiTenant, "multi-tenant", "MULTI_TENANT", true, "require a user on every write")
 	f.Duration(&c.Duplicates, "nats-duplicate-window", "NATS_DUPLICATE_WINDOW", 2*time.Minute, "JetStream duplicate window of the memory stream")
+	f.Int(&c.StreamReplicas, "nats-stream-replicas", "NATS_STREAM_REPLICAS", 1, "replicas of the memory and dead-letter streams (3 on a three-node JetStream cluster; every service the same)")
 	f.Duration(&c.PublishTimeout, "publish-timeout", "PUBLISH_TIMEOUT", 5*time.Second, "how long a publish waits for JetStream's acknowledgement")
 	f.Duration(&c.StartTimeout, "start-timeout", "START_TIMEOUT", 5*time.Minute, "how long start-up waits for NATS before it gives up")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")

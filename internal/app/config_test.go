@@ -23,7 +23,7 @@ func TestCommonDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if c.NATSURL != "nats://127.0.0.1:4222" || c.Neo4j.URI != "bolt://127.0.0.1:7687" || !c.MultiTenant || c.Duplicates != 2*time.Minute {
+	if c.NATSURL != "nats://127.0.0.1:4222" || c.Neo4j.URI != "bolt://127.0.0.1:7687" || !c.MultiTenant || c.Duplicates != 2*time.Minute || c.StreamReplicas != 1 {
 		t.Fatalf("unexpected defaults %+v", c)
 	}
 }
@@ -48,11 +48,12 @@ func TestCommonReportsEveryProblem(t *testing.T) {
 		"LOG_LEVEL":             "loud",
 		"HTTP_ADDR":             "nowhere",
 		"START_TIMEOUT":         "0s",
+		"NATS_STREAM_REPLICAS":  "7",
 	}, "-nats-url", "")
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"MULTI_TENANT", "PUBLISH_TIMEOUT", "NATS_DUPLICATE_WINDOW", "LOG_LEVEL", "HTTP_ADDR", "NATS_URL", "START_TIMEOUT"} {
+	for _, want := range []string{"MULTI_TENANT", "PUBLISH_TIMEOUT", "NATS_DUPLICATE_WINDOW", "LOG_LEVEL", "HTTP_ADDR", "NATS_URL", "START_TIMEOUT", "NATS_STREAM_REPLICAS"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

@@ -139,7 +139,7 @@ func NewJetStream(lc fx.Lifecycle, c Common, nc *nats.Conn, logger *slog.Logger)
 		return Retry(ctx, logger, "waiting for jetstream", []any{"url", stream.RedactURL(c.NATSURL)}, func(ctx context.Context) error {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			return stream.Ensure(actx, js, c.Duplicates)
+			return stream.EnsureReplicas(actx, js, c.Duplicates, c.StreamReplicas)
 		})
 	}})
 	return js, nil

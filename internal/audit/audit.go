@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/engram-memory/engram/internal/events"
+	datakeys "github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -79,6 +80,7 @@ func read(ctx context.Context, js jetstream.JetStream, keys stream.Keys, user st
 	for _, k := range kinds {
 		want[k] = true
 	}
+	codec := events.Codec{Keys: datakeys.Default(js)}
 	var out []Entry
 	err = stream.Each(ctx, js, stream.MemoryStream, filter, false, func(msg jetstream.Msg) error {
 		md, err := msg.Metadata()
@@ -92,7 +94,8 @@ func read(ctx context.Context, js jetstream.JetStream, keys stream.Keys, user st
 				e.Vouch = VouchIngestor
 			}
 		}
-		ev, derr := events.Decode(msg.Subject(), msg.Headers(), msg.Data())
+		// The vouch covers the event as stored (sealed); the entry shows it opened.
+		ev, derr := codec.Decode(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if derr != nil {
 			e.Error = derr.Error()
 			e.ID = msg.Headers().Get("ce-id")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/bench"
 	"github.com/engram-memory/engram/internal/graph"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
 )
@@ -128,7 +129,10 @@ func TestTinyRun(t *testing.T) {
 		"failover two projectors: SIGKILL of the holder → applied (2 kills)", "failover exactly once, in per-tenant order",
 		"baseline seed 20 users × 3 preferences",
 		"reads GetPreferencesFor active workers=2", "reads GetPreferencesFor applies_to workers=2", "reads GetPreferencesFor as_of workers=2",
-		"replay", "footprint ingestor peak RSS", "footprint projector peak RSS",
+		"replay", "durability sync_interval default (2m) c=1", "durability sync_interval always c=2",
+		"encryption ingest encryption off c=2", "encryption ingest encryption on c=2",
+		"encryption projection encryption off", "encryption projection encryption on",
+		"footprint ingestor peak RSS", "footprint projector peak RSS",
 	}
 	for _, name := range want {
 		res, ok := findPrefix(rep, name)
@@ -186,8 +190,13 @@ func TestTinyRun(t *testing.T) {
 	if n := s.CachedInfo().State.Consumers; n != 0 {
 		t.Errorf("%d consumers left on the memory stream", n)
 	}
+	if kv, err := js.Stream(t.Context(), "KV_"+keys.Bucket); err != nil {
+		t.Error(err)
+	} else if info, err := kv.Info(t.Context()); err != nil || info.State.Msgs != 0 {
+		t.Errorf("data keys left in the bucket: %v, %v", info, err)
+	}
 	for name := range js.StreamNames(t.Context()).Name() {
-		if name != stream.MemoryStream && name != stream.DeadLetterStream {
+		if name != stream.MemoryStream && name != stream.DeadLetterStream && name != "KV_"+keys.Bucket {
 			t.Errorf("stream %s left behind", name)
 		}
 	}

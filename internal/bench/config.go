@@ -27,7 +27,7 @@ const (
 // Scenarios lists every scenario in run order.
 var Scenarios = []string{
 	ScenarioIngestHTTP, ScenarioIngestBatch, ScenarioPublish, ScenarioProjection,
-	ScenarioFreshness, ScenarioFailover, ScenarioReads, ScenarioReplay, ScenarioFootprint,
+	ScenarioFreshness, ScenarioFailover, ScenarioReads, ScenarioEntityReads, ScenarioReplay, ScenarioDurability, ScenarioEncryption, ScenarioFootprint,
 }
 
 // Limits on parameters: beyond them a run is a mistake, not a benchmark.

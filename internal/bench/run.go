@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -29,6 +30,9 @@ type runner struct {
 	notedLiveProjector bool
 	lastProjected      int  // events the projection scenario wrote (replay reuses them)
 	profiledProjection bool // an in-process projector of the run's profiling group ran
+	// seal, when it has keys, seals what project publishes, as the ingestor does (the
+	// encryption scenario).
+	seal events.Codec
 }
 
 // rawPublisher returns the run's raw publish baseline, creating its stream on first use.
@@ -202,6 +206,10 @@ func (r *runner) cleanup() error {
 	}
 	for group, users := range r.written.all() {
 		if err := PurgeTenants(ctx, r.stack.JS, r.tenants, group, users); err != nil {
+			errs = append(errs, err)
+		}
+		// And their data keys (the ingestor and the encryption scenario seal).
+		if err := destroyKeys(ctx, r.stack.JS, r.tenants, group, users); err != nil {
 			errs = append(errs, err)
 		}
 	}

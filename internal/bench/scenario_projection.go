@@ -149,6 +149,9 @@ func (r *runner) project(ctx context.Context, evs []*events.Event, what, group s
 		if err != nil {
 			return projected{}, err
 		}
+		if err := r.seal.Seal(ctx, e.User, m); err != nil {
+			return projected{}, err
+		}
 		msgs[i] = m
 	}
 	dlqBefore, err := streamMsgs(ctx, r.stack.JS, stream.DeadLetterStream)

@@ -116,7 +116,12 @@ func seedRow(t Tenants, i, prefs int) map[string]any {
 // seed writes users × prefs with rawWriters concurrent writers, UNWIND statements of about
 // UnwindBatch preferences each.
 func (r *runner) seed(ctx context.Context, users, prefs int) (time.Duration, error) {
-	perStmt := max(1, r.cfg.UnwindBatch/prefs)
+	return r.seedWith(ctx, users, max(1, r.cfg.UnwindBatch/prefs), seedUsers, func(i int) any { return seedRow(r.tenants, i, prefs) })
+}
+
+// seedWith runs cypher over $users, perStmt rows (row(i) for user i) a statement, with
+// rawWriters concurrent writers, and returns how long it took.
+func (r *runner) seedWith(ctx context.Context, users, perStmt int, cypher string, row func(i int) any) (time.Duration, error) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -127,9 +132,9 @@ func (r *runner) seed(ctx context.Context, users, prefs int) (time.Duration, err
 			for from := range next {
 				rows := make([]any, 0, perStmt)
 				for i := from; i < min(from+perStmt, users); i++ {
-					rows = append(rows, seedRow(r.tenants, i, prefs))
+					rows = append(rows, row(i))
 				}
-				_, err := neo4j.ExecuteQuery(ctx, r.stack.Neo4j, seedUsers, map[string]any{"users": rows},
+				_, err := neo4j.ExecuteQuery(ctx, r.stack.Neo4j, cypher, map[string]any{"users": rows},
 					neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(r.stack.Neo4jDB))
 				if err != nil {
 					mu.Lock()

@@ -90,13 +90,13 @@ func servicesFor(c Config) []string {
 	if c.Has(ScenarioIngestHTTP) || c.Has(ScenarioIngestBatch) {
 		add(ServiceIngestor)
 	}
-	if c.Has(ScenarioProjection) || c.Has(ScenarioReplay) {
+	if c.Has(ScenarioProjection) || c.Has(ScenarioReplay) || c.Has(ScenarioEncryption) {
 		add(ServiceProjector)
 	}
 	if c.Has(ScenarioFreshness) {
 		add(ServiceIngestor, ServiceProjector, ServiceQuery)
 	}
-	if c.Has(ScenarioReads) {
+	if c.Has(ScenarioReads) || c.Has(ScenarioEntityReads) {
 		add(ServiceQuery)
 	}
 	if c.Has(ScenarioFailover) {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -71,15 +72,16 @@ func runDLQ(ctx context.Context, args []string, out, errOut io.Writer, getenv fu
 			return fmt.Errorf("dead letter %d: %w", seqs[0], err)
 		}
 		fmt.Fprintf(out, "sequence: %d\nstored:   %s\nsubject:  %s\n", m.Sequence, m.Time.UTC().Format(time.RFC3339Nano), m.Subject)
-		keys := make([]string, 0, len(m.Header))
-		for k := range m.Header {
-			keys = append(keys, k)
+		header, data := openLetter(ctx, js, m, out)
+		names := make([]string, 0, len(header))
+		for k := range header {
+			names = append(names, k)
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(out, "%s: %s\n", k, strings.Join(m.Header[k], ", "))
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(out, "%s: %s\n", k, strings.Join(header[k], ", "))
 		}
-		fmt.Fprintf(out, "\n%s\n", m.Data)
+		fmt.Fprintf(out, "\n%s\n", data)
 		return nil
 	case "retry", "drop":
 		if len(seqs) == 0 && !*all {
@@ -122,6 +124,22 @@ func runDLQ(ctx context.Context, args []string, out, errOut io.Writer, getenv fu
 		return nil
 	}
 	return fmt.Errorf("unknown dlq command %q (list, show, retry, drop)", sub)
+}
+
+// openLetter returns a dead letter's headers and body with the event opened when it is
+// sealed (events.Codec, the data keys of js); when it does not open (its user was erased, so
+// its key is destroyed) it says so on out and returns the letter as stored.
+func openLetter(ctx context.Context, js jetstream.JetStream, m *jetstream.RawStreamMsg, out io.Writer) (nats.Header, []byte) {
+	if m.Header.Get(events.HeaderKey) == "" {
+		return m.Header, m.Data
+	}
+	h, d, err := events.Codec{Keys: keys.Default(js)}.Open(ctx, m.Header.Get(projection.HeaderDlqSubject), m.Header, m.Data)
+	if err == nil {
+		fmt.Fprintf(out, "sealed:   opened with data key %s\n", m.Header.Get(events.HeaderKey))
+		return h, d
+	}
+	fmt.Fprintf(out, "sealed:   does not open (%v)\n", err)
+	return m.Header, m.Data
 }
 
 func deadLetters(ctx context.Context, s jetstream.Stream, reason string) ([]*jetstream.RawStreamMsg, error) {

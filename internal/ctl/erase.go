@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/engram-memory/engram/internal/ingest"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -38,6 +39,13 @@ func runErase(ctx context.Context, args []string, out, errOut io.Writer, getenv 
 		return err
 	}
 	defer nc.Close()
+	// As the ingestor erases: the data keys destroyed first (every copy of the user's sealed
+	// events unreadable at once), then the tombstone and the purge, then the keys again (one a
+	// racing write made meanwhile).
+	store := keys.NewKV(js)
+	if err := store.Destroy(ctx, *user); err != nil {
+		return fmt.Errorf("destroying the user's data keys failed (run erase again): %w", err)
+	}
 	st, err := stream.NewPublisher(js, 10*time.Second).Publish(ctx, ev)
 	if err != nil {
 		return err
@@ -45,6 +53,9 @@ func runErase(ctx context.Context, args []string, out, errOut io.Writer, getenv 
 	if err := stream.PurgeTenant(ctx, js, *user, st.Sequence); err != nil {
 		return fmt.Errorf("tombstone stored at sequence %d, but the purge failed (run erase again): %w", st.Sequence, err)
 	}
-	fmt.Fprintf(out, "erase: tombstone %s stored at sequence %d; the user's earlier events and dead letters are purged; the projector deletes their graph when it applies the tombstone\n", ev.ID, st.Sequence)
+	if err := store.Destroy(ctx, *user); err != nil {
+		return fmt.Errorf("tombstone stored at sequence %d, but destroying the user's data keys failed (run erase again): %w", st.Sequence, err)
+	}
+	fmt.Fprintf(out, "erase: tombstone %s stored at sequence %d; the user's data keys are destroyed, their earlier events and dead letters purged; the projector deletes their graph when it applies the tombstone\n", ev.ID, st.Sequence)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/ingest"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -28,6 +29,7 @@ func startProjector(t *testing.T, js jetstream.JetStream, d neo4j.DriverWithCont
 	})
 	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
 	cfg.Group, cfg.BatchWait = group, 5*time.Millisecond
+	cfg.Keys = keys.Default(js) // memctl import seals, as the ingestor does
 	p, err := projection.New(cfg, d, js, projection.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)

@@ -89,8 +89,8 @@ func runReplay(ctx context.Context, args []string, out, errOut io.Writer, getenv
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "replay: applied %d events, skipped %d (dead letters), stream sequence %d..%d, %s (%.0f events/s)%s\n",
-		st.Applied, st.Skipped, st.FirstSeq, st.LastSeq, st.Duration.Round(1e6), st.EventsPer, map[bool]string{true: ", resumed", false: ""}[st.Resumed])
+	fmt.Fprintf(out, "replay: applied %d events, skipped %d (dead letters, erased; %d shredded), stream sequence %d..%d, %s (%.0f events/s)%s\n",
+		st.Applied, st.Skipped, st.Shredded, st.FirstSeq, st.LastSeq, st.Duration.Round(1e6), st.EventsPer, map[bool]string{true: ", resumed", false: ""}[st.Resumed])
 	return nil
 }
 

@@ -27,6 +27,7 @@ const (
 	KindFactAdded            Kind = "fact_added"
 	KindMessageDeleted       Kind = "message_deleted"
 	KindSessionCleared       Kind = "session_cleared"
+	KindEntityDeleted        Kind = "entity_deleted"
 )
 
 // Kinds lists the catalogue in a stable order.
@@ -34,7 +35,7 @@ var Kinds = []Kind{
 	KindUserUpserted, KindMessageAdded, KindPreferenceAdded, KindPreferenceSuperseded,
 	KindTraceStarted, KindTraceStepAdded, KindToolCallRecorded, KindTraceCompleted,
 	KindUserErased, KindUserRecreated, KindEntityAdded, KindRelationshipAdded, KindEntitiesMerged,
-	KindFactAdded, KindMessageDeleted, KindSessionCleared,
+	KindFactAdded, KindMessageDeleted, KindSessionCleared, KindEntityDeleted,
 }
 
 // SchemaVersion is the version of every kind's data schema and CloudEvents type.
@@ -296,6 +297,8 @@ func newData(k Kind) any {
 		return &MessageDeleted{}
 	case KindSessionCleared:
 		return &SessionCleared{}
+	case KindEntityDeleted:
+		return &EntityDeleted{}
 	}
 	return nil
 }
@@ -336,6 +339,8 @@ func KindOf(data any) (Kind, bool) {
 		return KindMessageDeleted, true
 	case SessionCleared, *SessionCleared:
 		return KindSessionCleared, true
+	case EntityDeleted, *EntityDeleted:
+		return KindEntityDeleted, true
 	}
 	return "", false
 }

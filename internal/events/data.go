@@ -339,6 +339,8 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 			return false
 		})
 		v = d
+	case KindEntityDeleted:
+		v, ok = s.entityDeleted(r)
 	case KindUserRecreated:
 		var d UserRecreated
 		ok = s.fields(r, 0, func(name string, p *rule, depth int) bool {

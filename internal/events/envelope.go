@@ -250,6 +250,9 @@ func Decode(subject string, header nats.Header, data []byte) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, sealed := header[HeaderKey]; sealed {
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, ErrSealed) // Codec.Decode opens it
+	}
 	if err := checkHeader(header); err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ func validSeeds() [][]byte {
 		MessageDeleted{MessageID: id, ConversationID: id, SessionID: "s-1"},
 		MessageDeleted{MessageID: id},
 		SessionCleared{ConversationID: id, SessionID: "s-1"},
+		EntityDeleted{EntityID: id},
 		FactAdded{FactID: id, Subject: "Sara", Predicate: "works_at", Object: "Acme", Confidence: &conf, ValidFrom: &at,
 			ValidUntil: &at, Metadata: map[string]any{}},
 	} {

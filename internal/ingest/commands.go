@@ -49,6 +49,7 @@ var Ops = []string{
 	OpUpsertUser, OpEraseUser, OpRecreateUser, OpAddMessage, OpAddPreference, OpSupersedePreference,
 	OpStartTrace, OpAddTraceStep, OpRecordToolCall, OpCompleteTrace,
 	OpAddEntity, OpAddRelationship, OpMergeEntities, OpAddFact, OpDeleteMessage, OpClearSession,
+	OpDeleteEntity,
 }
 
 // newCommand returns a pointer to a zero command of op, or nil for an unknown op.
@@ -86,6 +87,8 @@ func newCommand(op string) Command {
 		return &DeleteMessage{}
 	case OpClearSession:
 		return &ClearSession{}
+	case OpDeleteEntity:
+		return &DeleteEntity{}
 	}
 	return nil
 }
@@ -414,6 +417,8 @@ func eventID(c Command) string {
 	case *DeleteMessage:
 		return c.EventID
 	case *ClearSession:
+		return c.EventID
+	case *DeleteEntity:
 		return c.EventID
 	}
 	return ""

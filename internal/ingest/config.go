@@ -42,6 +42,10 @@ type Config struct {
 	SigningKeyFile string
 	// Source is the CloudEvents source of the events the ingestor writes.
 	Source string
+	// Encryption is INGEST_ENCRYPTION, "on" (the default) or "off": whether the ingestor seals
+	// each user's events with their data key (crypto-shredding, docs/security.md). Readers
+	// open sealed events whatever it says.
+	Encryption string
 	// Auth configures authentication (AUTH_*, docs/security.md); off in the dev stack.
 	Auth auth.Config
 }
@@ -66,6 +70,9 @@ func (c Config) validateLimits() error {
 	if c.Source == "" {
 		errs = append(errs, errors.New("INGEST_EVENT_SOURCE is required"))
 	}
+	if c.Encryption != "on" && c.Encryption != "off" && c.Encryption != "" {
+		errs = append(errs, fmt.Errorf("INGEST_ENCRYPTION %q: want on or off", c.Encryption))
+	}
 	return errors.Join(errs...)
 }
 
@@ -83,6 +90,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	var body int
 	f.Int(&body, "max-body-bytes", "INGEST_MAX_BODY_BYTES", DefaultMaxBodyBytes, "largest request body in bytes")
 	f.String(&c.Source, "event-source", "INGEST_EVENT_SOURCE", DefaultSource, "CloudEvents source of the events written")
+	f.String(&c.Encryption, "encryption", "INGEST_ENCRYPTION", "on", "seal each user's events with their data key (on or off)")
 	if err := f.Parse(args); err != nil {
 		return c, err
 	}
@@ -102,3 +110,6 @@ func (c Config) Keys() (ks stream.Keys, random bool, err error) {
 	}
 	return ks, false, nil
 }
+
+// Sealing reports whether the ingestor seals events (Encryption is not "off").
+func (c Config) Sealing() bool { return c.Encryption != "off" }

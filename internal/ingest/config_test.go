@@ -100,7 +100,11 @@ func TestModuleServesWithoutNeo4j(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	a := reply{code: resp.StatusCode, body: raw}.accepted(t)
-	checkEnvelope(t, stored(t, js, a.Sequence), a.EventID, user, events.KindMessageAdded)
+	m := stored(t, js, a.Sequence)
+	if m.Header.Get(events.HeaderKey) == "" {
+		t.Error("the module's ingestor stored the write unsealed (INGEST_ENCRYPTION is on by default)")
+	}
+	checkEnvelope(t, openStored(t, js, m), a.EventID, user, events.KindMessageAdded)
 
 	resp, err = client.Get("http://" + addr + "/metrics")
 	if err != nil {

@@ -42,6 +42,7 @@ var seedBodies = map[string][]string{
 		`{"user_identifier":"sara@omg.com","message_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d","session_id":"s"}`,
 	},
 	ingest.OpClearSession: {`{"user_identifier":"sara@omg.com","session_id":"s"}`},
+	ingest.OpDeleteEntity: {`{"user_identifier":"sara@omg.com","entity_id":"01968f4c-1d2e-7a3b-8c4d-5e6f7a8b9c0d"}`},
 }
 
 var brokenBodies = []string{``, `{`, `[]`, `null`, `{"x":1}`, `{"session_id":5}`, `{"applies_to":[{"name":1}]}`, `{} {}`, `{"timestamp":"x"}`}

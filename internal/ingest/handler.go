@@ -17,6 +17,7 @@ import (
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/schemas"
 )
@@ -84,6 +85,8 @@ type Handler struct {
 	erasureOf func(context.Context, string) (stream.Erasure, error)
 	// onBatchOpen, when set (tests), runs while a batch holds its slots, before it publishes.
 	onBatchOpen func(context.Context)
+	// ring seals users' events and destroys their keys on erasure (seal.go); nil: plaintext.
+	ring *keys.Ring
 }
 
 // Option configures a Handler.
@@ -179,6 +182,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 			return &c.UserIdentifier
 		case *ClearSession:
 			return &c.UserIdentifier
+		case *DeleteEntity:
+			return &c.UserIdentifier
 		}
 		panic("no user_identifier")
 	}
@@ -192,6 +197,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		panic("no session_id")
 	}
 	messageID := func(c Command) *string { return &c.(*DeleteMessage).MessageID }
+	entityID := fromPath("entity_id", "entity_id", func(c Command) *string { return &c.(*DeleteEntity).EntityID })
 	user := fromPath("identifier", "user_identifier", owner)
 
 	mux.Handle("PUT /v1/users/{identifier}", h.guard(auth.ScopeWrite, h.command(OpUpsertUser, true, fromPath("identifier", "identifier", identifier))))
@@ -219,6 +225,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		fromPaths(user, fromPath("session_id", "session_id", session), fromPath("message_id", "message_id", messageID)))))
 	mux.Handle("DELETE /v1/users/{identifier}/conversations/{session_id}", h.guard(auth.ScopeWrite, h.command(OpClearSession, true,
 		fromPaths(user, fromPath("session_id", "session_id", session)))))
+	mux.Handle("DELETE /v1/entities/{entity_id}", h.guard(auth.ScopeWrite, h.command(OpDeleteEntity, true, entityID)))
+	mux.Handle("DELETE /v1/users/{identifier}/entities/{entity_id}", h.guard(auth.ScopeWrite, h.command(OpDeleteEntity, true,
+		fromPaths(user, entityID))))
 	mux.Handle("POST /v1/batch", h.guard(auth.ScopeWrite, h.endpoint("batch", h.batch)))
 }
 
@@ -308,6 +317,14 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := h.seal(r.Context(), ev, msg, checked[0]); err != nil {
+			return nil, nil, err
+		}
+		if ev.Kind == events.KindUserErased {
+			if err := h.destroyKeys(r.Context(), ev.User); err != nil {
+				return nil, nil, err
+			}
+		}
 		if ev.Kind == events.KindUserRecreated {
 			acc, err := h.recreate(r.Context(), ev, msg, checked[0], minted)
 			if err != nil {
@@ -324,6 +341,9 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if ev.Kind == events.KindUserErased {
 			if err := h.pub.PurgeTenant(r.Context(), ev.User, stored.Sequence); err != nil {
 				return nil, []string{ev.ID}, fmt.Errorf("erasure recorded, but purging the user's events failed (repeat the request; it is idempotent): %w", err)
+			}
+			if err := h.destroyKeys(r.Context(), ev.User); err != nil {
+				return nil, []string{ev.ID}, err
 			}
 			h.logger.Info("user erased", "sequence", stored.Sequence)
 		}
@@ -368,9 +388,21 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 		return nil, ids, err
 	}
 	msgs := make([]*nats.Msg, len(evs))
+	sealCtx := withRecreating(r.Context(), all)
 	for i, b := range evs {
 		if msgs[i], err = encode(b.Event, fmt.Sprintf("commands[%d]", i)); err != nil {
 			return nil, nil, err
+		}
+		if err := h.seal(sealCtx, b.Event, msgs[i], checked[i]); err != nil {
+			if g := (*GoneError)(nil); errors.As(err, &g) {
+				g.Field = fmt.Sprintf("commands[%d]", i)
+			}
+			return nil, nil, err
+		}
+		if b.Event.Kind == events.KindUserErased {
+			if err := h.destroyKeys(r.Context(), b.Event.User); err != nil {
+				return nil, nil, err
+			}
 		}
 		if b.Event.Kind == events.KindUserRecreated {
 			expectRecreation(msgs[i], checked[i])
@@ -399,6 +431,13 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 		case events.KindUserErased:
 			if err := h.pub.PurgeTenant(r.Context(), b.Event.User, stored[i].Sequence); err != nil {
 				return nil, ids, fmt.Errorf("batch stored, but purging an erased user's events failed (erase them again; it is idempotent): %w", err)
+			}
+			// Not when the batch re-creates the user after the erasure: the keys now are the
+			// new life's, which its later commands were sealed with.
+			if !recreatedAfter(evs[i+1:], b.Event.User) {
+				if err := h.destroyKeys(r.Context(), b.Event.User); err != nil {
+					return nil, ids, err
+				}
 			}
 		case events.KindUserRecreated:
 			if err := h.pub.PurgeRefused(r.Context(), b.Event.User, stored[i].Sequence); err != nil {

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -30,8 +31,19 @@ func Module(cfg Config) fx.Option {
 				return stream.NewPublisher(js, cfg.Common.PublishTimeout, stream.WithKeys(keys)), nil
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
-			func(pub *stream.Publisher, m *Metrics, a *auth.Authenticator, logger *slog.Logger) (*Handler, error) {
-				return NewHandler(pub, cfg, WithLogger(logger.With("component", "ingest")), WithMetrics(m), WithAuthenticator(a))
+			func(pub *stream.Publisher, js jetstream.JetStream, m *Metrics, a *auth.Authenticator, logger *slog.Logger) (*Handler, error) {
+				// The ring also with encryption off: an erasure destroys the keys of what was
+				// sealed before.
+				ring, err := NewRing(keys.NewKV(js), pub.Erasure)
+				if err != nil {
+					return nil, err
+				}
+				opts := []Option{WithLogger(logger.With("component", "ingest")), WithMetrics(m), WithAuthenticator(a), WithKeys(ring)}
+				if !cfg.Sealing() {
+					logger.Warn("encryption off: users' events are stored in plaintext, and an erasure cannot reach their copies in stream blocks, replicas and backups; set INGEST_ENCRYPTION=on",
+						"component", "ingest")
+				}
+				return NewHandler(pub, cfg, opts...)
 			},
 		),
 		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),

@@ -40,6 +40,8 @@ var routes = []struct{ method, path, op, schema string }{
 	{"DELETE", "/v1/users/{identifier}/conversations/{session_id}/messages/{message_id}", ingest.OpDeleteMessage, "DeleteMessageBody"},
 	{"DELETE", "/v1/conversations/{session_id}", ingest.OpClearSession, "ClearSessionBody"},
 	{"DELETE", "/v1/users/{identifier}/conversations/{session_id}", ingest.OpClearSession, "ClearSessionBody"},
+	{"DELETE", "/v1/entities/{entity_id}", ingest.OpDeleteEntity, "DeleteEntityBody"},
+	{"DELETE", "/v1/users/{identifier}/entities/{entity_id}", ingest.OpDeleteEntity, "DeleteEntityBody"},
 	{"POST", "/v1/batch", "", "Batch"},
 }
 
@@ -51,6 +53,7 @@ var opSchemas = map[string]string{
 	ingest.OpRecordToolCall: "RecordToolCall", ingest.OpCompleteTrace: "CompleteTrace",
 	ingest.OpAddEntity: "AddEntity", ingest.OpAddRelationship: "AddRelationship", ingest.OpMergeEntities: "MergeEntities",
 	ingest.OpAddFact: "AddFact", ingest.OpDeleteMessage: "DeleteMessage", ingest.OpClearSession: "ClearSession",
+	ingest.OpDeleteEntity: "DeleteEntity",
 }
 
 func openAPI(t *testing.T) map[string]any {
@@ -103,7 +106,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		t.Errorf("GET /v1/openapi.yaml: %d %s", r.code, r.header.Get("Content-Type"))
 	}
 	for _, rt := range routes[1:] {
-		path := strings.NewReplacer("{identifier}", "sara", "{old_id}", "x", "{trace_id}", "x", "{message_id}", "x", "{session_id}", "s").Replace(rt.path)
+		path := strings.NewReplacer("{identifier}", "sara", "{old_id}", "x", "{trace_id}", "x", "{message_id}", "x", "{session_id}", "s", "{entity_id}", "x").Replace(rt.path)
 		if r := h.do(rt.method, path, "{"); r.code == http.StatusNotFound || r.code == http.StatusMethodNotAllowed {
 			t.Errorf("%s %s is documented but not served: %d", rt.method, path, r.code)
 		}

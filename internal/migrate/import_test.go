@@ -21,6 +21,7 @@ import (
 	"github.com/engram-memory/engram/internal/audit"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/graph"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/migrate/migratetest"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/query"
@@ -186,6 +187,7 @@ func project(t *testing.T, live neo4j.DriverWithContext, js jetstream.JetStream,
 	})
 	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
 	cfg.Group = group
+	cfg.Keys = keys.Default(js) // the import seals, as the ingestor does
 	p, err := projection.New(cfg, live, js, projection.WithRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -22,6 +23,10 @@ type Options struct {
 	Settings  Settings
 	BatchSize int       // events per atomic batch; default DefaultBatchSize
 	Progress  io.Writer // progress line while publishing; nil: none
+	// Keys seals the imported events as the ingestor seals its own (events.Codec); nil: a
+	// ring on the data keys' bucket of the run's JetStream. Plaintext imports unsealed.
+	Keys      events.Keyring
+	Plaintext bool
 
 	afterBatch func(published int) // tests: called after each stored batch
 }
@@ -80,6 +85,9 @@ func Run(ctx context.Context, src *Source, js jetstream.JetStream, pub *stream.P
 	}
 	if !o.DryRun && (js == nil || pub == nil) {
 		return nil, errors.New("import: a JetStream connection is required unless it is a dry run")
+	}
+	if !o.DryRun && !o.Plaintext && o.Keys == nil {
+		o.Keys = keys.Default(js)
 	}
 	id, err := src.Identity(ctx)
 	if err != nil {
@@ -141,6 +149,11 @@ func publishUser(ctx context.Context, js jetstream.JetStream, pub *stream.Publis
 		if logged[e.ID] {
 			ur.Logged++
 			continue
+		}
+		if !o.Plaintext {
+			if err := (events.Codec{Keys: o.Keys}).Seal(ctx, e.Event.User, e.Msg); err != nil {
+				return fmt.Errorf("import %s: %w", plan.User, err)
+			}
 		}
 		ids, msgs = append(ids, e.ID), append(msgs, e.Msg)
 	}

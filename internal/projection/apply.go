@@ -135,6 +135,7 @@ var ownSegment = map[events.Kind]func(context.Context, neo4j.ManagedTransaction,
 	events.KindEntitiesMerged: mergeEntities,
 	events.KindMessageDeleted: deleteMessage,
 	events.KindSessionCleared: clearSession,
+	events.KindEntityDeleted:  deleteEntity,
 }
 
 // record adds the outcome of one event.
@@ -268,6 +269,7 @@ func warmUpBatches() [][]Record {
 		events.EntitiesMerged{SourceID: events.EntityID(user, "n", "t"), TargetID: events.EntityID(user, "f", "t")},
 		events.MessageDeleted{MessageID: id(7), ConversationID: conv, SessionID: "s"},
 		events.SessionCleared{ConversationID: conv, SessionID: "s"},
+		events.EntityDeleted{EntityID: events.EntityID(user, "f", "t")},
 		events.UserErased{Identifier: user},
 	}}
 	var out [][]Record
@@ -341,6 +343,8 @@ func rejectionError(r Record, reason Reason) error {
 		what += fmt.Sprintf(" (deletion of message %s)", d.MessageID)
 	case events.SessionCleared:
 		what += fmt.Sprintf(" (clearing of conversation %s, session %q)", d.ConversationID, d.SessionID)
+	case events.EntityDeleted:
+		what += fmt.Sprintf(" (deletion of entity %s)", d.EntityID)
 	}
 	return fmt.Errorf("%s event %s %s", r.Event.Kind, r.Event.ID, what)
 }

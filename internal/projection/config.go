@@ -12,6 +12,7 @@ import (
 
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/events"
 )
 
 // Defaults of the projector's settings.
@@ -62,6 +63,10 @@ type Config struct {
 	// another process takes it over (PROJECTOR_PIN_TIMEOUT, 2s). A live process renews its pin
 	// every pull expiry (a third of it, at least 1s) whatever its transactions do (see inbox).
 	PinTimeout time.Duration
+	// Keys opens sealed events (crypto-shredding, docs/security.md): Module sets the data
+	// keys' ring on the process's JetStream. Not a setting; nil opens nothing, and a sealed
+	// event is then undecodable.
+	Keys events.Keyring
 }
 
 // Validate reports every problem at once.

@@ -64,6 +64,8 @@ type deletion struct {
 	messages      []string
 	conversations []string
 	tails         map[string]string // conversation id -> its new tail ("" for none)
+	entities      []string          // entities_deleted.go
+	facts         []string
 }
 
 // deleteMessage applies a message_deleted event and returns its status.

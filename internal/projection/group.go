@@ -243,6 +243,10 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 					m.st.refused++ // acknowledged with the step; no dead letter keeps it
 					continue
 				}
+				if e.rejection != nil && e.rejection.Reason == ReasonShredded {
+					m.st.refused++ // its key destroyed with the user's erasure: no dead letter either
+					continue
+				}
 				if e.rejection != nil {
 					letters[m] = append(letters[m], e.deadLetter(nil))
 					continue

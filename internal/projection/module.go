@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/engram-memory/engram/internal/app"
+	"github.com/engram-memory/engram/internal/keys"
 )
 
 // Module provides the *Projector of c on app.Neo4jModule's driver and app.Module's JetStream,
@@ -19,6 +20,9 @@ import (
 func Module(c Config) fx.Option {
 	return fx.Module("projection",
 		fx.Provide(func(n *app.Neo4j, d neo4j.DriverWithContext, js jetstream.JetStream, reg *prometheus.Registry, l *slog.Logger) (*Projector, error) {
+			if c.Keys == nil {
+				c.Keys = keys.Default(js)
+			}
 			return New(c, d, js, WithLogger(l), WithRegisterer(reg), WithGraphReady(n.Connected()))
 		}),
 		fx.Invoke(func(lc fx.Lifecycle, p *Projector, h *app.Health) {

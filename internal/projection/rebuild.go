@@ -97,6 +97,8 @@ type memSource struct {
 	// goneM and goneC are the messages and conversations the transaction in flight deleted
 	// (deletions.go): hidden in known, dropped from it on commit.
 	goneM, goneC map[string]bool
+	// goneE and goneF are the entities and facts it deleted (entities_deleted.go), alike.
+	goneE, goneF map[string]bool
 	owners       map[string]string
 }
 
@@ -107,6 +109,7 @@ func newMemSource() *memSource {
 func (m *memSource) reset() {
 	m.pending, m.erasedT = newGraphState(), map[string]bool{}
 	m.goneM, m.goneC = map[string]bool{}, map[string]bool{}
+	m.goneE, m.goneF = map[string]bool{}, map[string]bool{}
 }
 
 func (m *memSource) size() int {
@@ -182,6 +185,9 @@ func (m *memSource) lookup(_ context.Context, _ neo4j.ManagedTransaction, k *loo
 		}
 	}
 	for id := range k.entities {
+		if _, ok := p.entities[id]; !ok && m.goneE[id] {
+			continue
+		}
 		if v, ok := get(m, p.entities, kn.entities, id, ownedOf); ok {
 			st.entities[id] = v
 			if into := m.survivor(id); into != id {
@@ -190,6 +196,9 @@ func (m *memSource) lookup(_ context.Context, _ neo4j.ManagedTransaction, k *loo
 		}
 	}
 	for id := range k.facts {
+		if _, ok := p.facts[id]; !ok && m.goneF[id] {
+			continue
+		}
 		if v, ok := get(m, p.facts, kn.facts, id, ownedOf); ok {
 			st.facts[id] = v
 		}
@@ -221,7 +230,7 @@ func (m *memSource) survivor(id string) string {
 	for range 64 {
 		into, ok := m.pending.merged[id]
 		if !ok {
-			if into, ok = m.known.merged[id]; !ok {
+			if into, ok = m.known.merged[id]; !ok || m.goneE[id] {
 				return id
 			}
 		}
@@ -267,7 +276,8 @@ func (m *memSource) written(st *graphState) {
 	}
 }
 
-// deleted forgets the deleted messages and conversations, and sets the new tails.
+// deleted forgets the deleted messages, conversations, entities and facts, and sets the new
+// tails.
 func (m *memSource) deleted(d deletion) {
 	for _, id := range d.messages {
 		delete(m.pending.messages, id)
@@ -276,6 +286,15 @@ func (m *memSource) deleted(d deletion) {
 	for _, id := range d.conversations {
 		delete(m.pending.conversations, id)
 		m.goneC[id] = true
+	}
+	for _, id := range d.entities {
+		delete(m.pending.entities, id)
+		delete(m.pending.merged, id)
+		m.goneE[id] = true
+	}
+	for _, id := range d.facts {
+		delete(m.pending.facts, id)
+		m.goneF[id] = true
 	}
 	for id, tail := range d.tails {
 		c, ok := m.pending.conversations[id]
@@ -309,6 +328,13 @@ func (m *memSource) commit() {
 	}
 	for id := range m.goneC {
 		delete(k.conversations, id)
+	}
+	for id := range m.goneE {
+		delete(k.entities, id)
+		delete(k.merged, id)
+	}
+	for id := range m.goneF {
+		delete(k.facts, id)
 	}
 	maps.Copy(k.users, p.users)
 	maps.Copy(k.messages, p.messages)

@@ -44,6 +44,11 @@ const (
 	ReasonGraphRejected Reason = "graph_rejected"
 	// ReasonInternal: applying the event panicked (a bug in the projector).
 	ReasonInternal Reason = "internal_error"
+	// ReasonShredded: the event's data key was destroyed with its user's erasure
+	// (events.ErrShredded). Not a dead-letter reason: such an event is acknowledged and
+	// skipped, counted with the erased user's (engram_projector_events_skipped_total
+	// {cause="user_erased"}), and never copied to the dead-letter stream.
+	ReasonShredded Reason = "shredded"
 )
 
 // Reasons lists every reason in a stable order (metrics are initialised with it).
@@ -73,6 +78,8 @@ func (r *Rejection) Unwrap() []error { return []error{ErrRejected, r.Err} }
 // ReasonOf maps a decoding error (events.Decode) onto its dead-letter reason.
 func ReasonOf(err error) Reason {
 	switch {
+	case errors.Is(err, events.ErrShredded):
+		return ReasonShredded
 	case errors.Is(err, events.ErrUnknownType):
 		return ReasonUnknownType
 	case errors.Is(err, events.ErrNoUser):
@@ -84,11 +91,34 @@ func ReasonOf(err error) Reason {
 	}
 }
 
+// Decode is Decoder{}.Decode: without data keys, so a sealed event is undecodable.
+func Decode(subject string, header nats.Header, data []byte, seq uint64, stored time.Time, multiTenant bool) (Record, error) {
+	return Decoder{}.Decode(subject, header, data, seq, stored, multiTenant)
+}
+
+// Decoder decodes stored messages, opening sealed ones with Keys (events.Codec): the one
+// decoder of the live projector, replay and verify.
+type Decoder struct {
+	Keys events.Keyring
+}
+
+// keyRetryFor bounds how long an event's data key is asked for again while the key store does
+// not answer (NATS down or restarting, a leader election of the bucket's stream: 5-16 s on the
+// three-node cluster, docs/operations.md), the partition waiting meanwhile as it waits for
+// Neo4j; after it the event is dead-lettered undecodable (its copy is sealed, and memctl dlq
+// retry brings it back). A few seconds would dead-letter good events at every election.
+const keyRetryFor = time.Minute
+
 // Decode turns a stored message into a Record, enforcing the multi-tenant guardrail: with
 // multiTenant on, an event without a user is rejected (ReasonNoUser). The error is a
-// *Rejection.
-func Decode(subject string, header nats.Header, data []byte, seq uint64, stored time.Time, multiTenant bool) (Record, error) {
-	ev, err := events.Decode(subject, header, data)
+// *Rejection; an event whose key was destroyed is one with ReasonShredded.
+func (d Decoder) Decode(subject string, header nats.Header, data []byte, seq uint64, stored time.Time, multiTenant bool) (Record, error) {
+	codec := events.Codec{Keys: d.Keys}
+	ev, err := codec.DecodeStored(subject, header, data)
+	for start, wait := time.Now(), 100*time.Millisecond; err != nil && !isDecodeError(err) && time.Since(start) < keyRetryFor; wait = min(2*wait, 2*time.Second) {
+		time.Sleep(wait)
+		ev, err = codec.DecodeStored(subject, header, data)
+	}
 	if err != nil {
 		return Record{}, &Rejection{Sequence: seq, Reason: ReasonOf(err), Err: err}
 	}
@@ -97,4 +127,11 @@ func Decode(subject string, header nats.Header, data []byte, seq uint64, stored 
 			Err: fmt.Errorf("%w: %s event %s without a user while multi-tenant mode is on", events.ErrNoUser, ev.Kind, ev.ID)}
 	}
 	return Record{Event: ev, Sequence: seq, Stored: stored.UTC(), Subject: subject}, nil
+}
+
+// isDecodeError reports whether err is the event's own fault (or its shredding), not the key
+// store's: retrying cannot change it.
+func isDecodeError(err error) bool {
+	return errors.Is(err, events.ErrUndecodable) || errors.Is(err, events.ErrUnknownType) ||
+		errors.Is(err, events.ErrInvalidData) || errors.Is(err, events.ErrNoUser)
 }

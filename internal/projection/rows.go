@@ -28,6 +28,7 @@ var rowBuilders = map[events.Kind]func(r Record, base map[string]any) error{
 	events.KindFactAdded:            factAddedRow,
 	events.KindMessageDeleted:       messageDeletedRow,
 	events.KindSessionCleared:       sessionClearedRow,
+	events.KindEntityDeleted:        entityDeletedRow,
 }
 
 // row builds the parameters of one event: what every kind shares (stream sequence, owner,

@@ -280,7 +280,7 @@ func (w *worker) receive(msg jetstream.Msg) {
 }
 
 func (w *worker) decode(e *entry) {
-	rec, err := Decode(e.subject, e.header, e.data, e.seq, e.stored, w.multiUser)
+	rec, err := Decoder{Keys: w.cfg.Keys}.Decode(e.subject, e.header, e.data, e.seq, e.stored, w.multiUser)
 	if err != nil {
 		var rej *Rejection
 		if !errors.As(err, &rej) {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -52,13 +53,18 @@ type PartitionLog interface {
 // its partition (mem.<tenant-token>.<kind>.<partition>), and JetStream finds the next message
 // of a subject filter by sequence without a consumer.
 type StreamLog struct {
-	js jetstream.JetStream
-	mu sync.Mutex
-	s  jetstream.Stream
+	js   jetstream.JetStream
+	mu   sync.Mutex
+	s    jetstream.Stream
+	keys *keys.Ring // opens sealed events for the log reads (uilog.go)
 }
 
 // NewStreamLog returns the memory stream's PartitionLog.
-func NewStreamLog(js jetstream.JetStream) *StreamLog { return &StreamLog{js: js} }
+func NewStreamLog(js jetstream.JetStream) *StreamLog {
+	return &StreamLog{js: js, keys: keys.Default(js)}
+}
+
+func (l *StreamLog) codec() events.Codec { return events.Codec{Keys: l.keys} }
 
 // NextInPartition implements PartitionLog.
 func (l *StreamLog) NextInPartition(ctx context.Context, partition int, from, upTo uint64) (uint64, error) {

@@ -22,7 +22,8 @@ USING INDEX SEEK u:User(identifier)
 WHERE u.owner = $owner
 UNWIND [(u)-[:HAS_CONVERSATION]->(c:Conversation) | c] AS c
 WITH c WHERE c.owner = $owner
-RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at} AS conversation
+RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at,
+          message_count: COUNT { (c)-[:HAS_MESSAGE]->() }} AS conversation
 ORDER BY c.updated_at DESC, c.id DESC
 LIMIT $limit
 `
@@ -160,6 +161,9 @@ func (r *Reader) Conversations(ctx context.Context, identifier string, n int) ([
 			UpdatedAt:  timep(m, "updated_at"),
 			RecordedAt: timep(m, "recorded_at"),
 		})
+		if n := int64p(m, "message_count"); n != nil {
+			out[len(out)-1].MessageCount = *n
+		}
 	}
 	return out, nil
 }

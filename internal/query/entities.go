@@ -44,11 +44,13 @@ WHERE u.owner = $owner AND t.owner = u.owner` + entityResolved
 MATCH (t:Entity {id: $entity_id})
 USING INDEX SEEK t:Entity(id)
 WHERE t.owner = $owner` + entityResolved
-	entityResolved = `
-WITH t, [x IN [(t)-[:MERGED_INTO]->(s:Entity) | s] WHERE x.owner = $owner] AS into
-WITH t, CASE WHEN t.merged_into IS NULL OR size(into) = 0 THEN t ELSE into[0] END AS e
+	entityResolved = entityResolve + `
 RETURN e {` + entityProjection + `, resolved_from: CASE WHEN e <> t THEN t.id END} AS entity
 `
+	// entityResolve is e, the entity t names: its survivor when it was merged, else itself.
+	entityResolve = `
+WITH t, [x IN [(t)-[:MERGED_INTO]->(s:Entity) | s] WHERE x.owner = $owner] AS into
+WITH t, CASE WHEN t.merged_into IS NULL OR size(into) = 0 THEN t ELSE into[0] END AS e`
 
 	// The user's entities, tombstones left out, by name then id; the cursor is the (name, id)
 	// of the last entity of a page.
@@ -216,6 +218,7 @@ type FactQuery struct {
 	Subject   string     // only facts of this subject (exact) when set: the library's get_facts_about
 	Predicate string     // only facts of this predicate (exact) when set
 	AsOf      *time.Time // only facts valid then: valid_from <= t < valid_until (open bounds where null)
+	KnownAt   *time.Time // only facts the system knew then (transaction time): recorded_at <= t
 	Limit     int        // 1..the Reader's max limit; 0 means DefaultLimit
 }
 
@@ -456,7 +459,7 @@ func (r *Reader) Facts(ctx context.Context, identifier string, q FactQuery) ([]F
 		return nil, err
 	}
 	params := map[string]any{"identifier": identifier, "owner": owner, "subject": nil, "predicate": nil,
-		"as_of": timeParam(q.AsOf)}
+		"as_of": timeParam(q.AsOf), "known_at": timeParam(q.KnownAt)}
 	for _, f := range []struct {
 		field, v string
 		max      int
@@ -517,8 +520,10 @@ WHERE f.owner = $owner` + factsFiltered
 WITH f,
   CASE WHEN f.valid_from IS NOT NULL THEN datetime({datetime: f.valid_from, timezone: 'Z'}) END AS valid_from,
   CASE WHEN f.valid_until IS NOT NULL THEN datetime({datetime: f.valid_until, timezone: 'Z'}) END AS valid_until,
-  CASE WHEN f.created_at IS NOT NULL THEN datetime({datetime: f.created_at, timezone: 'Z'}) END AS created
-WHERE $as_of IS NULL OR ((valid_from IS NULL OR valid_from <= $as_of) AND (valid_until IS NULL OR valid_until > $as_of))
+  CASE WHEN f.created_at IS NOT NULL THEN datetime({datetime: f.created_at, timezone: 'Z'}) END AS created,
+  CASE WHEN f.recorded_at IS NOT NULL THEN datetime({datetime: f.recorded_at, timezone: 'Z'}) END AS recorded
+WHERE ($as_of IS NULL OR ((valid_from IS NULL OR valid_from <= $as_of) AND (valid_until IS NULL OR valid_until > $as_of)))
+  AND ($known_at IS NULL OR (recorded IS NOT NULL AND recorded <= $known_at))
 RETURN f {.id, .subject, .predicate, .object, .confidence, .valid_from, .valid_until, .created_at, .metadata,
           .recorded_at, .recorded_seq} AS fact
 ORDER BY coalesce(f.confidence, 1.0) DESC, created DESC, f.id

@@ -12,7 +12,7 @@ var (
 	entityListParams   = []string{"type", "name", "limit", "cursor"}
 	entityByNameParams = []string{"name", "type"}
 	relatedParams      = []string{"depth", "type", "direction", "limit"}
-	factParams         = []string{"subject", "predicate", "as_of", "limit"}
+	factParams         = []string{"subject", "predicate", "as_of", "known_at", "limit"}
 )
 
 // registerEntities mounts the entity, relationship and fact reads of a user, and the shared
@@ -26,6 +26,9 @@ func (h *Handler) registerEntities(mux *http.ServeMux) {
 		{"/entities/by-name", "entity_by_name", h.entityByName},
 		{"/entities/{entity_id}", "entity", h.entity},
 		{"/entities/{entity_id}/related", "related_entities", h.related},
+		{"/entities/{entity_id}/mentions", "entity_mentions", h.mentions()},
+		{"/messages/{message_id}/entities", "message_entities", h.messageEntities()},
+		{"/traces/{trace_id}/entities", "trace_entities", h.traceEntities()},
 		{"/facts", "facts", h.facts},
 	}
 	for _, rt := range routes {
@@ -186,6 +189,9 @@ func (h *Handler) facts(r *http.Request, identifier string) (readFunc, error) {
 	}
 	var err error
 	if q.AsOf, err = optTime(v, "as_of"); err != nil {
+		return nil, err
+	}
+	if q.KnownAt, err = optTime(v, "known_at"); err != nil {
 		return nil, err
 	}
 	if q.Limit, err = parseLimit(v, h.maxLimit); err != nil {

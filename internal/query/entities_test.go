@@ -443,6 +443,19 @@ func TestFacts(t *testing.T) {
 			t.Errorf("as of %s: %v, want %v", c.asOf, ids(got), c.want)
 		}
 	}
+	// known_at keeps what was recorded by then (the fixture records a fact at its valid_from).
+	for _, c := range []struct {
+		knownAt *time.Time
+		want    []string
+	}{
+		{at(-1), []string{}},
+		{at(10), []string{w.factWorks, w.factLived}},
+		{at(11), []string{w.factCurrent, w.factWorks, w.factLived}},
+	} {
+		if got := facts(FactQuery{KnownAt: c.knownAt}); !slices.Equal(ids(got), c.want) {
+			t.Errorf("known at %s: %v, want %v", c.knownAt, ids(got), c.want)
+		}
+	}
 	if got := facts(FactQuery{Limit: 1}); len(got) != 1 {
 		t.Errorf("limit 1: %d facts", len(got))
 	}

@@ -384,6 +384,9 @@ func TestHTTPOpenAPI(t *testing.T) {
 		"/v1/shared/entities:", "/v1/shared/entities/by-name:", "/v1/shared/entities/{entity_id}:",
 		"/v1/shared/entities/{entity_id}/related:", "/v1/shared/facts:", "EntityDetail", "resolved_from", "merged_ids",
 		"truncated", "direction",
+		"/v1/users/{identifier}/entities/{entity_id}/mentions:", "/v1/users/{identifier}/messages/{message_id}/entities:",
+		"/v1/users/{identifier}/traces/{trace_id}/entities:", "/v1/shared/entities/{entity_id}/mentions:",
+		"/v1/shared/messages/{message_id}/entities:", "/v1/shared/traces/{trace_id}/entities:", "EntityMentions", "MentionedEntities",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("OpenAPI document lacks %s", want)

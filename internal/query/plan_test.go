@@ -182,8 +182,11 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"Entities", userEntities, with(entityListArgs(nil, nil, nil))},
 		{"Entities by name and type after a cursor", userEntities, with(entityListArgs("Healthcare", "Industry", "x"))},
 		{"RelatedEntities edges", userEntityEdges, with(relatedArgs(s.f.id))},
-		{"Facts", userFacts, with(map[string]any{"subject": nil, "predicate": nil, "as_of": nil, "limit": int64(10)})},
-		{"Facts of a subject as of", userFacts, with(map[string]any{"subject": "Bob", "predicate": "works_at", "as_of": at, "limit": int64(10)})},
+		{"Facts", userFacts, with(map[string]any{"subject": nil, "predicate": nil, "as_of": nil, "known_at": nil, "limit": int64(10)})},
+		{"EntityMentions", userEntityMentions, with(map[string]any{"entity_id": events.EntityID(s.f.id, "Healthcare", "Industry"), "limit": int64(11)})},
+		{"MessageEntities", userMessageEntities, with(map[string]any{"id": events.NewID(), "limit": int64(11)})},
+		{"TraceEntities", userTraceEntities, with(map[string]any{"id": events.NewID(), "limit": int64(11)})},
+		{"Facts of a subject as of", userFacts, with(map[string]any{"subject": "Bob", "predicate": "works_at", "as_of": at, "known_at": at, "limit": int64(10)})},
 	}
 	// The shared tenant's reads have no user to start from: they seek the owner index or the
 	// unique id of the conversation or trace asked for, and must not scan either.
@@ -215,7 +218,10 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"shared Entities", sharedEntities, sharedWith(entityListArgs(nil, nil, nil))},
 		{"shared Entities by name and type after a cursor", sharedEntities, sharedWith(entityListArgs("Healthcare", "Industry", "x"))},
 		{"shared RelatedEntities edges", sharedEntityEdges, sharedWith(relatedArgs(""))},
-		{"shared Facts", sharedFacts, sharedWith(map[string]any{"subject": "Bob", "predicate": nil, "as_of": at, "limit": int64(10)})},
+		{"shared EntityMentions", sharedEntityMentions, sharedWith(map[string]any{"entity_id": events.EntityID("", "Healthcare", "Industry"), "limit": int64(11)})},
+		{"shared MessageEntities", sharedMessageEntities, sharedWith(map[string]any{"id": events.NewID(), "limit": int64(11)})},
+		{"shared TraceEntities", sharedTraceEntities, sharedWith(map[string]any{"id": events.NewID(), "limit": int64(11)})},
+		{"shared Facts", sharedFacts, sharedWith(map[string]any{"subject": "Bob", "predicate": nil, "as_of": at, "known_at": at, "limit": int64(10)})},
 	} {
 		plan, b := profileRead(t, d, q.name, q.cypher, q.params)
 		if leaves := plan.leaves(); len(leaves) != 1 {

@@ -126,21 +126,19 @@ const readOptions = "CYPHER replan=skip\n"
 
 // read runs one read query and returns the values of its single column, one per record.
 //
-// The query runs in an auto-commit transaction: one round trip (RUN and PULL sent together),
-// where ExecuteQuery's managed transaction costs two (its COMMIT is a round trip of its own).
-// On a busy two-core machine every round trip is two wake-ups, of a Neo4j thread and of this
-// process, each of which may wait for a core: a read-your-writes answer pays them after the
-// projector's commit (docs/query.md). A failure the driver calls retryable (a pooled
-// connection the server closed, a leader switch) is tried again at once, twice at most
-// within ctx, as the managed transaction would.
+// The query runs in a managed transaction (neo4j.ExecuteQuery: BEGIN sent with the RUN, then
+// COMMIT, two round trips, retryable failures retried by the driver). An auto-commit
+// transaction would save the COMMIT's round trip, and was tried (issue 11): the full-text
+// searches of test/e2e TestSearchThroughTheStack then missed a user's just-projected nodes
+// although the checkpoint covered them, 2 runs in 3, while plain reads and a direct probe
+// (write, then an auto-commit full-text query at once, 200 times) saw everything. Until that is
+// understood, reads keep the transaction kind whose read-your-writes is tested.
 func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]any) ([]map[string]any, error) {
 	var recs []*neo4j.Record
-	var err error
-	for attempt := 0; ; attempt++ {
-		recs, err = r.autoCommit(ctx, readOptions+cypher, params)
-		if err == nil || attempt == 2 || !neo4j.IsRetryable(err) || ctx.Err() != nil {
-			break
-		}
+	res, err := neo4j.ExecuteQuery(ctx, r.driver, readOptions+cypher, params, neo4j.EagerResultTransformer,
+		neo4j.ExecuteQueryWithDatabase(r.database), neo4j.ExecuteQueryWithReadersRouting())
+	if err == nil {
+		recs = res.Records
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -167,16 +165,4 @@ func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-// autoCommit runs cypher in an auto-commit read transaction and returns all its records.
-func (r *Reader) autoCommit(ctx context.Context, cypher string, params map[string]any) ([]*neo4j.Record, error) {
-	sess := r.driver.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeRead, DatabaseName: r.database,
-		FetchSize: neo4j.FetchAll})
-	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
-	res, err := sess.Run(ctx, cypher, params)
-	if err != nil {
-		return nil, err
-	}
-	return res.Collect(ctx)
 }

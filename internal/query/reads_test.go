@@ -71,7 +71,8 @@ func TestConversationsAndMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(convs) != 2 || convs[0].SessionID != "s-2" || convs[1].SessionID != "s-1" || !convs[1].UpdatedAt.Equal(base.Add(5*time.Minute)) {
+	if len(convs) != 2 || convs[0].SessionID != "s-2" || convs[1].SessionID != "s-1" || !convs[1].UpdatedAt.Equal(base.Add(5*time.Minute)) ||
+		convs[0].MessageCount != 1 || convs[1].MessageCount != 7 {
 		t.Fatalf("conversations %+v", convs)
 	}
 	if one, _ := r.Conversations(ctx, f.id, 1); len(one) != 1 || one[0].SessionID != "s-2" {

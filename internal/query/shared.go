@@ -24,7 +24,8 @@ USING INDEX SEEK p:Preference(owner)`
 	sharedConversations = `
 MATCH (c:Conversation {owner: $owner})
 USING INDEX SEEK c:Conversation(owner)
-RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at} AS conversation
+RETURN c {.id, .session_id, .title, .created_at, .updated_at, .recorded_at,
+          message_count: COUNT { (c)-[:HAS_MESSAGE]->() }} AS conversation
 ORDER BY c.updated_at DESC, c.id DESC
 LIMIT $limit
 `

@@ -52,6 +52,7 @@ var sharedPaths = []string{
 	"/traces", "/traces/t", "/events/" + "01a2320c-7ca5-7447-8bb8-8c4e68040d11", "/tools",
 	"/search/messages?q=x", "/search/preferences?q=x", "/search/entities?q=x", "/search/steps?q=x",
 	"/entities", "/entities/by-name?name=n&type=t", "/entities/e", "/entities/e/related", "/facts",
+	"/entities/e/mentions", "/messages/m/entities", "/traces/t/entities",
 }
 
 // TestSharedRoutesNeedMultiTenantOff: with multi-tenant mode on, every shared route is a 404
@@ -82,7 +83,8 @@ func TestSharedRoutesAuthorization(t *testing.T) {
 		}
 		code, body = get(t, base+SharedPrefix+p, token("*"), nil)
 		want := http.StatusOK
-		if strings.HasPrefix(p, "/traces/") || strings.HasPrefix(p, "/events/") || strings.HasPrefix(p, "/entities/") {
+		if strings.HasPrefix(p, "/traces/") || strings.HasPrefix(p, "/events/") || strings.HasPrefix(p, "/entities/") ||
+			strings.HasPrefix(p, "/messages/") {
 			want = http.StatusNotFound
 		}
 		if code != want || (want == http.StatusNotFound && !strings.Contains(string(body), "the shared tenant")) {

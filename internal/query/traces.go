@@ -30,6 +30,7 @@ const (
 	traceByID = `
 MATCH (u:User {identifier: $identifier})-[:HAS_TRACE]->(t:ReasoningTrace {id: $trace_id})
 USING INDEX SEEK u:User(identifier)
+USING INDEX SEEK t:ReasoningTrace(id)
 WHERE u.owner = $owner AND t.owner = u.owner` + traceDetail
 	traceDetail = `
 RETURN t {` + traceFields + `,

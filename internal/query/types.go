@@ -54,6 +54,8 @@ type Conversation struct {
 	CreatedAt  *time.Time `json:"created_at"`
 	UpdatedAt  *time.Time `json:"updated_at"`
 	RecordedAt *time.Time `json:"recorded_at"`
+	// MessageCount is the number of its messages (the library's list_sessions message_count).
+	MessageCount int64 `json:"message_count"`
 }
 
 // Message is one message of a conversation.

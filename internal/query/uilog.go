@@ -88,6 +88,8 @@ type rawEvent struct {
 type dataLog interface {
 	eventData(ctx context.Context, seq uint64) (*rawEvent, error)
 	eventsFrom(ctx context.Context, req directRequest) ([]rawEvent, error)
+	// codec opens sealed events (StreamLog: a ring on the data keys' bucket).
+	codec() events.Codec
 }
 
 func (r *Reader) dataLog() (dataLog, error) {
@@ -120,7 +122,7 @@ func (r *Reader) LogEvent(ctx context.Context, identifier string, seq uint64) (*
 	if ev == nil || !ownedBy(ev.Subject, owner) {
 		return nil, &logNotFoundError{Sequence: seq}
 	}
-	e := loggedEvent(ev)
+	e := loggedEvent(ctx, l.codec(), ev)
 	return &e, nil
 }
 
@@ -181,26 +183,37 @@ func (r *Reader) Log(ctx context.Context, identifier string, q LogQuery) (*LogPa
 				return page, nil
 			}
 			size += len(ev.Data)
-			page.Events = append(page.Events, loggedEvent(ev))
+			page.Events = append(page.Events, loggedEvent(ctx, l.codec(), ev))
 		}
 		req = directRequest{Seq: msgs[len(msgs)-1].Sequence + 1, NextFor: filter}
 	}
 }
 
-// loggedEvent reads a stored message: decoded as the projector decodes it, or, when it does
-// not decode, what its headers say with the reason.
-func loggedEvent(ev *rawEvent) LoggedEvent {
-	_, kind, _ := events.ParseSubject(ev.Subject)
-	e := LoggedEvent{Sequence: ev.Sequence, StoredAt: ev.Stored, Kind: string(kind), Vouch: audit.VouchClaimed}
-	if ev.Header.Get(stream.VouchHeader) != "" {
+// loggedEvent reads a stored message: opened (a sealed event, with codec) and decoded as the
+// projector decodes it, or, when it does not open or decode, what its headers say with the
+// reason (a shredded event's data is null).
+func loggedEvent(ctx context.Context, codec events.Codec, stored *rawEvent) LoggedEvent {
+	_, kind, _ := events.ParseSubject(stored.Subject)
+	e := LoggedEvent{Sequence: stored.Sequence, StoredAt: stored.Stored, Kind: string(kind), Vouch: audit.VouchClaimed}
+	if stored.Header.Get(stream.VouchHeader) != "" {
 		e.Vouch = audit.VouchUnchecked
+	}
+	ev := *stored
+	h, d, err := codec.Open(ctx, stored.Subject, stored.Header, stored.Data)
+	if err == nil {
+		ev.Header, ev.Data = h, d
+	} else {
+		ev.Data = nil
 	}
 	if json.Valid(ev.Data) {
 		e.Data = json.RawMessage(ev.Data)
 	} else {
 		e.Data = json.RawMessage("null")
 	}
-	dec, err := events.Decode(ev.Subject, ev.Header, ev.Data)
+	var dec *events.Event
+	if err == nil {
+		dec, err = events.Decode(ev.Subject, ev.Header, ev.Data)
+	}
 	if err != nil {
 		msg := err.Error()
 		e.Error = &msg

@@ -43,6 +43,9 @@ type lane struct {
 	// erasures drops the events of a tenant written after its erasure, as the live projector
 	// does (projection.Erasures).
 	erasures *projection.Erasures
+	// shredded counts the events whose data key an erasure destroyed: skipped, as the live
+	// projector skips them.
+	shredded atomic.Int64
 }
 
 // batch is what one transaction of a lane applies: the records, and the last stream
@@ -141,6 +144,9 @@ func apply(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStrea
 	wg.Wait()
 	st.Applied += int(c.applied.Load())
 	st.Skipped += int(c.skipped.Load())
+	for _, l := range lanes {
+		st.Shredded += int(l.shredded.Load())
+	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -244,7 +250,10 @@ func (l *lane) collect(ctx context.Context, o Options, out chan<- batch) error {
 			}
 			continue
 		}
-		rec, derr := projection.Decode(msg.Subject(), msg.Headers(), msg.Data(), seq, md.Timestamp, o.MultiTenant)
+		rec, derr := projection.Decoder{Keys: o.Keys}.Decode(msg.Subject(), msg.Headers(), msg.Data(), seq, md.Timestamp, o.MultiTenant)
+		if rej := (*projection.Rejection)(nil); errors.As(derr, &rej) && rej.Reason == projection.ReasonShredded {
+			l.shredded.Add(1)
+		}
 		if derr == nil {
 			if b.records == nil {
 				b.records = make([]projection.Record, 0, o.BatchSize)

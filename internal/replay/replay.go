@@ -21,6 +21,7 @@ import (
 
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -55,12 +56,16 @@ type Options struct {
 	MultiTenant bool
 	Database    string
 	Progress    io.Writer // progress line every 500 ms; nil: none
+	// Keys opens sealed events (events.Codec); nil: a ring on the data keys' bucket of js
+	// (keys.KV), so a replay reads what the live projector reads.
+	Keys events.Keyring
 }
 
 // Stats summarise a replay.
 type Stats struct {
 	Applied   int    // events applied
 	Skipped   int    // events not applied: undecodable or rejected (they are in the DLQ), or written after their user's erasure (dropped)
+	Shredded  int    // of Skipped, the events whose data key an erasure destroyed (never in the DLQ)
 	Resumed   bool   // continued an interrupted replay
 	FirstSeq  uint64 // first stream sequence read
 	LastSeq   uint64 // last stream sequence covered
@@ -103,6 +108,9 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 	}
 	if o.MemoryNodes == 0 {
 		o.MemoryNodes = DefaultMemoryNodes
+	}
+	if o.Keys == nil {
+		o.Keys = keys.Default(js)
 	}
 	var st Stats
 	filter, name := "", o.Group+"-replay"

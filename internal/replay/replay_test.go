@@ -22,6 +22,7 @@ import (
 	"github.com/engram-memory/engram/internal/fingerprint"
 	"github.com/engram-memory/engram/internal/graph"
 	"github.com/engram-memory/engram/internal/ingest"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/replay"
 	"github.com/engram-memory/engram/internal/stream"
@@ -129,6 +130,7 @@ func project(ctx context.Context, t *testing.T, d neo4j.DriverWithContext, js je
 	cfg := projection.DefaultConfig(app.Common{Service: "projector", MultiTenant: true, PublishTimeout: 5 * time.Second})
 	cfg.BatchWait = 5 * time.Millisecond
 	cfg.Group = group
+	cfg.Keys = keys.Default(js) // opens what is sealed, as projection.Module's
 	p, err := projection.New(cfg, d, js, projection.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
+	"github.com/engram-memory/engram/internal/keys"
 )
 
 // Names of the streams deploy/nats defines.
@@ -60,11 +61,23 @@ func RedactURL(urls string) string {
 	return strings.Join(parts, ",")
 }
 
-// Ensure creates or updates the memory stream and the dead-letter stream (idempotent).
+// Ensure creates or updates the memory stream and the dead-letter stream (idempotent), with
+// the replicas of their files (one: a single server).
 func Ensure(ctx context.Context, js jetstream.JetStream, duplicates time.Duration) error {
+	return EnsureReplicas(ctx, js, duplicates, 0)
+}
+
+// EnsureReplicas is Ensure with both streams at replicas copies (num_replicas; 0: the files'
+// value). A clustered deployment gives every service the same count (NATS_STREAM_REPLICAS,
+// 3 in deploy/production/engram.env): an update with fewer replicas than the stream has
+// scales it down.
+func EnsureReplicas(ctx context.Context, js jetstream.JetStream, duplicates time.Duration, replicas int) error {
 	mem, err := natsdeploy.MemoryStream(duplicates)
 	if err != nil {
 		return err
+	}
+	if replicas > 0 {
+		mem.Replicas = replicas
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, mem); err != nil {
 		return fmt.Errorf("apply stream %s: %w", mem.Name, err)
@@ -73,10 +86,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, duplicates time.Duratio
 	if err != nil {
 		return err
 	}
+	if replicas > 0 {
+		dlq.Replicas = replicas
+	}
 	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
 		return fmt.Errorf("apply stream %s: %w", dlq.Name, err)
 	}
-	return nil
+	// The users' data keys (crypto-shredding), replicated as the memory stream.
+	return keys.Ensure(ctx, js, mem.Replicas)
 }
 
 // EnsureProjectorConsumers creates or updates the durable consumer of every partition.

@@ -131,10 +131,18 @@ var listening = regexp.MustCompile(`addr=http://(127\.0\.0\.1:\d+)`)
 
 // Start runs one service binary and returns its base URL once it is ready.
 func (s *Stack) Start(name string) string {
+	s.t.Helper()
+	return s.StartAs(name, name)
+}
+
+// StartAs runs the service binary (with binary's ServiceEnv) as the instance name, so that a
+// stack can run several of one service: StartAs("projector-2", "projector"). Stop and Kill
+// take the instance name.
+func (s *Stack) StartAs(name, binary string) string {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(filepath.Join(s.bin, name))
-	cmd.Env = append(slices.Clip(s.env), s.serviceEnv[name]...)
+	cmd := exec.Command(filepath.Join(s.bin, binary))
+	cmd.Env = append(slices.Clip(s.env), s.serviceEnv[binary]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +224,17 @@ func (s *Stack) Stop(name string) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+}
+
+// Kill ends a service with SIGKILL, as a crash would, and waits for it.
+func (s *Stack) Kill(name string) {
+	cmd := s.procs[name]
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	delete(s.procs, name)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
 }
 
 // Cleanup deletes every node the given users own from the shared Neo4j.

@@ -15,6 +15,7 @@ import (
 	"github.com/engram-memory/engram/internal/audit"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/fingerprint"
+	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/replay"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
@@ -176,6 +177,11 @@ func TestErasureRaceWithWriters(t *testing.T) {
 	}
 	if info, err := dlq.Info(ctx, jetstream.WithSubjectFilter("dlq.mem."+tok+".>")); err != nil || len(info.State.Subjects) != 0 {
 		t.Fatalf("dead letters of the erased user: %v, %v", info, err)
+	}
+	// No data key of the erased user survives the race (crypto-shredding): not the one of
+	// their life before, nor one a write racing the erasure made (ingest.NewRing).
+	if _, err := keys.NewKV(js).Get(ctx, user); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("the erased user's data key after the race: %v, want ErrNotFound", err)
 	}
 	// memctl audit marks them refused.
 	entries, err := audit.Read(ctx, js, user)
