@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/stream"
 	"github.com/engram-memory/engram/internal/testenv"
@@ -103,21 +106,8 @@ func TestProgressReached(t *testing.T) {
 // (here there is none: only the notification can cover the token).
 func TestWaitForTrustsAFreshNotification(t *testing.T) {
 	t.Parallel()
-	d := neo4jDriver(t)
-	_, nc, _ := testenv.NATS(t)
-	group := "notified-" + events.NewID()[24:]
-	p := NewProgress(group)
-	if err := p.Subscribe(nc); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	r, err := NewReader(d, "", WithCheckpointGroup(group), WithProgress(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := testenv.User(t, "notified")
-	owner, _ := events.TenantToken(user)
-	part := events.Partition(owner, r.partitions)
+	n := newNotified(t, "notified")
+	r, nc, group, user, part := n.r, n.nc, n.group, n.user, n.part
 	done := make(chan error, 1)
 	go func() { done <- r.WaitFor(t.Context(), user, 7, 30*time.Second) }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -146,23 +136,10 @@ func TestWaitForTrustsAFreshNotification(t *testing.T) {
 // is answered after the notification went stale, within the wait.
 func TestWaitForFallsBackToTheGraphWhenNotificationsStop(t *testing.T) {
 	t.Parallel()
-	d := neo4jDriver(t)
-	_, nc, _ := testenv.NATS(t)
-	group := "stale-" + events.NewID()[24:]
-	p := NewProgress(group)
-	if err := p.Subscribe(nc); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	r, err := NewReader(d, "", WithCheckpointGroup(group), WithProgress(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := testenv.User(t, "stale")
-	owner, _ := events.TenantToken(user)
-	part := events.Partition(owner, r.partitions)
+	n := newNotified(t, "stale")
+	r, nc, p, group, user, part := n.r, n.nc, n.p, n.group, n.user, n.part
 	name := group + "-p" + strconv.Itoa(part)
-	setCheckpoint(t, d, name, part, 10)
+	setCheckpoint(t, n.d, name, part, 10)
 	if err := nc.Publish(stream.ProgressSubject(group, part), []byte("5")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,4 +154,35 @@ func TestWaitForFallsBackToTheGraphWhenNotificationsStop(t *testing.T) {
 		t.Fatalf("WaitFor(8) with the graph at 10 and a notification of 5: %v", err)
 	}
 	t.Logf("answered after %s (the notification stands for %s)", time.Since(start).Round(time.Millisecond), progressTrust)
+}
+
+// notifiedReader is a Reader whose progress follows a group of its own on a private NATS, and a
+// user of the test with its partition.
+type notifiedReader struct {
+	d     neo4j.DriverWithContext
+	nc    *nats.Conn
+	p     *Progress
+	r     *Reader
+	group string
+	user  string
+	part  int
+}
+
+func newNotified(t *testing.T, name string) notifiedReader {
+	t.Helper()
+	n := notifiedReader{d: neo4jDriver(t), group: name + "-" + events.NewID()[24:]}
+	_, n.nc, _ = testenv.NATS(t)
+	n.p = NewProgress(n.group)
+	if err := n.p.Subscribe(n.nc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.p.Close() })
+	var err error
+	if n.r, err = NewReader(n.d, "", WithCheckpointGroup(n.group), WithProgress(n.p)); err != nil {
+		t.Fatal(err)
+	}
+	n.user = testenv.User(t, name)
+	owner, _ := events.TenantToken(n.user)
+	n.part = events.Partition(owner, n.r.partitions)
+	return n
 }
