@@ -89,10 +89,24 @@ func list(d any, keys ...string) []any {
 	return l
 }
 
-// TestManifestsParse: every document of every manifest names its API version, kind and name.
+// shipped names every file of this directory, so that a manifest added without a test, or
+// one a test expects and that is gone, fails here.
+var shipped = []string{"ingestor.yaml", "mcp.yaml", "nats-values.yaml", "projector.yaml", "query.yaml"}
+
+// TestManifestsParse: the directory holds exactly the shipped files, and every document of
+// every manifest names its API version, kind and name.
 func TestManifestsParse(t *testing.T) {
 	t.Parallel()
-	for f, docs := range parseAll(t) {
+	all := parseAll(t)
+	var got []string
+	for f := range all {
+		got = append(got, f)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, shipped) {
+		t.Errorf("manifests %v, want %v (add a new one to shipped and to the test of its kind)", got, shipped)
+	}
+	for f, docs := range all {
 		if strings.HasSuffix(f, "-values.yaml") {
 			continue // a chart's values, not a manifest
 		}
