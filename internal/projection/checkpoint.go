@@ -23,15 +23,18 @@ func CheckpointName(group string, partition int) string {
 // (lockOrder), so transactions that lock several checkpoints (a group commit, group.go) queue
 // instead of deadlocking. The list travels inside a map: Neo4j plans a statement per size
 // class of a list parameter, but once for a map.
-const cypherLockCheckpoints = planOnce + `
+const cypherLockCheckpoints = planOnce + lockRows + `
+WITH row, c
+RETURN row.name AS name, c.stream_seq AS seq`
+
+// lockRows locks the checkpoint of each of $c.rows (created at 0 when new), leaving row and c.
+const lockRows = `
 UNWIND $c.rows AS row
 MERGE (c:EngramCheckpoint {name: row.name})
 ON CREATE SET c.partition = row.partition, c.stream_seq = 0
 WITH row, c
 SET c.lock = true
-REMOVE c.lock
-WITH row, c
-RETURN row.name AS name, c.stream_seq AS seq`
+REMOVE c.lock`
 
 // cypherLockAndLookup is the first statement of a step whose plan was made before the lock
 // (group.go, commitSteps): it locks the checkpoints as cypherLockCheckpoints does, moves each
@@ -41,13 +44,7 @@ RETURN row.name AS name, c.stream_seq AS seq`
 // write). A checkpoint found elsewhere is left as it is and returned as found: the step then
 // plans again from it.
 const cypherLockAndLookup = planOnce + `
-CALL () {
-  UNWIND $c.rows AS row
-  MERGE (c:EngramCheckpoint {name: row.name})
-  ON CREATE SET c.partition = row.partition, c.stream_seq = 0
-  WITH row, c
-  SET c.lock = true
-  REMOVE c.lock
+CALL () {` + lockRows + `
   WITH row, c, c.stream_seq AS was
   FOREACH (_ IN CASE WHEN row.seq IS NOT NULL AND was = row.expected THEN [1] ELSE [] END |
     SET c.stream_seq = row.seq, c.updated_at = row.updated_at)
@@ -110,6 +107,11 @@ func lockCheckpoints(ctx context.Context, tx neo4j.ManagedTransaction, cps []che
 		}
 		seqOf[name] = uint64(seq)
 	}
+	return inLockOrder(what, cps, seqOf)
+}
+
+// inLockOrder returns the positions seqOf holds for cps, in the order of cps.
+func inLockOrder(what string, cps []checkpointLock, seqOf map[string]uint64) ([]uint64, error) {
 	out := make([]uint64, len(cps))
 	for i, c := range cps {
 		seq, ok := seqOf[c.name]
@@ -168,13 +170,13 @@ func lockAndLookup(ctx context.Context, tx neo4j.ManagedTransaction, cps []specu
 		}
 		seqOf[name] = uint64(seq)
 	}
-	out := make([]uint64, len(cps))
+	locks := make([]checkpointLock, len(cps))
 	for i, c := range cps {
-		seq, ok := seqOf[c.name]
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: no row for %s", what, c.name)
-		}
-		out[i] = seq
+		locks[i] = c.checkpointLock
+	}
+	out, err := inLockOrder(what, locks, seqOf)
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, parseLookup(rec), nil
 }

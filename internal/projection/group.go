@@ -224,17 +224,17 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 		records, applying = nil, 0
 		byEntry, entryOf, letters = map[uint64]*stepMember{}, map[uint64]*entry{}, map[*stepMember][]DeadLetter{}
 		for i, m := range members {
-			plan, err := m.w.planStep(ctx, cps[i], m.limit)
-			m.plan = plan
+			p, err := m.w.planStep(ctx, cps[i], m.limit)
+			m.plan = p
 			if err != nil {
 				return err
 			}
-			if err := m.w.markRefused(ctx, cps[i], plan); err != nil {
+			if err := m.w.markRefused(ctx, cps[i], p); err != nil {
 				return err
 			}
-			m.st = stepStats{skipped: len(plan.done)}
-			applying += len(plan.apply)
-			for _, e := range plan.apply {
+			m.st = stepStats{skipped: len(p.done)}
+			applying += len(p.apply)
+			for _, e := range p.apply {
 				if e.msg == nil {
 					m.st.gapFilled++
 				}
