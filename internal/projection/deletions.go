@@ -79,17 +79,9 @@ func deleteMessage(ctx context.Context, tx neo4j.ManagedTransaction, r Record, s
 		return "", err
 	}
 	owner, _ := m["owner"].(string)
-	rec, err := single(ctx, tx, cypherFindMessage, map[string]any{"id": d.MessageID})
-	if err != nil {
-		return "", fmt.Errorf("look up message %s: %w", d.MessageID, err)
-	}
-	found, _ := rec.Get("found")
-	if f, _ := found.(bool); !f {
-		return "duplicate", nil // never written, or deleted already
-	}
-	o, _ := rec.Get("owner")
-	if s, ok := o.(string); ok && s != owner {
-		return string(ReasonForeignReference), nil
+	rec, status, err := findOwned(ctx, tx, cypherFindMessage, "message", d.MessageID, owner)
+	if rec == nil {
+		return status, err
 	}
 	conv, _ := rec.Get("conversation")
 	if cid, _ := conv.(string); d.ConversationID != "" && cid != d.ConversationID {
@@ -121,17 +113,9 @@ func clearSession(ctx context.Context, tx neo4j.ManagedTransaction, r Record, sr
 		return "", err
 	}
 	owner, _ := m["owner"].(string)
-	rec, err := single(ctx, tx, cypherFindConversation, map[string]any{"id": d.ConversationID})
-	if err != nil {
-		return "", fmt.Errorf("look up conversation %s: %w", d.ConversationID, err)
-	}
-	found, _ := rec.Get("found")
-	if f, _ := found.(bool); !f {
-		return "duplicate", nil // cleared already, or never written
-	}
-	o, _ := rec.Get("owner")
-	if s, ok := o.(string); ok && s != owner {
-		return string(ReasonForeignReference), nil
+	rec, status, err := findOwned(ctx, tx, cypherFindConversation, "conversation", d.ConversationID, owner)
+	if rec == nil {
+		return status, err
 	}
 	v, _ := rec.Get("messages")
 	list, _ := v.([]any)
@@ -153,6 +137,25 @@ func clearSession(ctx context.Context, tx neo4j.ManagedTransaction, r Record, sr
 }
 
 // single runs a statement that returns one record.
+// findOwned runs a deletion's look-up of id (a statement returning found and owner): nil and
+// "duplicate" when there is nothing to delete (never written, or deleted already), nil and
+// foreign_reference when another user owns it, else its record.
+func findOwned(ctx context.Context, tx neo4j.ManagedTransaction, cypher, what, id, owner string) (*neo4j.Record, string, error) {
+	rec, err := single(ctx, tx, cypher, map[string]any{"id": id})
+	if err != nil {
+		return nil, "", fmt.Errorf("look up %s %s: %w", what, id, err)
+	}
+	found, _ := rec.Get("found")
+	if f, _ := found.(bool); !f {
+		return nil, "duplicate", nil
+	}
+	o, _ := rec.Get("owner")
+	if s, ok := o.(string); ok && s != owner {
+		return nil, string(ReasonForeignReference), nil
+	}
+	return rec, "", nil
+}
+
 func single(ctx context.Context, tx neo4j.ManagedTransaction, cypher string, params map[string]any) (*neo4j.Record, error) {
 	res, err := tx.Run(ctx, cypher, params)
 	if err != nil {

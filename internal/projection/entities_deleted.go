@@ -52,17 +52,9 @@ func deleteEntity(ctx context.Context, tx neo4j.ManagedTransaction, r Record, sr
 		return "", err
 	}
 	owner, _ := m["owner"].(string)
-	rec, err := single(ctx, tx, cypherFindEntity, map[string]any{"id": d.EntityID})
-	if err != nil {
-		return "", fmt.Errorf("look up entity %s: %w", d.EntityID, err)
-	}
-	found, _ := rec.Get("found")
-	if f, _ := found.(bool); !f {
-		return "duplicate", nil // never written, or deleted already
-	}
-	o, _ := rec.Get("owner")
-	if s, ok := o.(string); ok && s != owner {
-		return string(ReasonForeignReference), nil
+	rec, status, err := findOwned(ctx, tx, cypherFindEntity, "entity", d.EntityID, owner)
+	if rec == nil {
+		return status, err
 	}
 	id := d.EntityID
 	if s, _ := rec.Get("survivor"); s != nil {
