@@ -2,11 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,8 +65,54 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 			continue
 		}
 		out[name] += v
+		if series := line[:sp]; series != name {
+			out[series] = v // labelled series also under their full name (histogramQuantile)
+		}
 	}
 	return out, sc.Err()
+}
+
+// histogramQuantile estimates the q-quantile of what a histogram observed between two scrapes
+// (the series of its buckets whose labels begin with labels, e.g. `until="committed"`), by
+// linear interpolation inside the bucket as Prometheus's histogram_quantile does; false when
+// it observed nothing. An estimate in the last finite bucket's range or beyond is that bound.
+func histogramQuantile(before, after map[string]float64, name, labels string, q float64) (float64, bool) {
+	prefix := name + "_bucket{" + labels + ","
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for k, v := range after {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		i := strings.Index(k, `le="`)
+		if i < 0 {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(k[i+4:], `"}`), 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le, v - before[k]})
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
+		return 0, false
+	}
+	rank := q * bs[len(bs)-1].n
+	lower, below := 0.0, 0.0
+	for _, b := range bs {
+		if b.n >= rank {
+			if math.IsInf(b.le, 1) {
+				return lower, true
+			}
+			if b.n == below {
+				return b.le, true
+			}
+			return lower + (b.le-lower)*(rank-below)/(b.n-below), true
+		}
+		lower, below = b.le, b.n
+	}
+	return lower, true
 }
 
 // projectorBreakdown says, from the projector's own metrics over a projection, how its time was
@@ -82,10 +131,18 @@ func projectorBreakdown(before, after map[string]float64, wall time.Duration) st
 	if txs > 0 {
 		shared = fmt.Sprintf("%.0f transactions of %.1f partitions and %.0f events on average; ", txs, parts/txs, events/txs)
 	}
+	delays := ""
+	for _, until := range []string{"received", "committed"} {
+		p50, ok1 := histogramQuantile(before, after, "engram_projector_event_delay_seconds", `until="`+until+`"`, 0.5)
+		p99, ok2 := histogramQuantile(before, after, "engram_projector_event_delay_seconds", `until="`+until+`"`, 0.99)
+		if ok1 && ok2 {
+			delays += fmt.Sprintf("; from stored to %s p50 %.1f / p99 %.1f ms", until, 1000*p50, 1000*p99)
+		}
+	}
 	return fmt.Sprintf("projector metrics: %.0f partition steps of %.0f events on average, %.0f ms each from ready to commit on average; "+
-		"%s%.1f partitions waiting or in a transaction on average; %.0f retries; %.0f dead-lettered",
+		"%s%.1f partitions waiting or in a transaction on average; %.0f retries; %.0f dead-lettered%s",
 		steps, events/steps, 1000*stepSeconds/steps, shared, stepSeconds/wall.Seconds(),
-		d("engram_projector_retries_total"), d("engram_projector_dead_lettered_total"))
+		d("engram_projector_retries_total"), d("engram_projector_dead_lettered_total"), delays)
 }
 
 // profileProjection runs the projector's code in the driver's process over a fresh set of

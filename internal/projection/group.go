@@ -322,6 +322,10 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 			m.w.announce(m.plan.last)
 		}
 	}
+	committed := time.Now()
+	for _, m := range members {
+		m.w.observeDelay(delayCommitted, committed, m.plan.apply)
+	}
 	if first.metrics != nil {
 		first.metrics.Partitions.Observe(float64(len(members)))
 	}

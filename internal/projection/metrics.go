@@ -11,15 +11,16 @@ import (
 // Metrics are the projector's Prometheus metrics, all named and described here
 // (docs/projector.md lists them).
 type Metrics struct {
-	Applied      *prometheus.CounterVec // events whose effects were written, by kind
-	Skipped      *prometheus.CounterVec // events acknowledged without effect, by cause
-	DeadLettered *prometheus.CounterVec // events copied to the dead-letter stream, by reason
-	Retries      *prometheus.CounterVec // failed batch attempts that are retried, by cause
-	BatchSize    prometheus.Histogram   // events of a partition per committed step
-	ApplySeconds prometheus.Histogram   // duration of a committed step
-	Partitions   prometheus.Histogram   // partitions per committed transaction (group commit)
-	GapFilled    prometheus.Counter     // events read from the stream to close a delivery gap
-	Checkpoint   *prometheus.GaugeVec   // committed checkpoint, by partition
+	Applied      *prometheus.CounterVec   // events whose effects were written, by kind
+	Skipped      *prometheus.CounterVec   // events acknowledged without effect, by cause
+	DeadLettered *prometheus.CounterVec   // events copied to the dead-letter stream, by reason
+	Retries      *prometheus.CounterVec   // failed batch attempts that are retried, by cause
+	BatchSize    prometheus.Histogram     // events of a partition per committed step
+	ApplySeconds prometheus.Histogram     // duration of a committed step
+	Partitions   prometheus.Histogram     // partitions per committed transaction (group commit)
+	GapFilled    prometheus.Counter       // events read from the stream to close a delivery gap
+	Checkpoint   *prometheus.GaugeVec     // committed checkpoint, by partition
+	Delay        *prometheus.HistogramVec // from an event's storing to its receipt and to its commit
 
 	registerer prometheus.Registerer
 	collectors []prometheus.Collector
@@ -28,6 +29,16 @@ type Metrics struct {
 // skippedErased is the skipped counter's cause of the events dropped for their user's
 // erasure (erased.go).
 const skippedErased = "user_erased"
+
+// The points the event delay histogram measures to (its label until).
+const (
+	delayReceived  = "received"
+	delayCommitted = "committed"
+)
+
+// delayBuckets resolve the delay finely where read-your-writes lives (1 ms to 1 s, steps of
+// about 25 %) and coarsely beyond, up to a rebuild's minutes.
+var delayBuckets = append(prometheus.ExponentialBucketsRange(0.001, 1, 32), 2, 5, 10, 30, 60, 300)
 
 // Retry causes of the retries counter.
 const (
@@ -59,11 +70,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64}}),
 		GapFilled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "gap_filled_total",
 			Help: "Events read straight from the stream because their delivery went to another process (partition take-over)."}),
+		Delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "event_delay_seconds",
+			Help: "Time from when the stream stored an event to when this process received it (until=\"received\") and to when the transaction that applied it committed (until=\"committed\"), for first deliveries: how far the graph trails the log. " +
+				"Measured against the stream's clock, so across machines it includes their clock difference.",
+			Buckets: delayBuckets}, []string{"until"}),
 		Checkpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_sequence",
 			Help: "Stream sequence of the partition's last applied event, as committed by this process."}, []string{"partition"}),
 	}
 	m.collectors = []prometheus.Collector{m.Applied, m.Skipped, m.DeadLettered, m.Retries, m.BatchSize,
-		m.ApplySeconds, m.Partitions, m.GapFilled, m.Checkpoint}
+		m.ApplySeconds, m.Partitions, m.GapFilled, m.Checkpoint, m.Delay}
 	for _, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -78,6 +93,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, c := range []string{retryNeo4j, retryNATS, retryIsolation} {
 		m.Retries.WithLabelValues(c)
+	}
+	for _, u := range []string{delayReceived, delayCommitted} {
+		m.Delay.WithLabelValues(u)
 	}
 	for _, c := range []string{"checkpoint", "duplicate", skippedErased} {
 		m.Skipped.WithLabelValues(c)

@@ -143,6 +143,13 @@ func TestProjectorDeadLetters(t *testing.T) {
 	if got := counter(t, reg, "engram_projector_events_applied_total", nil); got != float64(len(good)) {
 		t.Errorf("events_applied_total = %v, want %d", got, len(good))
 	}
+	// Every first delivery, applied or dead-lettered, is timed once when received and once
+	// when its step committed.
+	received := counter(t, reg, "engram_projector_event_delay_seconds", map[string]string{"until": "received"})
+	committed := counter(t, reg, "engram_projector_event_delay_seconds", map[string]string{"until": "committed"})
+	if received != committed || committed < float64(len(good)) {
+		t.Errorf("event delays observed: %v received, %v committed, want the same, at least the %d good events", received, committed, len(good))
+	}
 }
 
 // TestProjectorStopAndTakeOver runs two projectors of one group; the one holding partitions

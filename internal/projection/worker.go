@@ -275,8 +275,23 @@ func (w *worker) receive(msg jetstream.Msg) {
 		w.heldPin.Store(pin)
 		w.log.Info("partition taken", "consumer", w.consumer)
 	}
+	w.observeDelay(delayReceived, time.Now(), []*entry{e})
 	w.decode(e)
 	w.pending = append(w.pending, e)
+}
+
+// observeDelay records, for the first deliveries among entries, the time from their storing
+// to at.
+func (w *worker) observeDelay(until string, at time.Time, entries []*entry) {
+	if w.metrics == nil {
+		return
+	}
+	h := w.metrics.Delay.WithLabelValues(until)
+	for _, e := range entries {
+		if e.msg != nil && e.fresh {
+			h.Observe(at.Sub(e.stored).Seconds())
+		}
+	}
 }
 
 func (w *worker) decode(e *entry) {
