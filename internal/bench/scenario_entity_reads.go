@@ -10,6 +10,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 )
 
 // ScenarioEntityReads measures the entity and search reads of issue 14 over a seeded graph.
@@ -94,14 +95,17 @@ func entitySeedRow(t Tenants, i int) map[string]any {
 }
 
 // Raw Cypher baselines: the same answers as plain driver calls, without HTTP, the user's
-// seek, the owner checks, merges or limits beyond the answer's.
+// seek, the owner checks, merges or limits beyond the answer's. The searches wait for the
+// full-text indexes as the service's do (graph.AwaitFullText): the same answers.
 const (
 	rawEntityByID   = `MATCH (e:Entity {id: $id}) RETURN e`
 	rawRelated      = `MATCH (e:Entity {id: $id})-[:RELATED_TO*1..2]-(o:Entity) WHERE o <> e RETURN DISTINCT o LIMIT 100`
 	rawMentions     = `MATCH (e:Entity {id: $id})<-[:MENTIONS]-(m:Message) RETURN m ORDER BY m.timestamp DESC LIMIT 11`
-	rawSearchEntity = `CALL db.index.fulltext.queryNodes('entity_search', $lucene) YIELD node, score
+	rawSearchEntity = graph.AwaitFullText + `
+CALL db.index.fulltext.queryNodes('entity_search', $lucene) YIELD node, score
 WHERE score > 0 AND node.owner = $owner RETURN node, score ORDER BY score DESC LIMIT 10`
-	rawSearchMessage = `CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node, score
+	rawSearchMessage = graph.AwaitFullText + `
+CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node, score
 WHERE score > 0 AND node.owner = $owner RETURN node, score ORDER BY score DESC LIMIT 10`
 )
 

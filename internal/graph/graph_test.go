@@ -95,6 +95,7 @@ func TestApplySchemaConcurrently(t *testing.T) {
 				t.Errorf("round %d: rule %s missing", round, n)
 			}
 		}
+		checkFullText(t, ctx, drivers[0], fmt.Sprintf("round %d", round))
 		if t.Failed() {
 			return
 		}
@@ -109,6 +110,87 @@ func TestApplySchemaConcurrently(t *testing.T) {
 		if left := ruleNames(t, ctx, drivers[0]); len(left) > 0 {
 			t.Fatalf("rules left after dropping: %v", left)
 		}
+	}
+}
+
+// checkFullText fails unless each of the schema's full-text indexes is online and eventually
+// consistent.
+func checkFullText(t *testing.T, ctx context.Context, d neo4j.DriverWithContext, when string) {
+	t.Helper()
+	res, err := neo4j.ExecuteQuery(ctx, d, `SHOW FULLTEXT INDEXES YIELD name, state, options
+RETURN name, state, coalesce(options.indexConfig['fulltext.eventually_consistent'], false) AS ec`, nil, neo4j.EagerResultTransformer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, rec := range res.Records {
+		name, state, ec := rec.Values[0], rec.Values[1], rec.Values[2]
+		found++
+		if state != "ONLINE" || ec != true {
+			t.Errorf("%s: full-text index %v is %v, eventually consistent %v; want ONLINE and true", when, name, state, ec)
+		}
+	}
+	if found != 4 {
+		t.Errorf("%s: %d full-text indexes, want the schema's 4", when, found)
+	}
+}
+
+// TestApplySchemaMakesFullTextEventuallyConsistent: a database whose full-text indexes an
+// earlier version created synchronous (same names, no options) gets them eventually consistent
+// when the services apply the schema, several at once, and the indexes hold what the graph
+// had before.
+func TestApplySchemaMakesFullTextEventuallyConsistent(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartNeo4jProcess(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	drivers := make([]neo4j.DriverWithContext, 4)
+	for i := range drivers {
+		drivers[i] = p.Driver(t)
+	}
+	d := drivers[0]
+	for _, stmt := range []string{
+		"CREATE FULLTEXT INDEX message_search IF NOT EXISTS FOR (n:Message) ON EACH [n.content, n.owner]",
+		"CREATE FULLTEXT INDEX entity_search IF NOT EXISTS FOR (n:Entity) ON EACH [n.name, n.description, n.owner]",
+		"CREATE (:Message {id: 'm1', content: 'espresso before noon', owner: 'o1'})",
+		"CALL db.awaitIndexes(300)",
+	} {
+		if _, err := neo4j.ExecuteQuery(ctx, d, stmt, nil, neo4j.EagerResultTransformer); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	errs := make([]error, len(drivers))
+	var wg sync.WaitGroup
+	for i, d := range drivers {
+		wg.Go(func() { errs[i] = graph.ApplySchema(ctx, d, "") })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("applier %d: %v", i, err)
+		}
+	}
+	checkFullText(t, ctx, d, "after the migration")
+	res, err := neo4j.ExecuteQuery(ctx, d, graph.AwaitFullText+`
+CALL db.index.fulltext.queryNodes('message_search', 'content:espresso') YIELD node RETURN node.id AS id`, nil, neo4j.EagerResultTransformer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 1 || res.Records[0].Values[0] != "m1" {
+		t.Errorf("search of the migrated index: %v, want the message written before", res.Records)
+	}
+	// A write is found by the search that follows it: the search waits for the index.
+	if _, err := neo4j.ExecuteQuery(ctx, d, "CREATE (:Message {id: 'm2', content: 'ristretto after lunch', owner: 'o1'})", nil, neo4j.EagerResultTransformer); err != nil {
+		t.Fatal(err)
+	}
+	res, err = neo4j.ExecuteQuery(ctx, d, graph.AwaitFullText+`
+CALL db.index.fulltext.queryNodes('message_search', 'content:ristretto') YIELD node RETURN node.id AS id`, nil, neo4j.EagerResultTransformer,
+		neo4j.ExecuteQueryWithReadersRouting())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 1 {
+		t.Errorf("search right after the write: %v, want m2", res.Records)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/engram-memory/engram/internal/graph"
 )
 
 // Full-text search of a user's messages, preferences, entities and reasoning steps: the
@@ -34,7 +36,9 @@ const (
 	maxQueryWords = 64
 )
 
-// The searches start at the full-text index (a procedure call, the only leaf of each plan),
+// The searches wait for the full-text indexes to hold every transaction committed before
+// them (graph.AwaitFullText: the indexes are eventually consistent, graph.Schema), so a
+// search that waited for a consistency token sees the write. They start at the full-text index (a procedure call, the only leaf of each plan),
 // keep the user's own nodes (owner = $owner exactly: the Lucene owner phrase is
 // case-insensitive) and expand from each match to what the answer needs, collecting the
 // neighbours in pattern comprehensions and checking their owner afterwards (see
@@ -42,6 +46,7 @@ const (
 // by score, then id, so equal scores come in a stable order.
 const (
 	searchMessagesCypher = `
+` + graph.AwaitFullText + `
 CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node AS m, score
 WHERE score > 0 AND m.owner = $owner
 UNWIND [(c:Conversation)-[:HAS_MESSAGE]->(m) | c] AS c
@@ -51,6 +56,7 @@ ORDER BY score DESC, m.id
 LIMIT $limit
 `
 	searchPreferencesCypher = `
+` + graph.AwaitFullText + `
 CALL db.index.fulltext.queryNodes('preference_search', $lucene) YIELD node AS p, score
 WHERE score > 0 AND p.owner = $owner AND ($category IS NULL OR p.category = $category)
 RETURN p {
@@ -68,6 +74,7 @@ ORDER BY score DESC, p.id
 LIMIT $limit
 `
 	searchEntitiesCypher = `
+` + graph.AwaitFullText + `
 CALL db.index.fulltext.queryNodes('entity_search', $lucene) YIELD node AS e, score
 WHERE score > 0 AND e.owner = $owner AND ($type IS NULL OR e.type = $type)
 RETURN e {.id, .name, .type, .description, .created_at, .recorded_at, score: score} AS hit
@@ -75,6 +82,7 @@ ORDER BY score DESC, e.id
 LIMIT $limit
 `
 	searchStepsCypher = `
+` + graph.AwaitFullText + `
 CALL db.index.fulltext.queryNodes('reasoning_step_search', $lucene) YIELD node AS s, score
 WHERE score > 0 AND s.owner = $owner
 UNWIND [(t:ReasoningTrace)-[hs:HAS_STEP]->(s) | {t: t, order: hs.order}] AS x

@@ -18,6 +18,7 @@ import (
 	natsdeploy "github.com/engram-memory/engram/deploy/nats"
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 )
 
 // term returns a word unique to the test: the shared database holds other tests' data, and
@@ -516,7 +517,7 @@ CREATE (c)-[:HAS_MESSAGE]->(:Message {id: row.owner + '-' + toString(i), role: '
 	// What the index answers: one row for each node matched.
 	answered := func(lucene string) int64 {
 		t.Helper()
-		res, err := neo4j.ExecuteQuery(t.Context(), d, "CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node RETURN count(node)",
+		res, err := neo4j.ExecuteQuery(t.Context(), d, graph.AwaitFullText+" CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node RETURN count(node)",
 			map[string]any{"lucene": lucene}, neo4j.EagerResultTransformer)
 		if err != nil {
 			t.Fatal(err)
