@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		GapFilled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "gap_filled_total",
 			Help: "Events read straight from the stream because their delivery went to another process (partition take-over)."}),
 		Delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "event_delay_seconds",
-			Help: "Time from when the stream stored an event to when this process received it (until=\"received\") and to when the transaction that applied it committed (until=\"committed\"), for first deliveries: how far the graph trails the log. " +
+			Help: "Time from when the stream stored an event to when this process received it (until=\"received\") and to when the transaction that applied (or dead-lettered) it committed (until=\"committed\"), for first deliveries: how far the graph trails the log. " +
 				"Measured against the stream's clock, so across machines it includes their clock difference.",
 			Buckets: delayBuckets}, []string{"until"}),
 		Checkpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_sequence",

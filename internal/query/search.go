@@ -38,8 +38,9 @@ const (
 
 // The searches wait for the full-text indexes to hold every transaction committed before
 // them (graph.AwaitFullText: the indexes are eventually consistent, graph.Schema), so a
-// search that waited for a consistency token sees the write. They start at the full-text index (a procedure call, the only leaf of each plan),
-// keep the user's own nodes (owner = $owner exactly: the Lucene owner phrase is
+// search that waited for a consistency token sees the write. They then start at the
+// full-text index (a procedure call, the only start of each plan, over the wait), keep the
+// user's own nodes (owner = $owner exactly: the Lucene owner phrase is
 // case-insensitive) and expand from each match to what the answer needs, collecting the
 // neighbours in pattern comprehensions and checking their owner afterwards (see
 // conversationsOf: an owner predicate in the pattern offers the planner a second start). Results are ordered
