@@ -324,7 +324,7 @@ func commitSteps(ctx context.Context, members []*stepMember) error {
 	}
 	committed := time.Now()
 	for _, m := range members {
-		m.w.observeDelay(delayCommitted, committed, m.plan.apply)
+		m.w.observeCommitted(committed, m.plan.apply)
 	}
 	if first.metrics != nil {
 		first.metrics.Partitions.Observe(float64(len(members)))

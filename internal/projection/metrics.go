@@ -22,6 +22,9 @@ type Metrics struct {
 	Checkpoint   *prometheus.GaugeVec     // committed checkpoint, by partition
 	Delay        *prometheus.HistogramVec // from an event's storing to its receipt and to its commit
 
+	// The Delay histogram's two series, looked up once (they are observed per event).
+	delayReceived, delayCommitted prometheus.Observer
+
 	registerer prometheus.Registerer
 	collectors []prometheus.Collector
 }
@@ -29,12 +32,6 @@ type Metrics struct {
 // skippedErased is the skipped counter's cause of the events dropped for their user's
 // erasure (erased.go).
 const skippedErased = "user_erased"
-
-// The points the event delay histogram measures to (its label until).
-const (
-	delayReceived  = "received"
-	delayCommitted = "committed"
-)
 
 // delayBuckets resolve the delay finely where read-your-writes lives (1 ms to 1 s, steps of
 // about 25 %) and coarsely beyond, up to a rebuild's minutes.
@@ -94,9 +91,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []string{retryNeo4j, retryNATS, retryIsolation} {
 		m.Retries.WithLabelValues(c)
 	}
-	for _, u := range []string{delayReceived, delayCommitted} {
-		m.Delay.WithLabelValues(u)
-	}
+	m.delayReceived, m.delayCommitted = m.Delay.WithLabelValues("received"), m.Delay.WithLabelValues("committed")
 	for _, c := range []string{"checkpoint", "duplicate", skippedErased} {
 		m.Skipped.WithLabelValues(c)
 	}

@@ -275,21 +275,22 @@ func (w *worker) receive(msg jetstream.Msg) {
 		w.heldPin.Store(pin)
 		w.log.Info("partition taken", "consumer", w.consumer)
 	}
-	w.observeDelay(delayReceived, time.Now(), []*entry{e})
+	if w.metrics != nil && e.fresh {
+		w.metrics.delayReceived.Observe(time.Since(e.stored).Seconds())
+	}
 	w.decode(e)
 	w.pending = append(w.pending, e)
 }
 
-// observeDelay records, for the first deliveries among entries, the time from their storing
-// to at.
-func (w *worker) observeDelay(until string, at time.Time, entries []*entry) {
+// observeCommitted records, for the first deliveries among entries, the time from their
+// storing to at, when the transaction that covered them committed.
+func (w *worker) observeCommitted(at time.Time, entries []*entry) {
 	if w.metrics == nil {
 		return
 	}
-	h := w.metrics.Delay.WithLabelValues(until)
 	for _, e := range entries {
 		if e.msg != nil && e.fresh {
-			h.Observe(at.Sub(e.stored).Seconds())
+			w.metrics.delayCommitted.Observe(at.Sub(e.stored).Seconds())
 		}
 	}
 }
