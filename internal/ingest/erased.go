@@ -16,10 +16,11 @@ import (
 
 // Writes after an erasure (docs/replay.md). Until an admin re-creates an erased user, every
 // write naming them is refused with 410 Gone: an agent still at work would otherwise bring the
-// user back with its next write, and nothing would tell it. The ingestor asks the log each
-// time (stream.LastErasure, two direct gets), never a cache: an erasure another ingestor
-// stored a moment ago must already count. What slips through (a write checked just before the
-// erasure, an agent over NATS) the projector drops.
+// user back with its next write, and nothing would tell it. An erasure another ingestor stored
+// a moment ago must already count: the ingestor reads the log (stream.LastErasure, two direct
+// gets) or remembers what it read, and then stores the write on the condition that the user's
+// erasures are still what it read, which JetStream checks as it stores (erasurecache.go). What
+// slips through (an agent over NATS) the projector drops.
 
 // Sentinels of the erasure rule; the HTTP answers are 410 and 409.
 var (
@@ -89,8 +90,9 @@ func (e *NotErasedError) recreated() bool { return e.Erasure.Tombstone > 0 && !e
 // as the log holds it (one look-up per user) and as the request's own erasures and
 // re-creations change it: a write for an erased user is a *GoneError, a re-creation of a user
 // not erased a *NotErasedError. field names the event inside a batch ("" for a single
-// command). It returns the erasure each re-creation was checked against.
-func (h *Handler) checkErasures(ctx context.Context, evs []*events.Event, field func(int) string) ([]stream.Erasure, error) {
+// command). It returns the erasure each event was checked against. Users remembered as not
+// erased are not read unless fresh (lastErasure); a refusal is always read from the log.
+func (h *Handler) checkErasures(ctx context.Context, evs []*events.Event, field func(int) string, fresh bool) ([]stream.Erasure, error) {
 	type life struct {
 		log    stream.Erasure
 		erased bool // now, in the request's order
@@ -98,13 +100,24 @@ func (h *Handler) checkErasures(ctx context.Context, evs []*events.Event, field 
 	}
 	lives := map[string]*life{}
 	seen := make([]stream.Erasure, len(evs))
+	// A re-creation is refused (409) when the user is not erased: that answer is read from the
+	// log too, never remembered.
+	var recreates map[string]bool
+	for _, ev := range evs {
+		if ev.Kind == events.KindUserRecreated {
+			if recreates == nil {
+				recreates = map[string]bool{}
+			}
+			recreates[ev.User] = true
+		}
+	}
 	for i, ev := range evs {
 		if ev.User == "" {
 			continue // the shared tenant cannot be erased
 		}
 		l := lives[ev.User]
 		if l == nil {
-			e, err := h.erasureOf(ctx, ev.User)
+			e, err := h.lastErasure(ctx, ev.User, fresh || recreates[ev.User])
 			if err != nil {
 				return nil, err
 			}
@@ -162,6 +175,7 @@ func (h *Handler) recreate(ctx context.Context, ev *events.Event, msg *nats.Msg,
 		return Accepted{}, err
 	}
 	h.metrics.stored(string(ev.Kind), stored.Duplicate)
+	h.erasures.forget(ev.User)
 	if err := h.pub.PurgeRefused(ctx, ev.User, stored.Sequence); err != nil {
 		return Accepted{}, fmt.Errorf("re-creation recorded, but purging the writes refused since the erasure failed (repeat the request; it is idempotent): %w", err)
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -15,3 +16,18 @@ func OnBatchOpen(h *Handler, f func(context.Context)) { h.onBatchOpen = f }
 func WithoutErasureCheck(h *Handler) {
 	h.erasureOf = func(context.Context, string) (stream.Erasure, error) { return stream.Erasure{}, nil }
 }
+
+// CountErasureReads makes h count its reads of users' erasures from the log.
+func CountErasureReads(h *Handler) *atomic.Int64 {
+	var n atomic.Int64
+	read := h.erasureOf
+	h.erasureOf = func(ctx context.Context, user string) (stream.Erasure, error) {
+		n.Add(1)
+		return read(ctx, user)
+	}
+	return &n
+}
+
+// WithoutErasureCache makes h read its users' erasures from the log at every write, as it
+// did before it remembered them.
+func WithoutErasureCache(h *Handler) { h.erasures = nil }

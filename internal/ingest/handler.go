@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,6 +84,8 @@ type Handler struct {
 	// erasureOf reads a user's erasures from the log (stream.LastErasure); a benchmark
 	// replaces it to measure the handler without the look-up.
 	erasureOf func(context.Context, string) (stream.Erasure, error)
+	// erasures remembers what erasureOf said of users not erased (erasurecache.go).
+	erasures *erasureCache
 	// onBatchOpen, when set (tests), runs while a batch holds its slots, before it publishes.
 	onBatchOpen func(context.Context)
 	// ring seals users' events and destroys their keys on erasure (seal.go); nil: plaintext.
@@ -130,8 +133,9 @@ func NewHandler(pub *stream.Publisher, cfg Config, opts ...Option) (*Handler, er
 	}
 	h := &Handler{
 		pub: pub, cfg: cfg, now: time.Now,
-		logger:  slog.New(slog.DiscardHandler),
-		batches: newBatchLimiter(cfg.MaxOpenBatches),
+		logger:   slog.New(slog.DiscardHandler),
+		batches:  newBatchLimiter(cfg.MaxOpenBatches),
+		erasures: newErasureCache(erasureCacheSize),
 	}
 	h.erasureOf = pub.Erasure
 	for _, o := range opts {
@@ -302,53 +306,85 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if err := h.authorize(r.Context(), op, ev.User); err != nil {
 			return nil, nil, err
 		}
-		checked, err := h.checkErasures(r.Context(), []*events.Event{ev}, func(int) string { return "" })
-		if ne := (*NotErasedError)(nil); errors.As(err, &ne) && ne.recreated() {
-			acc, err := h.finishRecreation(r.Context(), ne, minted)
+		for try := 1; ; try++ {
+			acc, ids, err := h.store(r.Context(), op, ev, minted, try > 1)
+			if errors.Is(err, errErasuresChanged) {
+				if try < maxConditionalTries {
+					continue // an erasure or re-creation of the user was stored meanwhile: decide again
+				}
+				err = fmt.Errorf("%w: the user's erasures changed %d times while the write was stored: %w", stream.ErrUnavailable, try, err)
+			}
 			if err != nil {
-				return nil, nil, err
+				return nil, ids, err
 			}
 			return acc, nil, nil
 		}
-		if err != nil {
-			return nil, []string{ev.ID}, err
-		}
-		msg, err := encode(ev, "")
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := h.seal(r.Context(), ev, msg, checked[0]); err != nil {
-			return nil, nil, err
-		}
-		if ev.Kind == events.KindUserErased {
-			if err := h.destroyKeys(r.Context(), ev.User); err != nil {
-				return nil, nil, err
-			}
-		}
-		if ev.Kind == events.KindUserRecreated {
-			acc, err := h.recreate(r.Context(), ev, msg, checked[0], minted)
-			if err != nil {
-				return nil, []string{ev.ID}, err
-			}
-			return acc, nil, nil
-		}
-		stored, err := h.pub.PublishMsg(r.Context(), ev.ID, msg)
-		if err != nil {
-			return nil, []string{ev.ID}, err
-		}
-		h.metrics.stored(string(ev.Kind), stored.Duplicate)
-		h.logger.Debug("event stored", "op", op, "event_id", ev.ID, "sequence", stored.Sequence, "duplicate", stored.Duplicate)
-		if ev.Kind == events.KindUserErased {
-			if err := h.pub.PurgeTenant(r.Context(), ev.User, stored.Sequence); err != nil {
-				return nil, []string{ev.ID}, fmt.Errorf("erasure recorded, but purging the user's events failed (repeat the request; it is idempotent): %w", err)
-			}
-			if err := h.destroyKeys(r.Context(), ev.User); err != nil {
-				return nil, []string{ev.ID}, err
-			}
-			h.logger.Info("user erased", "sequence", stored.Sequence)
-		}
-		return Accepted{EventID: ev.ID, Sequence: stored.Sequence, Duplicate: stored.Duplicate, Minted: minted}, nil, nil
 	})
+}
+
+// errErasuresChanged: JetStream refused an event's condition on its user's erasures
+// (expectErasures): the log holds an erasure or a re-creation the ingestor did not know.
+var errErasuresChanged = errors.New("the user's erasures changed")
+
+// store checks, seals and stores one command's event, and returns what command's endpoint
+// answers (with the ids of the events an error leaves unconfirmed). fresh reads the user's
+// erasures from the log instead of the cache (a retry after errErasuresChanged).
+func (h *Handler) store(ctx context.Context, op string, ev *events.Event, minted Minted, fresh bool) (Accepted, []string, error) {
+	ids := []string{ev.ID}
+	checked, err := h.checkErasures(ctx, []*events.Event{ev}, func(int) string { return "" }, fresh)
+	if ne := (*NotErasedError)(nil); errors.As(err, &ne) && ne.recreated() {
+		acc, err := h.finishRecreation(ctx, ne, minted)
+		return acc, nil, err
+	}
+	if err != nil {
+		return Accepted{}, ids, err
+	}
+	msg, err := encode(ev, "")
+	if err != nil {
+		return Accepted{}, nil, err
+	}
+	if err := h.seal(ctx, ev, msg, checked[0]); err != nil {
+		return Accepted{}, nil, err
+	}
+	if ev.Kind == events.KindUserErased {
+		if err := h.destroyKeys(ctx, ev.User); err != nil {
+			return Accepted{}, nil, err
+		}
+	}
+	if ev.Kind == events.KindUserRecreated {
+		acc, err := h.recreate(ctx, ev, msg, checked[0], minted)
+		if err != nil {
+			return Accepted{}, ids, err
+		}
+		return acc, nil, nil
+	}
+	cond := conditional([]*events.Event{ev})[0]
+	if cond {
+		if err := expectErasures(msg, ev.User, checked[0]); err != nil {
+			return Accepted{}, nil, err
+		}
+	}
+	stored, err := h.pub.PublishMsg(ctx, ev.ID, msg)
+	if cond && errors.Is(err, stream.ErrConflict) {
+		h.erasures.forget(ev.User)
+		return Accepted{}, ids, fmt.Errorf("%w: %w", errErasuresChanged, err)
+	}
+	if err != nil {
+		return Accepted{}, ids, err
+	}
+	h.metrics.stored(string(ev.Kind), stored.Duplicate)
+	h.logger.Debug("event stored", "op", op, "event_id", ev.ID, "sequence", stored.Sequence, "duplicate", stored.Duplicate)
+	if ev.Kind == events.KindUserErased {
+		h.erasures.forget(ev.User)
+		if err := h.pub.PurgeTenant(ctx, ev.User, stored.Sequence); err != nil {
+			return Accepted{}, ids, fmt.Errorf("erasure recorded, but purging the user's events failed (repeat the request; it is idempotent): %w", err)
+		}
+		if err := h.destroyKeys(ctx, ev.User); err != nil {
+			return Accepted{}, ids, err
+		}
+		h.logger.Info("user erased", "sequence", stored.Sequence)
+	}
+	return Accepted{EventID: ev.ID, Sequence: stored.Sequence, Duplicate: stored.Duplicate, Minted: minted}, nil, nil
 }
 
 // batch serves POST /v1/batch: every command is validated and encoded before anything is
@@ -383,42 +419,22 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 	for i, b := range evs {
 		all[i], ids[i] = b.Event, b.Event.ID
 	}
-	checked, err := h.checkErasures(r.Context(), all, func(i int) string { return fmt.Sprintf("commands[%d]", i) })
-	if err != nil {
-		return nil, ids, err
-	}
-	msgs := make([]*nats.Msg, len(evs))
-	sealCtx := withRecreating(r.Context(), all)
-	for i, b := range evs {
-		if msgs[i], err = encode(b.Event, fmt.Sprintf("commands[%d]", i)); err != nil {
-			return nil, nil, err
-		}
-		if err := h.seal(sealCtx, b.Event, msgs[i], checked[i]); err != nil {
-			if g := (*GoneError)(nil); errors.As(err, &g) {
-				g.Field = fmt.Sprintf("commands[%d]", i)
+	var stored []stream.Stored
+	for try := 1; ; try++ {
+		stored, err = h.storeBatch(r.Context(), evs, all, ids, try > 1)
+		if errors.Is(err, errErasuresChanged) {
+			if try < maxConditionalTries {
+				continue // an erasure or re-creation of a user was stored meanwhile: decide again
 			}
-			return nil, nil, err
+			err = fmt.Errorf("%w: the users' erasures changed %d times while the batch was stored: %w", stream.ErrUnavailable, try, err)
 		}
-		if b.Event.Kind == events.KindUserErased {
-			if err := h.destroyKeys(r.Context(), b.Event.User); err != nil {
+		if err != nil {
+			if errors.Is(err, errNotAttempted) {
 				return nil, nil, err
 			}
+			return nil, ids, err
 		}
-		if b.Event.Kind == events.KindUserRecreated {
-			expectRecreation(msgs[i], checked[i])
-		}
-	}
-	release, err := h.batches.acquire(h.batchKeys(r.Context(), evs))
-	if err != nil {
-		return nil, nil, err
-	}
-	if h.onBatchOpen != nil {
-		h.onBatchOpen(r.Context())
-	}
-	stored, err := h.pub.PublishBatchMsgs(r.Context(), ids, msgs)
-	release()
-	if err != nil {
-		return nil, ids, err
+		break
 	}
 	out := BatchAccepted{BatchID: s.CorrelationID, Results: make([]BatchResult, len(evs))}
 	for i, b := range evs {
@@ -448,6 +464,77 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 	h.logger.Debug("batch stored", "batch_id", out.BatchID, "events", len(evs), "sequence", out.Sequence)
 	return out, nil, nil
 }
+
+// errNotAttempted marks a batch's error found before anything was sent (its answer names no
+// event ids).
+var errNotAttempted = errors.New("nothing sent")
+
+// storeBatch checks, seals and stores a batch's events in one atomic batch; fresh reads the
+// users' erasures from the log instead of the cache (a retry after errErasuresChanged).
+func (h *Handler) storeBatch(ctx context.Context, evs []Built, all []*events.Event, ids []string, fresh bool) ([]stream.Stored, error) {
+	notSent := func(err error) error { return &batchError{err} }
+	checked, err := h.checkErasures(ctx, all, func(i int) string { return fmt.Sprintf("commands[%d]", i) }, fresh)
+	if err != nil {
+		return nil, err
+	}
+	cond := conditional(all)
+	msgs := make([]*nats.Msg, len(evs))
+	sealCtx := withRecreating(ctx, all)
+	for i, b := range evs {
+		if msgs[i], err = encode(b.Event, fmt.Sprintf("commands[%d]", i)); err != nil {
+			return nil, notSent(err)
+		}
+		if err := h.seal(sealCtx, b.Event, msgs[i], checked[i]); err != nil {
+			if g := (*GoneError)(nil); errors.As(err, &g) {
+				g.Field = fmt.Sprintf("commands[%d]", i)
+			}
+			return nil, notSent(err)
+		}
+		if b.Event.Kind == events.KindUserErased {
+			if err := h.destroyKeys(ctx, b.Event.User); err != nil {
+				return nil, notSent(err)
+			}
+		}
+		if b.Event.Kind == events.KindUserRecreated {
+			expectRecreation(msgs[i], checked[i])
+		}
+		if cond[i] {
+			if err := expectErasures(msgs[i], b.Event.User, checked[i]); err != nil {
+				return nil, notSent(err)
+			}
+		}
+	}
+	release, err := h.batches.acquire(h.batchKeys(ctx, evs))
+	if err != nil {
+		return nil, notSent(err)
+	}
+	if h.onBatchOpen != nil {
+		h.onBatchOpen(ctx)
+	}
+	stored, err := h.pub.PublishBatchMsgs(ctx, ids, msgs)
+	release()
+	if errors.Is(err, stream.ErrConflict) && slices.Contains(cond, true) {
+		for _, ev := range all {
+			h.erasures.forget(ev.User)
+		}
+		return nil, fmt.Errorf("%w: %w", errErasuresChanged, err)
+	}
+	if err == nil {
+		for _, ev := range all {
+			if ev.Kind == events.KindUserErased || ev.Kind == events.KindUserRecreated {
+				h.erasures.forget(ev.User)
+			}
+		}
+	}
+	return stored, err
+}
+
+// batchError is an error of storeBatch before anything was sent: it matches errNotAttempted
+// and says what err says.
+type batchError struct{ err error }
+
+func (e *batchError) Error() string   { return e.err.Error() }
+func (e *batchError) Unwrap() []error { return []error{e.err, errNotAttempted} }
 
 // batchKeys are the shares a batch counts against (batchLimiter): its principal's when
 // requests are authenticated; without authentication every caller is the same anonymous

@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	requests  *prometheus.CounterVec
 	published *prometheus.CounterVec
+	erasures  *prometheus.CounterVec
 }
 
 // NewMetrics registers the write path's metrics with reg.
@@ -23,8 +24,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "engram", Subsystem: "ingest", Name: "events_stored_total",
 			Help: "Events JetStream acknowledged, by kind; duplicates (same event id) counted apart.",
 		}, []string{"kind", "duplicate"}),
+		erasures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "engram", Subsystem: "ingest", Name: "erasure_lookups_total",
+			Help: "Look-ups of a user's erasures before a write, by where the answer came from: " +
+				"cache (remembered; the write is stored on the condition that it still holds) or log (two direct gets).",
+		}, []string{"source"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.published} {
+	for _, c := range []prometheus.Collector{m.requests, m.published, m.erasures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -41,5 +47,11 @@ func (m *Metrics) request(op string, code int) {
 func (m *Metrics) stored(kind string, duplicate bool) {
 	if m != nil {
 		m.published.WithLabelValues(kind, strconv.FormatBool(duplicate)).Inc()
+	}
+}
+
+func (m *Metrics) erasureLookup(source string) {
+	if m != nil {
+		m.erasures.WithLabelValues(source).Inc()
 	}
 }

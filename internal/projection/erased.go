@@ -12,8 +12,8 @@ import (
 )
 
 // Writes after an erasure (docs/replay.md). The ingestor refuses writes for an erased user,
-// but some reach the log anyway: an agent publishing over NATS, a write the ingestor checked
-// just before the erasure. The projector is the last guard: an event of a tenant stored after
+// but some reach the log anyway: an agent publishing over NATS, a Go program publishing with
+// ingest.AsyncPublisher. The projector is the last guard: an event of a tenant stored after
 // its last tombstone, and not after a re-creation that follows it, is dropped —
 // acknowledged, nothing applied, and no dead letter, which would keep the erased user's
 // data. The rule is the log's, so replay (internal/replay) and the fate read

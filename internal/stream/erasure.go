@@ -20,8 +20,10 @@ import (
 // stored after it: the writes stored in between are refused by the ingestor (410) and dropped
 // by the projector, so that a writer still at work cannot bring the user back by accident
 // (docs/replay.md, "Writes after the erasure"). Everything here reads that from the log
-// itself, with JetStream's direct get on the tenant's two subjects, never from a cache: an
-// erasure another ingestor stored a moment ago must already count.
+// itself, with JetStream's direct get on the tenant's two subjects. The ingestor remembers
+// the answers for users not erased, and stores each write on the condition that the user's
+// erasure subject is unchanged (internal/ingest/erasurecache.go): an erasure another ingestor
+// stored a moment ago must already count.
 
 // directGetAPI is the subject of MEM's direct get: the request names what it wants in its
 // body, or, with the stored subject appended, asks for that subject's last message.
