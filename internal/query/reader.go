@@ -126,20 +126,15 @@ const readOptions = "CYPHER replan=skip\n"
 
 // read runs one read query and returns the values of its single column, one per record.
 //
-// The query runs in a managed transaction (neo4j.ExecuteQuery: BEGIN sent with the RUN, then
-// COMMIT, two round trips, retryable failures retried by the driver). An auto-commit
-// transaction would save the COMMIT's round trip, and was tried (issue 11): the full-text
-// searches of test/e2e TestSearchThroughTheStack then missed a user's just-projected nodes
-// although the checkpoint covered them, 2 runs in 3, while plain reads and a direct probe
-// (write, then an auto-commit full-text query at once, 200 times) saw everything. Until that is
-// understood, reads keep the transaction kind whose read-your-writes is tested.
+// The query runs in an auto-commit transaction: RUN and PULL sent at once, one round trip,
+// where a managed transaction (neo4j.ExecuteQuery) adds a COMMIT's. Read-your-writes holds
+// as for any transaction begun after the projector's commit returned; the full-text searches
+// first wait for the eventually consistent indexes (graph.AwaitFullText). (An earlier try of
+// auto-commit reads, with the indexes still synchronous, saw test/e2e's searches miss
+// just-projected nodes; with every search waiting for the indexes it does not.) Failures are
+// not retried here: a waiting read polls again, a plain read answers 503.
 func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]any) ([]map[string]any, error) {
-	var recs []*neo4j.Record
-	res, err := neo4j.ExecuteQuery(ctx, r.driver, readOptions+cypher, params, neo4j.EagerResultTransformer,
-		neo4j.ExecuteQueryWithDatabase(r.database), neo4j.ExecuteQueryWithReadersRouting())
-	if err == nil {
-		recs = res.Records
-	}
+	recs, err := r.run(ctx, readOptions+cypher, params)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			// The caller's time ran out in the middle of the exchange, which the driver words
@@ -165,4 +160,15 @@ func (r *Reader) read(ctx context.Context, op, cypher string, params map[string]
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// run runs cypher in an auto-commit read transaction and returns its records.
+func (r *Reader) run(ctx context.Context, cypher string, params map[string]any) ([]*neo4j.Record, error) {
+	sess := r.driver.NewSession(ctx, neo4j.SessionConfig{DatabaseName: r.database, AccessMode: neo4j.AccessModeRead})
+	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
+	res, err := sess.Run(ctx, cypher, params)
+	if err != nil {
+		return nil, err
+	}
+	return res.Collect(ctx)
 }
