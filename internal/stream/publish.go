@@ -44,6 +44,7 @@ type Publisher struct {
 	js      jetstream.JetStream
 	timeout time.Duration
 	keys    Keys
+	conn    *connWatch // the connection's status (connwatch.go)
 }
 
 // PublisherOption configures a Publisher.
@@ -58,7 +59,7 @@ func WithKeys(ks Keys) PublisherOption {
 
 // NewPublisher returns a Publisher whose publishes give up after timeout.
 func NewPublisher(js jetstream.JetStream, timeout time.Duration, opts ...PublisherOption) *Publisher {
-	p := &Publisher{js: js, timeout: timeout}
+	p := &Publisher{js: js, timeout: timeout, conn: watch(js.Conn())}
 	for _, o := range opts {
 		o(p)
 	}
@@ -89,15 +90,31 @@ func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (S
 		defer cancel()
 	}
 	// A message handed to a reconnecting connection would be buffered and sent later, after
-	// the caller heard of the failure; refuse at once instead.
-	if !p.js.Conn().IsConnected() {
-		return Stored{}, fmt.Errorf("publish %s: %w: not connected", id, ErrUnavailable)
+	// the caller heard of the failure; it waits for the connection instead (connwatch.go).
+	// A publish whose connection was lost while it waited for its answer is sent again, with
+	// the same Nats-Msg-Id, once the connection is back. An answer "duplicate" to such a copy
+	// is most likely about the lost one, so it is not reported as a duplicate.
+	for sent := false; ; sent = true {
+		live, ok := p.conn.connected(ctx)
+		if !ok {
+			if sent {
+				return Stored{}, fmt.Errorf("publish %s: %w: the connection was lost before the answer and did not come back", id, ErrTimeout)
+			}
+			return Stored{}, fmt.Errorf("publish %s: %w: not connected", id, ErrUnavailable)
+		}
+		actx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(live, cancel)
+		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(MemoryStream))
+		stop()
+		cancel()
+		if err != nil && ctx.Err() == nil && live.Err() != nil {
+			continue // the connection went away with the answer: ask again
+		}
+		if err != nil {
+			return Stored{}, fmt.Errorf("publish %s: %w", id, classify(err))
+		}
+		return Stored{EventID: id, Sequence: ack.Sequence, Duplicate: ack.Duplicate && !sent}, nil
 	}
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(MemoryStream))
-	if err != nil {
-		return Stored{}, fmt.Errorf("publish %s: %w", id, classify(err))
-	}
-	return Stored{EventID: id, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
 // Classify maps an error of a JetStream publish (synchronous, asynchronous or batch) onto the
