@@ -40,6 +40,8 @@ func NewServer(m *Memory, erasure bool, metrics *Metrics, logger *slog.Logger) *
 	addPreferenceTools(r)
 	addTraceTools(r)
 	addSearchTools(r)
+	addEntityTools(r)
+	addDeletionTools(r)
 	addUserTools(r, erasure)
 	addResources(s, m)
 	addPrompts(s, m)

@@ -18,6 +18,9 @@ import (
 
 // wantTools is the server's tool list (memory_erase_user only with MCP_ERASURE=true).
 var wantTools = []string{
+	"memory_add_entity", "memory_get_entity", "memory_create_relationship", "memory_get_related_entities",
+	"memory_add_fact", "memory_get_facts",
+	"memory_delete_message", "memory_clear_session", "memory_delete_entity",
 	"memory_add_messages", "memory_get_conversation", "memory_list_sessions", "memory_get_context",
 	"memory_add_preference", "memory_get_preferences", "memory_supersede_preference", "memory_get_preference_history",
 	"memory_start_trace", "memory_record_step", "memory_record_tool_call", "memory_complete_trace",
@@ -306,6 +309,78 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 	s.call("memory_get_conversation", map[string]any{"session_id": "s-bad"}, &none)
 	if len(none.Messages) != 0 {
 		t.Errorf("a refused memory_add_messages stored %+v", none.Messages)
+	}
+
+	// Entities, a relationship and facts: written, then read back by id, by name and by the
+	// relationship.
+	var acme mcp.AddEntityOut
+	s.call("memory_add_entity", map[string]any{"name": "Acme", "type": "ORGANIZATION", "description": "the user's employer",
+		"aliases": []any{"Acme Corp"}, "attributes": map[string]any{"size": 40}}, &acme)
+	if acme.ID != events.EntityID(sara, "Acme", "ORGANIZATION") || acme.Status != mcp.StatusApplied {
+		t.Errorf("add entity: %+v", acme)
+	}
+	var byName mcp.EntityOut
+	s.call("memory_get_entity", map[string]any{"name": "Acme Corp"}, &byName)
+	if byName.ID != acme.ID || byName.Description == nil || *byName.Description != "the user's employer" || byName.Attributes["size"] != 40.0 {
+		t.Errorf("entity by alias: %+v", byName)
+	}
+	var rel mcp.RelateOut
+	s.call("memory_create_relationship", map[string]any{"source": map[string]any{"name": "Sara", "type": "PERSON"},
+		"target": map[string]any{"id": acme.ID}, "relationship_type": "WORKS_AT"}, &rel)
+	if rel.TargetID != acme.ID || rel.SourceID != events.EntityID(sara, "Sara", "PERSON") || rel.Status != mcp.StatusApplied {
+		t.Errorf("relationship: %+v", rel)
+	}
+	var near mcp.RelatedOut
+	s.call("memory_get_related_entities", map[string]any{"entity_id": rel.SourceID}, &near)
+	if len(near.Related) != 1 || near.Related[0].Entity.ID != acme.ID || near.Related[0].RelationshipType != "WORKS_AT" || near.Related[0].Depth != 1 {
+		t.Errorf("related: %+v", near)
+	}
+	var fact mcp.AddFactOut
+	s.call("memory_add_fact", map[string]any{"subject": "Sara", "predicate": "works_at", "object": "Acme"}, &fact)
+	var facts mcp.FactsOut
+	s.call("memory_get_facts", map[string]any{"subject": "Sara"}, &facts)
+	if fact.Status != mcp.StatusApplied || len(facts.Facts) != 1 || facts.Facts[0].ID != fact.FactID || facts.Facts[0].Object != "Acme" {
+		t.Errorf("facts: %+v, %+v", fact, facts)
+	}
+	if msg := s.callErr("memory_get_entity", map[string]any{"entity_id": acme.ID, "name": "Acme"}); !strings.Contains(msg, "entity_id") {
+		t.Errorf("entity by id and name: %q, want it to name entity_id", msg)
+	}
+
+	// Deletions: a message leaves its conversation (the others keep their order), a cleared
+	// session is gone with its messages, a deleted entity no longer filters preferences; a
+	// deletion of what is not there is no error.
+	var three mcp.AddMessagesOut
+	s.call("memory_add_messages", map[string]any{"session_id": "sara-forget", "messages": []any{
+		map[string]any{"role": "user", "content": "first"}, map[string]any{"role": "assistant", "content": "second"},
+		map[string]any{"role": "user", "content": "third"}}}, &three)
+	var del mcp.DeletedOut
+	s.call("memory_delete_message", map[string]any{"message_id": three.Messages[1].MessageID}, &del)
+	if del.Status != mcp.StatusApplied || del.EventID == "" {
+		t.Errorf("delete message: %+v", del)
+	}
+	var left mcp.ConversationOut
+	s.call("memory_get_conversation", map[string]any{"session_id": "sara-forget"}, &left)
+	if len(left.Messages) != 2 || left.Messages[0].Content != "first" || left.Messages[1].Content != "third" {
+		t.Errorf("conversation after the deletion: %+v", left.Messages)
+	}
+	s.call("memory_delete_message", map[string]any{"message_id": events.NewID()}, &del)
+	if del.Status != mcp.StatusApplied {
+		t.Errorf("deleting a message that is not there: %+v", del)
+	}
+	s.call("memory_clear_session", map[string]any{"session_id": "sara-forget"}, &del)
+	s.call("memory_get_conversation", map[string]any{"session_id": "sara-forget"}, &left)
+	var remaining mcp.SessionsOut
+	s.call("memory_list_sessions", nil, &remaining)
+	if len(left.Messages) != 0 || slices.ContainsFunc(remaining.Conversations, func(c mcp.Conversation) bool { return c.SessionID == "sara-forget" }) {
+		t.Errorf("after clearing the session: messages %+v, sessions %+v", left.Messages, remaining.Conversations)
+	}
+	s.call("memory_delete_entity", map[string]any{"entity_id": healthcare.AppliesTo[0].ID}, &del)
+	var filtered mcp.PreferencesOut
+	s.call("memory_get_preferences", map[string]any{"applies_to": map[string]any{"id": healthcare.AppliesTo[0].ID}}, &filtered)
+	var hits mcp.EntityHitsOut
+	s.call("memory_search_entities", map[string]any{"query": "Healthcare"}, &hits)
+	if del.Status != mcp.StatusApplied || len(filtered.Preferences) != 0 || len(hits.Entities) != 0 {
+		t.Errorf("after deleting the entity: %+v, preferences %+v, search %+v", del, filtered.Preferences, hits.Entities)
 	}
 }
 

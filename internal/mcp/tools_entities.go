@@ -1,0 +1,305 @@
+package mcp
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/engram-memory/engram/client"
+)
+
+// The library's entities, relationships and facts as tools (the kit's memory_add_entity,
+// memory_get_entity, memory_create_relationship; the library's add_fact, get_facts_about,
+// get_related_entities), each a call of the Go client's LongTerm, scoped to the call's user.
+
+// AddEntityIn is the input of memory_add_entity.
+type AddEntityIn struct {
+	UserArg
+	Name        string         `json:"name" jsonschema:"the entity's name, e.g. Healthcare or Sara Lee"`
+	Type        string         `json:"type" jsonschema:"its POLE+O type: PERSON, OBJECT, LOCATION, EVENT, ORGANIZATION, or your own (e.g. Industry)"`
+	Subtype     string         `json:"subtype,omitempty" jsonschema:"a finer type, e.g. VEHICLE of OBJECT"`
+	Description string         `json:"description,omitempty" jsonschema:"what it is"`
+	Aliases     []string       `json:"aliases,omitempty" jsonschema:"other names it goes by (added to the ones it has)"`
+	Attributes  map[string]any `json:"attributes,omitempty" jsonschema:"a JSON object kept with it (replaces the stored one)"`
+}
+
+// EntityOut is an entity as read or written.
+type EntityOut struct {
+	Entity
+	Subtype     *string        `json:"subtype"`
+	Description *string        `json:"description"`
+	Aliases     []string       `json:"aliases"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+	MergedIDs   []string       `json:"merged_ids" jsonschema:"ids of the entities merged into this one"`
+}
+
+// AddEntityOut is what memory_add_entity answers.
+type AddEntityOut struct {
+	Entity
+	Write
+}
+
+// GetEntityIn is the input of memory_get_entity.
+type GetEntityIn struct {
+	UserArg
+	EntityID string `json:"entity_id,omitempty" jsonschema:"the entity's id; or give name (and type)"`
+	Name     string `json:"name,omitempty" jsonschema:"the entity's name or one of its aliases"`
+	Type     string `json:"type,omitempty" jsonschema:"with name: the entity of exactly this name and type"`
+}
+
+// RelateIn is the input of memory_create_relationship.
+type RelateIn struct {
+	UserArg
+	Source      client.EntityRef `json:"source" jsonschema:"the source entity: its id, or name and type (created when absent)"`
+	Target      client.EntityRef `json:"target" jsonschema:"the target entity: its id, or name and type (created when absent)"`
+	Type        string           `json:"relationship_type" jsonschema:"what the source is to the target, e.g. WORKS_AT"`
+	Description string           `json:"description,omitempty"`
+}
+
+// RelateOut is what memory_create_relationship answers.
+type RelateOut struct {
+	RelationshipID string `json:"relationship_id"`
+	SourceID       string `json:"source_id"`
+	TargetID       string `json:"target_id"`
+	Write
+}
+
+// RelatedIn is the input of memory_get_related_entities.
+type RelatedIn struct {
+	UserArg
+	EntityID string `json:"entity_id" jsonschema:"the entity to start from"`
+	Depth    int    `json:"depth,omitempty" jsonschema:"how many relationships away (1 to 3)"`
+	Limit    int    `json:"limit,omitempty" jsonschema:"most entities to return"`
+}
+
+// RelatedOut is what memory_get_related_entities answers.
+type RelatedOut struct {
+	Entity  EntityOut       `json:"entity" jsonschema:"the entity asked about (its survivor when it was merged)"`
+	Related []RelatedEntity `json:"related" jsonschema:"nearest first"`
+}
+
+// RelatedEntity is an entity reached, with the relationship that joined it.
+type RelatedEntity struct {
+	Entity           EntityOut `json:"entity"`
+	Depth            int       `json:"depth"`
+	RelationshipType string    `json:"relationship_type" jsonschema:"the last relationship of the path to it"`
+}
+
+// AddFactIn is the input of memory_add_fact.
+type AddFactIn struct {
+	UserArg
+	Subject   string `json:"subject" jsonschema:"what the fact is about, e.g. Sara"`
+	Predicate string `json:"predicate" jsonschema:"e.g. works_at"`
+	Object    string `json:"object" jsonschema:"e.g. Acme"`
+	ValidFrom string `json:"valid_from,omitempty" jsonschema:"since when it holds, RFC 3339 (default: now)"`
+}
+
+// AddFactOut is what memory_add_fact answers.
+type AddFactOut struct {
+	FactID string `json:"fact_id"`
+	Write
+}
+
+// GetFactsIn is the input of memory_get_facts.
+type GetFactsIn struct {
+	UserArg
+	Subject   string `json:"subject,omitempty" jsonschema:"only facts about this subject"`
+	Predicate string `json:"predicate,omitempty" jsonschema:"only facts with this predicate"`
+	AsOf      string `json:"as_of,omitempty" jsonschema:"only facts valid at this instant (RFC 3339)"`
+	Limit     int    `json:"limit,omitempty" jsonschema:"most facts to return"`
+}
+
+// FactsOut is what memory_get_facts answers.
+type FactsOut struct {
+	Facts []Fact `json:"facts" jsonschema:"highest confidence first, then newest"`
+}
+
+// Fact is a subject-predicate-object fact of the user.
+type Fact struct {
+	ID         string     `json:"id"`
+	Subject    string     `json:"subject"`
+	Predicate  string     `json:"predicate"`
+	Object     string     `json:"object"`
+	Confidence float64    `json:"confidence"`
+	ValidFrom  *time.Time `json:"valid_from"`
+	ValidUntil *time.Time `json:"valid_until"`
+}
+
+func addEntityTools(r *registry) {
+	name := func(path ...string) func(*jsonschema.Schema) { return length(path, 1, 512) }
+	add(r, &sdk.Tool{
+		Name: "memory_add_entity",
+		Description: "Remember an entity of the user's world (a person, organization, location, object, event, or a type of your own): " +
+			"its id is derived from the user, name and type, so adding it again reaches the same entity and adds to it. Returns its id " +
+			"(usable in memory_add_preference's applies_to and memory_create_relationship).",
+		Annotations: upserts,
+	}, schemaFor[AddEntityIn](name("name"), name("type")), addEntity)
+
+	add(r, &sdk.Tool{
+		Name: "memory_get_entity",
+		Description: "Read one of the user's entities by entity_id, or by name (and type): type, subtype, description, aliases, " +
+			"attributes, and the ids merged into it. A merged entity's id answers its survivor.",
+		Annotations: readOnly,
+	}, schemaFor[GetEntityIn](), getEntity)
+
+	add(r, &sdk.Tool{
+		Name: "memory_create_relationship",
+		Description: "Relate two of the user's entities (source relationship_type target, e.g. Sara WORKS_AT Acme), each by id or by name " +
+			"and type (created when absent). One relationship per source, type and target: adding it again updates it.",
+		Annotations: upserts,
+	}, schemaFor[RelateIn](name("relationship_type")), relate)
+
+	add(r, &sdk.Tool{
+		Name: "memory_get_related_entities",
+		Description: "The entities related to one of the user's entities, up to depth relationships away in either direction, nearest " +
+			"first, each with the type of the relationship that reached it.",
+		Annotations: readOnly,
+	}, schemaFor[RelatedIn](limit(20, 1000), bounds([]string{"depth"}, 1, 3)), related)
+
+	add(r, &sdk.Tool{
+		Name: "memory_add_fact",
+		Description: "Remember a fact about the user's world as subject, predicate and object (Sara works_at Acme), valid from valid_from. " +
+			"Facts are text: they are found by subject and predicate with memory_get_facts.",
+		Annotations: writes,
+	}, schemaFor[AddFactIn](name("subject"), name("predicate"), length([]string{"object"}, 1, 65536), dateTime("valid_from")), addFact)
+
+	add(r, &sdk.Tool{
+		Name:        "memory_get_facts",
+		Description: "The user's facts, optionally about one subject or with one predicate, or valid at as_of; highest confidence first.",
+		Annotations: readOnly,
+	}, schemaFor[GetFactsIn](limit(50, 1000), dateTime("as_of")), getFacts)
+}
+
+func addEntity(ctx context.Context, c *call, in AddEntityIn) (AddEntityOut, error) {
+	var opts []client.WriteOption
+	if in.Subtype != "" {
+		opts = append(opts, client.WithSubtype(in.Subtype))
+	}
+	if in.Description != "" {
+		opts = append(opts, client.WithDescription(in.Description))
+	}
+	if len(in.Aliases) > 0 {
+		opts = append(opts, client.WithAliases(in.Aliases...))
+	}
+	if in.Attributes != nil {
+		opts = append(opts, client.WithAttributes(in.Attributes))
+	}
+	e, err := c.c.LongTerm.AddEntity(ctx, in.Name, in.Type, c.writeOpts(opts...)...)
+	if err != nil {
+		return AddEntityOut{}, err
+	}
+	out := AddEntityOut{Entity: Entity{ID: e.ID, Name: e.Name, Type: e.Type}}
+	out.Write, err = c.settle(ctx, e.Receipt)
+	return out, err
+}
+
+func getEntity(ctx context.Context, c *call, in GetEntityIn) (EntityOut, error) {
+	var e *client.EntityDetail
+	var err error
+	switch {
+	case in.EntityID != "" && (in.Name != "" || in.Type != ""):
+		return EntityOut{}, &ArgError{Arg: "entity_id", Reason: "give entity_id or name (and type), not both"}
+	case in.EntityID != "":
+		e, err = c.c.LongTerm.GetEntity(ctx, c.user, in.EntityID, c.readOpts()...)
+	case in.Name != "":
+		opts := c.readOpts()
+		if in.Type != "" {
+			opts = append(opts, client.OfType(in.Type))
+		}
+		e, err = c.c.LongTerm.GetEntityByName(ctx, c.user, in.Name, opts...)
+	default:
+		return EntityOut{}, &ArgError{Arg: "entity_id", Reason: "give entity_id, or name (and type)"}
+	}
+	if err != nil {
+		return EntityOut{}, err
+	}
+	return fromEntityDetail(*e), nil
+}
+
+func relate(ctx context.Context, c *call, in RelateIn) (RelateOut, error) {
+	var opts []client.WriteOption
+	if in.Description != "" {
+		opts = append(opts, client.WithDescription(in.Description))
+	}
+	rel, err := c.c.LongTerm.AddRelationship(ctx, in.Source, in.Target, in.Type, c.writeOpts(opts...)...)
+	if err != nil {
+		return RelateOut{}, err
+	}
+	out := RelateOut{RelationshipID: rel.ID, SourceID: rel.SourceID, TargetID: rel.TargetID}
+	out.Write, err = c.settle(ctx, rel.Receipt)
+	return out, err
+}
+
+func related(ctx context.Context, c *call, in RelatedIn) (RelatedOut, error) {
+	opts := c.readOpts()
+	if in.Depth > 0 {
+		opts = append(opts, client.Depth(in.Depth))
+	}
+	if in.Limit > 0 {
+		opts = append(opts, client.Limit(in.Limit))
+	}
+	r, err := c.c.LongTerm.GetRelatedEntities(ctx, c.user, in.EntityID, opts...)
+	if err != nil {
+		return RelatedOut{}, err
+	}
+	out := RelatedOut{Entity: fromEntityDetail(r.Entity), Related: []RelatedEntity{}}
+	for _, x := range r.Related {
+		out.Related = append(out.Related, RelatedEntity{Entity: fromEntityDetail(x.Entity), Depth: x.Depth, RelationshipType: x.Relationship().Type})
+	}
+	return out, nil
+}
+
+func addFact(ctx context.Context, c *call, in AddFactIn) (AddFactOut, error) {
+	from, err := parseTime("valid_from", in.ValidFrom)
+	if err != nil {
+		return AddFactOut{}, err
+	}
+	var opts []client.WriteOption
+	if from != nil {
+		opts = append(opts, client.ValidFrom(*from))
+	}
+	f, err := c.c.LongTerm.AddFact(ctx, in.Subject, in.Predicate, in.Object, c.writeOpts(opts...)...)
+	if err != nil {
+		return AddFactOut{}, err
+	}
+	out := AddFactOut{FactID: f.ID}
+	out.Write, err = c.settle(ctx, f.Receipt)
+	return out, err
+}
+
+func getFacts(ctx context.Context, c *call, in GetFactsIn) (FactsOut, error) {
+	asOf, err := parseTime("as_of", in.AsOf)
+	if err != nil {
+		return FactsOut{}, err
+	}
+	opts := c.readOpts()
+	if in.Subject != "" {
+		opts = append(opts, client.AboutSubject(in.Subject))
+	}
+	if in.Predicate != "" {
+		opts = append(opts, client.WithPredicate(in.Predicate))
+	}
+	if asOf != nil {
+		opts = append(opts, client.AsOf(*asOf))
+	}
+	if in.Limit > 0 {
+		opts = append(opts, client.Limit(in.Limit))
+	}
+	fs, err := c.c.LongTerm.GetFacts(ctx, c.user, opts...)
+	if err != nil {
+		return FactsOut{}, err
+	}
+	out := FactsOut{Facts: []Fact{}}
+	for _, f := range fs {
+		out.Facts = append(out.Facts, Fact{ID: f.ID, Subject: f.Subject, Predicate: f.Predicate, Object: f.Object,
+			Confidence: f.Confidence, ValidFrom: f.ValidFrom, ValidUntil: f.ValidUntil})
+	}
+	return out, nil
+}
+
+func fromEntityDetail(e client.EntityDetail) EntityOut {
+	return EntityOut{Entity: Entity{ID: e.ID, Name: e.Name, Type: e.Type}, Subtype: e.Subtype, Description: e.Description,
+		Aliases: nonNil(e.Aliases), Attributes: object(e.Attributes), MergedIDs: nonNil(e.MergedIDs)}
+}
