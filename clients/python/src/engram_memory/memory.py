@@ -172,6 +172,14 @@ def _id(value: UUID | str) -> str:
     return str(value)
 
 
+def _write_path(user: str | None, rest: str) -> str:
+    """The ingestor's path of a write about ``rest`` of ``user`` (``None``: the shared tenant,
+    whose routes name no user)."""
+    if user is None:
+        return "/v1" + rest
+    return "/v1/users/" + segment(user) + rest
+
+
 class UserMemory(_Memory):
     """User identities (the seed's ``client.users``)."""
 
@@ -282,6 +290,7 @@ class ShortTermMemory(_Memory):
             body["timestamp"] = rfc3339(timestamp)
         _put(body, "title", title)
         acc = await self._t.write(op, user, "POST", "/v1/messages", body)
+        self._owners.put(message_id, user)
         return Message(
             id=UUID(message_id),
             role=role,
@@ -292,6 +301,35 @@ class ShortTermMemory(_Memory):
             created_at=_utc(timestamp) if timestamp is not None else datetime.now(UTC),
             receipt=_receipt(acc, user),
         )
+
+    async def delete_message(
+        self, message_id: UUID | str, *, user_identifier: str | None = None
+    ) -> WriteReceipt:
+        """Delete a message (the library's ``delete_message``): it leaves its conversation,
+        whose order is mended around it. The user is the one given, or the one this client
+        added the message for. A message that does not exist is no error; another user's is
+        refused by the projector (``client.wait_applied(receipt)`` raises ``RejectedError``).
+        Engram's log keeps the deletion, and the content in the earlier event until the user
+        is erased."""
+        op = "delete_message"
+        mid = _id(message_id)
+        user = self._owner(op, user_identifier, mid)
+        body: dict[str, Any] = {"event_id": uuid7()}
+        path = _write_path(user, "/messages/" + segment(mid))
+        return _receipt(await self._t.write(op, user, "DELETE", path, body), user)
+
+    async def clear_session(
+        self, session_id: str, *, user_identifier: str | None = None
+    ) -> WriteReceipt:
+        """Delete the user's conversation of ``session_id`` with all its messages (the
+        library's ``clear_session``); a later message of the session starts it anew. Traces of
+        the session stay. A session without messages is no error."""
+        op = "clear_session"
+        user = self._writer(op, user_identifier, "deletion")
+        sid = _identifier(op, session_id, "session_id")
+        body: dict[str, Any] = {"event_id": uuid7()}
+        path = _write_path(user, "/conversations/" + segment(sid))
+        return _receipt(await self._t.write(op, user, "DELETE", path, body), user)
 
     async def get_conversation(
         self,
@@ -439,6 +477,20 @@ class LongTermMemory(_Memory):
             body["valid_until"] = rfc3339(valid_until)
         path = f"/v1/preferences/{segment(old)}/supersede"
         return _receipt(await self._t.write(op, user, "POST", path, body), user)
+
+    async def delete_entity(
+        self, entity_id: UUID | str, *, user_identifier: str | None = None
+    ) -> WriteReceipt:
+        """Delete one of the user's entities (the hosted service's ``delete_entity``): the
+        entity, the entities merged into it, its mentions, relationships and the preferences'
+        ``APPLIES_TO`` links to it (the preferences stay), and the user's facts about it. An
+        entity that does not exist is no error; another user's is refused by the projector."""
+        op = "delete_entity"
+        eid = _id(entity_id)
+        user = self._owner(op, user_identifier, eid)
+        body: dict[str, Any] = {"event_id": uuid7()}
+        path = _write_path(user, "/entities/" + segment(eid))
+        return _receipt(await self._t.write(op, user, "DELETE", path, body), user)
 
     async def get_preferences_for(
         self,

@@ -92,6 +92,8 @@ class SyncShortTermMemory(_Part[ShortTermMemory]):
     add_message = _blocking(ShortTermMemory.add_message)
     get_conversation = _blocking(ShortTermMemory.get_conversation)
     list_conversations = _blocking(ShortTermMemory.list_conversations)
+    delete_message = _blocking(ShortTermMemory.delete_message)
+    clear_session = _blocking(ShortTermMemory.clear_session)
 
 
 class SyncLongTermMemory(_Part[LongTermMemory]):
@@ -99,6 +101,7 @@ class SyncLongTermMemory(_Part[LongTermMemory]):
 
     add_preference = _blocking(LongTermMemory.add_preference)
     supersede_preference = _blocking(LongTermMemory.supersede_preference)
+    delete_entity = _blocking(LongTermMemory.delete_entity)
     get_preferences_for = _blocking(LongTermMemory.get_preferences_for)
     get_preference_history = _blocking(LongTermMemory.get_preference_history)
 

@@ -352,6 +352,45 @@ async def test_reasoning(client: MemoryClient, new_user: NewUser) -> None:
     assert await client.reasoning.get_tool_stats(tool, user_identifier=other) == []
 
 
+async def test_deletions(client: MemoryClient, new_user: NewUser) -> None:
+    sara, liam = new_user("sara"), new_user("liam")
+    msgs = [
+        await client.short_term.add_message("s-del", "user", text, user_identifier=sara)
+        for text in ("first", "second", "third")
+    ]
+    gone = await client.short_term.delete_message(msgs[1].id)  # the owner is remembered
+    assert gone.user_identifier == sara
+    assert (await client.wait_applied(gone)).status is FateStatus.APPLIED
+    conv = await client.short_term.get_conversation("s-del", user_identifier=sara)
+    assert [m.content for m in conv.messages] == ["first", "third"]
+    nothing = await client.short_term.delete_message(uuid.uuid4(), user_identifier=sara)
+    assert (await client.wait_applied(nothing)).status is FateStatus.APPLIED
+    foreign = await client.short_term.delete_message(msgs[0].id, user_identifier=liam)
+    with pytest.raises(RejectedError):
+        await client.wait_applied(foreign)
+    cleared = await client.short_term.clear_session("s-del", user_identifier=sara)
+    assert (await client.wait_applied(cleared)).status is FateStatus.APPLIED
+    convs = await client.short_term.list_conversations(user_identifier=sara)
+    assert "s-del" not in {c.session_id for c in convs}
+    with pytest.raises(UserRequiredError):
+        await client.short_term.clear_session("s-del")
+
+    healthcare = EntityRef(name="Healthcare", type="Industry")
+    await client.long_term.add_preference(
+        "consultants", "Senior", user_identifier=sara, applies_to=[healthcare]
+    )
+    [p] = await client.long_term.get_preferences_for(sara, applies_to=healthcare)
+    entity_id = p.applies_to[0].id
+    assert entity_id is not None
+    deleted = await client.long_term.delete_entity(entity_id, user_identifier=sara)
+    assert (await client.wait_applied(deleted)).status is FateStatus.APPLIED
+    assert await client.long_term.get_preferences_for(sara, applies_to=healthcare) == []
+    assert [x.preference for x in await client.long_term.get_preferences_for(sara)] == ["Senior"]
+    with SyncMemoryClient(settings()) as c:
+        r = c.short_term.delete_message(uuid.uuid4(), user_identifier=sara)
+        assert c.wait_applied(r).status is FateStatus.APPLIED
+
+
 def test_the_sync_facade(new_user: NewUser) -> None:
     sara = new_user("sara")
     with SyncMemoryClient(settings()) as c:
