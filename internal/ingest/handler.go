@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"slices"
@@ -306,13 +307,18 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if err := h.authorize(r.Context(), op, ev.User); err != nil {
 			return nil, nil, err
 		}
-		for try := 1; ; try++ {
+		var busy busyWait
+		for try := 1; ; {
 			acc, ids, err := h.store(r.Context(), op, ev, minted, try > 1)
-			if errors.Is(err, errErasuresChanged) {
-				if try < maxConditionalTries {
-					continue // an erasure or re-creation of the user was stored meanwhile: decide again
-				}
-				err = fmt.Errorf("%w: the user's erasures changed %d times while the write was stored: %w", stream.ErrUnavailable, try, err)
+			switch {
+			case errors.Is(err, errSubjectBusy) && busy.again(r.Context()):
+				continue // another write of the user is being replicated: the same condition again
+			case errors.Is(err, errErasuresChanged) && try < maxConditionalTries:
+				try++
+				continue // an erasure or re-creation of the user was stored meanwhile: decide again
+			case errors.Is(err, errErasuresChanged), errors.Is(err, errSubjectBusy):
+				err = fmt.Errorf("%w: the user's erasures changed, or other writes of the user held the store, while the write was tried (%d times): %v",
+					stream.ErrUnavailable, try+busy.tries, err)
 			}
 			if err != nil {
 				return nil, ids, err
@@ -320,6 +326,48 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 			return acc, nil, nil
 		}
 	})
+}
+
+// errSubjectBusy: JetStream refused an event's condition on its user's erasures because
+// another event with a condition on the same subject was still being stored (stream.ErrBusy:
+// clustered streams check one at a time per subject). The condition may well hold: the write
+// is tried again, unchanged, after a pause (busyWait).
+var errSubjectBusy = errors.New("another write of the user is being stored")
+
+// busyWait paces the tries of a write refused with errSubjectBusy: a short pause, doubling up
+// to busyPauseMax, for at most busyWaitMax in all. On a three-node stream a write is
+// replicated in a millisecond or two, so this is how many writes of one user a cluster stores
+// at once: one after the other.
+type busyWait struct {
+	tries int
+	start time.Time
+}
+
+const (
+	busyPauseMin = 500 * time.Microsecond
+	busyPauseMax = 20 * time.Millisecond
+	busyWaitMax  = 5 * time.Second
+)
+
+// again waits before the next try; false when the time is up or ctx ended.
+func (b *busyWait) again(ctx context.Context) bool {
+	if b.tries == 0 {
+		b.start = time.Now()
+	}
+	if time.Since(b.start) > busyWaitMax {
+		return false
+	}
+	pause := min(busyPauseMax, busyPauseMin<<min(b.tries, 6))
+	pause = pause/2 + rand.N(pause/2+1) // jitter: the writers that met must not meet again
+	b.tries++
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // errErasuresChanged: JetStream refused an event's condition on its user's erasures
@@ -365,6 +413,9 @@ func (h *Handler) store(ctx context.Context, op string, ev *events.Event, minted
 		}
 	}
 	stored, err := h.pub.PublishMsg(ctx, ev.ID, msg)
+	if cond && errors.Is(err, stream.ErrBusy) {
+		return Accepted{}, ids, fmt.Errorf("%w: %w", errSubjectBusy, err)
+	}
 	if cond && errors.Is(err, stream.ErrConflict) {
 		h.erasures.forget(ev.User)
 		return Accepted{}, ids, fmt.Errorf("%w: %w", errErasuresChanged, err)
@@ -420,13 +471,18 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 		all[i], ids[i] = b.Event, b.Event.ID
 	}
 	var stored []stream.Stored
-	for try := 1; ; try++ {
+	var busy busyWait
+	for try := 1; ; {
 		stored, err = h.storeBatch(r.Context(), evs, all, ids, try > 1)
-		if errors.Is(err, errErasuresChanged) {
-			if try < maxConditionalTries {
-				continue // an erasure or re-creation of a user was stored meanwhile: decide again
-			}
-			err = fmt.Errorf("%w: the users' erasures changed %d times while the batch was stored: %w", stream.ErrUnavailable, try, err)
+		switch {
+		case errors.Is(err, errSubjectBusy) && busy.again(r.Context()):
+			continue // other writes of its users are being replicated: the same conditions again
+		case errors.Is(err, errErasuresChanged) && try < maxConditionalTries:
+			try++
+			continue // an erasure or re-creation of a user was stored meanwhile: decide again
+		case errors.Is(err, errErasuresChanged), errors.Is(err, errSubjectBusy):
+			err = fmt.Errorf("%w: the users' erasures changed, or other writes of them held the store, while the batch was tried (%d times): %v",
+				stream.ErrUnavailable, try+busy.tries, err)
 		}
 		if err != nil {
 			if errors.Is(err, errNotAttempted) {
@@ -513,6 +569,9 @@ func (h *Handler) storeBatch(ctx context.Context, evs []Built, all []*events.Eve
 	}
 	stored, err := h.pub.PublishBatchMsgs(ctx, ids, msgs)
 	release()
+	if errors.Is(err, stream.ErrBusy) && slices.Contains(cond, true) {
+		return nil, fmt.Errorf("%w: %w", errSubjectBusy, err)
+	}
 	if errors.Is(err, stream.ErrConflict) && slices.Contains(cond, true) {
 		for _, ev := range all {
 			h.erasures.forget(ev.User)

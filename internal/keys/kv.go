@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -112,21 +113,41 @@ func (s *KV) put(ctx context.Context, user string, set Set, rev uint64) error {
 	return nil
 }
 
+// createWait bounds how long Create waits for the Set another creator stored to be readable.
+const createWait = 5 * time.Second
+
 // Create implements Store: the first of concurrent creators stores its Set, the others find
-// the subject no longer empty (a wrong last sequence) and read the one stored.
+// the subject no longer empty (a wrong last sequence) and read the one stored. On a
+// replicated bucket that one may not be readable yet: a second creator is refused while the
+// first one's Set is still being replicated (nats-server's "in process" check), and a direct
+// get may be answered by a replica that has not applied it. So the others read until they
+// find it, for at most createWait, and store their own when the subject turns out empty.
 func (s *KV) Create(ctx context.Context, user string) (Set, error) {
 	set, err := NewSet()
 	if err != nil {
 		return Set{}, err
 	}
-	err = s.put(ctx, user, set, 0)
-	if errors.Is(err, ErrConflict) {
-		return s.Get(ctx, user)
+	deadline := time.Now().Add(createWait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err = s.put(ctx, user, set, 0)
+		if err == nil {
+			return set, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return Set{}, err
+		}
+		stored, err := s.Get(ctx, user)
+		if !errors.Is(err, ErrNotFound) || time.Now().After(deadline) {
+			return stored, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Set{}, ctx.Err()
+		}
 	}
-	if err != nil {
-		return Set{}, err
-	}
-	return set, nil
 }
 
 // Rotate implements Store.

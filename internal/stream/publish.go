@@ -30,6 +30,12 @@ var (
 	// ErrConflict: the event expected its subject's last message at a sequence, and another
 	// was stored there first (JetStream's wrong last sequence); nothing was stored.
 	ErrConflict = errors.New("event store holds a newer event on the subject")
+	// ErrBusy: the event expected a subject's last message at a sequence while another event
+	// with an expectation on that subject was still being stored, which a clustered stream
+	// refuses until that one is replicated (nats-server's "in process" check; JetStream's
+	// wrong last sequence, constant variant); nothing was stored. It also matches ErrConflict.
+	// Trying again a moment later is the remedy: the subject may well be unchanged.
+	ErrBusy = errors.New("event store is storing another event checked against the same subject")
 )
 
 // Stored says where JetStream stored an event: the consistency token a read can wait for.
@@ -140,8 +146,9 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", ErrRejected, err)
-	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		return fmt.Errorf("%w: %w: %w", ErrConflict, ErrBusy, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID:
 		return fmt.Errorf("%w: %w", ErrDuplicateInBatch, err)

@@ -301,6 +301,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 
 	checkUnavailability(t, writers, faults)
+	concurrentWritesOfOneUser(t, ingestors)
 	checkStream(t, js, writers)
 	waitProjected(t, d, stack.Group, writers)
 	checkGraph(t, d, stack.QueryURL, writers)
@@ -597,4 +598,43 @@ func checkGraph(t *testing.T, d neo4j.DriverWithContext, queryURL string, writer
 			t.Errorf("%s: the query service reads %d preferences, want %d", w.user, len(got), len(want))
 		}
 	}
+}
+
+// concurrentWritesOfOneUser: many writes of one user at once, through both ingestors, are all
+// accepted at the first attempt. Each write is stored on the condition that the user's
+// erasure subject is unchanged (internal/ingest/erasurecache.go), and a clustered stream
+// refuses a second such condition on a subject while the first is still being replicated
+// (nats-server's "in process" check): the ingestor must wait that out, not answer it.
+func concurrentWritesOfOneUser(t *testing.T, ingestors []string) {
+	t.Helper()
+	user := testenv.User(t, "burst")
+	hc := &http.Client{Timeout: 30 * time.Second}
+	const n = 48
+	codes := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body, _ := json.Marshal(map[string]any{"user_identifier": user, "session_id": "burst", "role": "user",
+				"content": "burst " + strconv.Itoa(i)})
+			resp, err := hc.Post(ingestors[i%len(ingestors)]+"/v1/messages", "application/json", bytes.NewReader(body))
+			if err != nil {
+				codes[i] = err.Error()
+				return
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				codes[i] = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
+			}
+		})
+	}
+	wg.Wait()
+	refused := 0
+	for i, c := range codes {
+		if c != "" {
+			refused++
+			t.Errorf("concurrent write %d of one user: %s, want 202", i, c)
+		}
+	}
+	t.Logf("%d concurrent writes of one user through %d ingestors: %d refused", n, len(ingestors), refused)
 }
