@@ -307,25 +307,41 @@ func (h *Handler) command(op string, optionalBody bool, path func(*http.Request,
 		if err := h.authorize(r.Context(), op, ev.User); err != nil {
 			return nil, nil, err
 		}
-		var busy busyWait
-		for try := 1; ; {
-			acc, ids, err := h.store(r.Context(), op, ev, minted, try > 1)
-			switch {
-			case errors.Is(err, errSubjectBusy) && busy.again(r.Context()):
-				continue // another write of the user is being replicated: the same condition again
-			case errors.Is(err, errErasuresChanged) && try < maxConditionalTries:
-				try++
-				continue // an erasure or re-creation of the user was stored meanwhile: decide again
-			case errors.Is(err, errErasuresChanged), errors.Is(err, errSubjectBusy):
-				err = fmt.Errorf("%w: the user's erasures changed, or other writes of the user held the store, while the write was tried (%d times): %v",
-					stream.ErrUnavailable, try+busy.tries, err)
-			}
-			if err != nil {
-				return nil, ids, err
-			}
-			return acc, nil, nil
+		var acc Accepted
+		var ids []string
+		err = conditionally(r.Context(), "the user's", func(fresh bool) error {
+			var err error
+			acc, ids, err = h.store(r.Context(), op, ev, minted, fresh)
+			return err
+		})
+		if err != nil {
+			return nil, ids, err
 		}
+		return acc, nil, nil
 	})
+}
+
+// conditionally runs store, a write whose events are conditional on their users' erasures
+// (expectErasures), until JetStream no longer refuses a condition: after errSubjectBusy the
+// same write again a moment later (busyWait), after errErasuresChanged the write decided anew
+// from the log (fresh), at most maxConditionalTries times. whose names the users in the error
+// of a write that did not get through.
+func conditionally(ctx context.Context, whose string, store func(fresh bool) error) error {
+	var busy busyWait
+	for try := 1; ; {
+		err := store(try > 1)
+		switch {
+		case errors.Is(err, errSubjectBusy) && busy.again(ctx):
+			continue // another write of the user is being replicated: the same condition again
+		case errors.Is(err, errErasuresChanged) && try < maxConditionalTries:
+			try++
+			continue // an erasure or re-creation of the user was stored meanwhile: decide again
+		case errors.Is(err, errErasuresChanged), errors.Is(err, errSubjectBusy):
+			return fmt.Errorf("%w: %s erasures changed, or other writes held the store, while the write was tried (%d times): %v",
+				stream.ErrUnavailable, whose, try+busy.tries, err)
+		}
+		return err
+	}
 }
 
 // errSubjectBusy: JetStream refused an event's condition on its user's erasures because
@@ -471,26 +487,16 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (any, []string, 
 		all[i], ids[i] = b.Event, b.Event.ID
 	}
 	var stored []stream.Stored
-	var busy busyWait
-	for try := 1; ; {
-		stored, err = h.storeBatch(r.Context(), evs, all, ids, try > 1)
-		switch {
-		case errors.Is(err, errSubjectBusy) && busy.again(r.Context()):
-			continue // other writes of its users are being replicated: the same conditions again
-		case errors.Is(err, errErasuresChanged) && try < maxConditionalTries:
-			try++
-			continue // an erasure or re-creation of a user was stored meanwhile: decide again
-		case errors.Is(err, errErasuresChanged), errors.Is(err, errSubjectBusy):
-			err = fmt.Errorf("%w: the users' erasures changed, or other writes of them held the store, while the batch was tried (%d times): %v",
-				stream.ErrUnavailable, try+busy.tries, err)
+	err = conditionally(r.Context(), "the users'", func(fresh bool) error {
+		var err error
+		stored, err = h.storeBatch(r.Context(), evs, all, ids, fresh)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, errNotAttempted) {
+			return nil, nil, err
 		}
-		if err != nil {
-			if errors.Is(err, errNotAttempted) {
-				return nil, nil, err
-			}
-			return nil, ids, err
-		}
-		break
+		return nil, ids, err
 	}
 	out := BatchAccepted{BatchID: s.CorrelationID, Results: make([]BatchResult, len(evs))}
 	for i, b := range evs {

@@ -30,6 +30,7 @@ const reconnectGrace = time.Second
 // connWatch follows a connection's status: a context that ends when the connection is lost,
 // renewed when it is back, and a channel closed while it is connected.
 type connWatch struct {
+	nc     *nats.Conn
 	mu     sync.Mutex
 	live   context.Context // ends when the connection is lost
 	cancel context.CancelFunc
@@ -38,7 +39,7 @@ type connWatch struct {
 
 // watch starts following nc's status; it stops when nc is closed.
 func watch(nc *nats.Conn) *connWatch {
-	w := &connWatch{up: make(chan struct{})}
+	w := &connWatch{nc: nc, up: make(chan struct{})}
 	w.live, w.cancel = context.WithCancel(context.Background())
 	ch := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	if !nc.IsConnected() {
@@ -98,21 +99,31 @@ func (w *connWatch) regain() {
 }
 
 // connected waits until the connection is up, for at most reconnectGrace or ctx, and returns
-// its context; false when it did not come back.
+// its context; false when it did not come back. nats.go drops a status event its listener's
+// buffer has no room for, so the connection itself is asked too.
 func (w *connWatch) connected(ctx context.Context) (context.Context, bool) {
-	live, up := w.state()
-	if live.Err() == nil {
-		return live, true
+	deadline := time.Now().Add(reconnectGrace)
+	for {
+		live, up := w.state()
+		if live.Err() == nil {
+			return live, true
+		}
+		if w.nc.IsConnected() {
+			w.regain() // its event was lost
+			continue
+		}
+		wait := min(50*time.Millisecond, time.Until(deadline))
+		if wait <= 0 {
+			return nil, false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-up:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		}
+		t.Stop()
 	}
-	t := time.NewTimer(reconnectGrace)
-	defer t.Stop()
-	select {
-	case <-up:
-	case <-t.C:
-		return nil, false
-	case <-ctx.Done():
-		return nil, false
-	}
-	live, _ = w.state()
-	return live, live.Err() == nil
 }
