@@ -29,6 +29,7 @@ import (
 func TestAuditTellsVouchedFromClaimed(t *testing.T) {
 	sara := testenv.User(t, "sara")
 	sn := testenv.StartProductionNATS(t, sara)
+	sn.OpenDoor(t) // agents' events reach the stream through an ingestor's door
 	keyFile := filepath.Join(t.TempDir(), "ingest.keys")
 	if err := os.WriteFile(keyFile, []byte("# test key\n"+strings.Repeat("k", 48)+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/engram-memory/engram/internal/stream"
 )
 
 // Metrics are the write path's Prometheus metrics, all named and described here.
@@ -11,6 +13,7 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	published *prometheus.CounterVec
 	erasures  *prometheus.CounterVec
+	door      *prometheus.CounterVec
 }
 
 // NewMetrics registers the write path's metrics with reg.
@@ -29,8 +32,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Look-ups of a user's erasures before a write, by where the answer came from: " +
 				"cache (remembered; the write is stored on the condition that it still holds) or log (two direct gets).",
 		}, []string{"source"}),
+		door: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "engram", Subsystem: "ingest", Name: "door_events_total",
+			Help: "Agents' events over NATS (production accounts: agent.<token>.<kind>) by outcome: relayed to the memory stream, " +
+				"refused at the door (atomic batch headers, a condition on another tenant's subject), or failed to relay (connection lost).",
+		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.published, m.erasures} {
+	for _, c := range []prometheus.Collector{m.requests, m.published, m.erasures, m.door} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -47,6 +55,12 @@ func (m *Metrics) request(op string, code int) {
 func (m *Metrics) stored(kind string, duplicate bool) {
 	if m != nil {
 		m.published.WithLabelValues(kind, strconv.FormatBool(duplicate)).Inc()
+	}
+}
+
+func (m *Metrics) doorEvent(o stream.DoorOutcome) {
+	if m != nil {
+		m.door.WithLabelValues(string(o)).Inc()
 	}
 }
 

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -47,5 +49,20 @@ func Module(cfg Config) fx.Option {
 			},
 		),
 		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),
+		// The agents' door (stream.Door): with the production accounts, agents' events over
+		// NATS reach the memory stream only through an ingestor. It needs NATS only, like
+		// every write; opened at start (the connection retries in the background, and
+		// nats.go keeps the subscription across reconnects), closed first at stop.
+		fx.Invoke(func(lc fx.Lifecycle, nc *nats.Conn, m *Metrics, logger *slog.Logger) {
+			var door *stream.Door
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error {
+					var err error
+					door, err = stream.OpenDoor(nc, logger.With("component", "door"), m.doorEvent)
+					return err
+				},
+				OnStop: func(context.Context) error { return door.Close() },
+			})
+		}),
 	)
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -200,6 +201,22 @@ func (s *SecuredNATS) Connect(t testing.TB, service string, opts ...nats.Option)
 		opts = append(opts, nats.CustomInboxPrefix("_INBOX_"+service))
 	}
 	return connect(t, s.URL(service), opts...)
+}
+
+// OpenDoor opens the agents' door as the ingestor's user, as every ingestor does
+// (stream.Door): without one, agents' events reach no stream (their publishes find no
+// responders).
+func (s *SecuredNATS) OpenDoor(t testing.TB) {
+	t.Helper()
+	nc, _ := s.Connect(t, "ingestor")
+	d, err := stream.OpenDoor(nc, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatalf("open the agents' door: %v", err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
 }
 
 // ConnectAgent connects as a tenant's agent: its nkey and its inbox prefix.
