@@ -46,7 +46,7 @@ FUZZ_PARALLEL ?= 1
 FUZZ_TARGETS ?= internal/auth:FuzzAuthorization internal/auth:FuzzJWT internal/query:FuzzQueryParams internal/query:FuzzLogParams \
 	internal/events:FuzzToken internal/events:FuzzDecode internal/events:FuzzDecodeCloudEvent \
 	internal/events:FuzzEncodeMatchesSDK internal/events:FuzzCheckJSONFast \
-	internal/ingest:FuzzDecodeCommand internal/ingest:FuzzDecodeBatch internal/ingest:FuzzHandler
+	internal/ingest:FuzzDecodeCommand internal/ingest:FuzzDecodeBatch internal/ingest:FuzzHandler internal/stream:FuzzDoor
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$pkg $$name"; \

@@ -211,11 +211,13 @@ func doorRefusal(h nats.Header, token, kind string) (string, int) {
 		return fmt.Sprintf("agents may not publish %s over NATS: erasure and re-creation need the admin scope, over HTTP", kind), errCodeBadRequest
 	}
 	for name, vals := range h {
-		lower := strings.ToLower(name)
+		// In any case: nats.go keeps a header name's case as received and sends it on as
+		// kept, and the server matches names exactly, so only the exact spelling takes effect
+		// today; refusing every spelling does not depend on that.
 		switch {
-		case strings.HasPrefix(lower, "nats-batch-"):
+		case hasPrefixFoldASCII(name, "nats-batch-"):
 			return "atomic batches are not accepted over NATS (header " + name + "): publish the events one by one, or send them to POST /v1/batch", errCodeAtomicDisabled
-		case lower == strings.ToLower(jsExpectedLastSubjSeqSubj):
+		case len(name) == len(jsExpectedLastSubjSeqSubj) && hasPrefixFoldASCII(name, strings.ToLower(jsExpectedLastSubjSeqSubj)):
 			// A condition on another tenant's subject would tell the agent that subject's
 			// last sequence.
 			for _, v := range vals {
@@ -229,6 +231,25 @@ func doorRefusal(h nats.Header, token, kind string) (string, int) {
 }
 
 const jsExpectedLastSubjSeqSubj = "Nats-Expected-Last-Subject-Sequence-Subject"
+
+// hasPrefixFoldASCII: s starts with prefix (lower-case ASCII) but for the case of ASCII
+// letters. Header names are ASCII on the wire; Unicode folding (ſ as s) is not what the
+// server does with them.
+func hasPrefixFoldASCII(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // refuse answers the agent as JetStream answers a refused publish.
 func (d *Door) refuse(m *nats.Msg, code int, reason string) {
