@@ -137,3 +137,43 @@ func TestAgentWithoutDoor(t *testing.T) {
 		t.Errorf("the refusal took %v", d)
 	}
 }
+
+// BenchmarkDoor: an agent's asynchronous publishes through the door (production accounts)
+// next to the same publishes straight into the memory stream (the admin's user, no door), on
+// one server: what the relay costs an agent over NATS.
+func BenchmarkDoor(b *testing.B) {
+	const sara = "sara@omg.com"
+	s := testenv.StartProductionNATS(b, sara)
+	s.OpenDoor(b)
+	_, ajs := s.ConnectAgent(b, sara)
+	_, djs := s.Connect(b, "admin")
+	for _, v := range []struct {
+		name string
+		js   jetstream.JetStream
+	}{{"direct", djs}, {"door", ajs}} {
+		b.Run(v.name, func(b *testing.B) {
+			msgs := make([]*nats.Msg, b.N)
+			for i := range msgs {
+				m, err := events.Encode(prefEvent(sara))
+				if err != nil {
+					b.Fatal(err)
+				}
+				msgs[i] = m
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, m := range msgs {
+				if _, err := v.js.PublishMsgAsync(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			select {
+			case <-v.js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				b.Fatal("acknowledgements not all in within a minute")
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
