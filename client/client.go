@@ -246,6 +246,21 @@ func (c *Client) read(ctx context.Context, op, user, path string, q url.Values, 
 	return c.do(ctx, op, http.MethodGet, u, nil, out, 0)
 }
 
+// post POSTs body to a query-service read about user (a vector search), with its
+// consistency token as read does.
+func (c *Client) post(ctx context.Context, op, user, path string, q url.Values, body, out any) error {
+	if tok := c.tokenFor(user); tok > 0 {
+		if given, _ := strconv.ParseUint(q.Get("consistency"), 10, 64); tok > given {
+			q.Set("consistency", strconv.FormatUint(tok, 10))
+		}
+	}
+	u := c.o.queryURL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return c.do(ctx, op, http.MethodPost, u, body, out, 0)
+}
+
 func (c *Client) do(ctx context.Context, op, method, u string, body, out any, retries int) error {
 	var payload []byte
 	if body != nil {

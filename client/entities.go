@@ -132,7 +132,7 @@ func (l *LongTerm) AddEntity(ctx context.Context, name, entityType string, opts 
 	w := collect(opts)
 	cmd := &ingest.AddEntity{UserIdentifier: w.user, Name: name, Type: entityType, Subtype: w.subtype,
 		Description: w.description, Aliases: w.aliases, Attributes: w.attributes, Confidence: w.confidence,
-		MessageIDs: w.messageIDs, TraceIDs: w.traceIDs}
+		MessageIDs: w.messageIDs, TraceIDs: w.traceIDs, Embedding: w.embedding}
 	m, r, err := l.c.write(ctx, "add_entity", cmd, "POST", "/v1/entities")
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ type ShortTerm struct{ c *Client }
 func (s *ShortTerm) AddMessage(ctx context.Context, sessionID, role, content string, opts ...WriteOption) (*Message, error) {
 	w := collect(opts)
 	cmd := &ingest.AddMessage{UserIdentifier: w.user, SessionID: sessionID, Role: role, Content: content,
-		Timestamp: w.timestamp, Metadata: w.metadata, Title: w.title}
+		Timestamp: w.timestamp, Metadata: w.metadata, Title: w.title, Embedding: w.embedding}
 	m, r, err := s.c.write(ctx, "add_message", cmd, "POST", "/v1/messages")
 	if err != nil {
 		return nil, err
@@ -111,7 +111,8 @@ func (l *LongTerm) AddPreference(ctx context.Context, category, preference strin
 		refs[i] = events.EntityRef(r)
 	}
 	cmd := &ingest.AddPreference{UserIdentifier: w.user, Category: category, Preference: preference,
-		Context: w.context, Confidence: w.confidence, ValidFrom: w.validFrom, Metadata: w.metadata, AppliesTo: refs}
+		Context: w.context, Confidence: w.confidence, ValidFrom: w.validFrom, Metadata: w.metadata, AppliesTo: refs,
+		Embedding: w.embedding}
 	m, r, err := l.c.write(ctx, "add_preference", cmd, "POST", "/v1/preferences")
 	if err != nil {
 		return nil, err
@@ -192,7 +193,7 @@ type Reasoning struct{ c *Client }
 // StartTrace opens a trace for a task in a session; scope it with ForUser.
 func (r *Reasoning) StartTrace(ctx context.Context, sessionID, task string, opts ...WriteOption) (*Trace, error) {
 	w := collect(opts)
-	cmd := &ingest.StartTrace{UserIdentifier: w.user, SessionID: sessionID, Task: task, Metadata: w.metadata}
+	cmd := &ingest.StartTrace{UserIdentifier: w.user, SessionID: sessionID, Task: task, Metadata: w.metadata, Embedding: w.embedding}
 	m, rc, err := r.c.write(ctx, "start_trace", cmd, "POST", "/v1/traces")
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ type writeOpts struct {
 	outcome     string
 	success     *bool
 	reason      string
+	embedding   []float64
 	subtype     string
 	description string
 	aliases     []string
@@ -83,6 +84,11 @@ func ValidUntil(t time.Time) WriteOption { return func(w *writeOpts) { w.validUn
 
 // WithTimestamp sets a message's timestamp (default: when it is written).
 func WithTimestamp(t time.Time) WriteOption { return func(w *writeOpts) { w.timestamp = &t } }
+
+// WithEmbedding gives a message, preference, entity or trace start its vector for vector
+// search (SearchQuery.Embedding): the event carries it, so a replay keeps it. Without it the
+// ingestor's embedder, when it has one (EMBEDDER), embeds the text.
+func WithEmbedding(v []float64) WriteOption { return func(w *writeOpts) { w.embedding = v } }
 
 // WithTitle sets the title of a message's conversation.
 func WithTitle(s string) WriteOption { return func(w *writeOpts) { w.title = s } }

@@ -2,22 +2,57 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"time"
 )
 
-// SearchQuery is a full-text search: the words of Text (any of them matches, Lucene's syntax
-// has no meaning in it), a filter of the kind searched, and Limit (1..1000; default 10, the
-// seed's). A filter another kind takes (Category on SearchMessages, say) is refused by the
-// query service (an error matching ErrInvalid), never ignored.
+// SearchQuery is a search: by default full text, the words of Text (any of them matches,
+// Lucene's syntax has no meaning in it); by vector when Embedding is set (the query vector,
+// compared with the vectors the writes carried) or ByVector is (Text embedded by the query
+// service's embedder, EMBEDDER). A filter of the kind searched narrows, and Limit (1..1000;
+// default 10, the seed's) bounds. A filter another kind takes (Category on SearchMessages,
+// say) is refused by the query service (an error matching ErrInvalid), never ignored.
 type SearchQuery struct {
 	Text        string
 	SessionID   string // SearchMessages: only this session's messages
 	Category    string // SearchPreferences: only this category (exact)
 	Type        string // SearchEntities: only this type (exact, case-sensitive)
-	SuccessOnly bool   // SearchSteps: only steps of traces completed with success
+	SuccessOnly bool   // SearchSteps, SearchTraces: only those of traces completed with success
 	Limit       int
+	// Vector search (docs/query.md, "Vector search"): scores are Neo4j's cosine similarity,
+	// (1 + cos θ) / 2 in [0, 1]; Threshold drops lower ones.
+	Embedding []float64
+	ByVector  bool
+	Threshold float64
+}
+
+// TraceHit is a trace whose task a vector search found near the query (the seed's
+// get_similar_traces).
+type TraceHit struct {
+	ID          string          `json:"id"`
+	SessionID   string          `json:"session_id"`
+	Task        string          `json:"task"`
+	Outcome     *string         `json:"outcome"`
+	Success     *bool           `json:"success"`
+	StartedAt   *time.Time      `json:"started_at"`
+	CompletedAt *time.Time      `json:"completed_at"`
+	Metadata    json.RawMessage `json:"metadata"`
+	Score       float64         `json:"score"`
+}
+
+// SearchTraces finds the user's traces whose task is nearest the query, by vector only
+// (q.Embedding, or q.Text with q.ByVector implied): the seed's get_similar_traces.
+func (r *Reasoning) SearchTraces(ctx context.Context, identifier string, q SearchQuery, opts ...ReadOption) ([]TraceHit, error) {
+	var out struct {
+		Traces []TraceHit `json:"traces"`
+	}
+	if q.Embedding == nil {
+		q.ByVector = false // the route embeds q itself: it has no full text
+	}
+	err := r.c.search(ctx, "search_traces", identifier, "traces", q, opts, &out)
+	return out.Traces, err
 }
 
 // MessageHit is a message a search found, with its session (Message.SessionID) and score.
@@ -115,10 +150,35 @@ func (r *Reasoning) SearchSteps(ctx context.Context, identifier string, q Search
 	return hits, nil
 }
 
-// search GETs the search of one kind with the parameters q sets.
+// search GETs the search of one kind with the parameters q sets, or POSTs q.Embedding.
 func (c *Client) search(ctx context.Context, op, identifier, kind string, q SearchQuery, opts []ReadOption, out any) error {
+	path := readPath(identifier) + "/search/" + url.PathEscape(kind)
+	if q.Embedding != nil {
+		body := map[string]any{"embedding": q.Embedding}
+		for k, s := range map[string]string{"session_id": q.SessionID, "category": q.Category, "type": q.Type} {
+			if s != "" {
+				body[k] = s
+			}
+		}
+		if q.SuccessOnly {
+			body["success_only"] = true
+		}
+		if q.Limit != 0 {
+			body["limit"] = q.Limit
+		}
+		if q.Threshold != 0 {
+			body["threshold"] = q.Threshold
+		}
+		return c.post(ctx, op, identifier, path, consistency(collectRead(opts)), body, out)
+	}
 	v := consistency(collectRead(opts))
 	v.Set("q", q.Text)
+	if q.ByVector {
+		v.Set("mode", "vector")
+	}
+	if q.Threshold != 0 {
+		v.Set("threshold", strconv.FormatFloat(q.Threshold, 'g', -1, 64))
+	}
 	for k, s := range map[string]string{"session_id": q.SessionID, "category": q.Category, "type": q.Type} {
 		if s != "" {
 			v.Set(k, s)
@@ -130,5 +190,5 @@ func (c *Client) search(ctx context.Context, op, identifier, kind string, q Sear
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	return c.read(ctx, op, identifier, readPath(identifier)+"/search/"+url.PathEscape(kind), v, out)
+	return c.read(ctx, op, identifier, path, v, out)
 }

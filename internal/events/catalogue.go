@@ -102,6 +102,10 @@ type MessageAdded struct {
 	Timestamp      *time.Time     `json:"timestamp,omitempty"`
 	Metadata       map[string]any `json:"metadata,omitempty"`
 	Title          string         `json:"title,omitempty"`
+	// Embedding is the content's vector, given with the write or computed by the ingestor's
+	// embedder (EMBEDDER): in the event, so a replay sets the same vector without an
+	// embedder (docs/query.md, "Vector search").
+	Embedding []float64 `json:"embedding,omitempty"`
 }
 
 // PreferenceAdded records a preference of the user.
@@ -114,6 +118,7 @@ type PreferenceAdded struct {
 	ValidFrom    *time.Time     `json:"valid_from,omitempty"`
 	Metadata     map[string]any `json:"metadata,omitempty"`
 	AppliesTo    []EntityRef    `json:"applies_to,omitempty"`
+	Embedding    []float64      `json:"embedding,omitempty"` // of preference and context, as MessageAdded's
 }
 
 // PreferenceSuperseded replaces OldID by NewID; OldID's valid_until becomes ValidUntil, or the
@@ -130,6 +135,7 @@ type TraceStarted struct {
 	SessionID string         `json:"session_id"`
 	Task      string         `json:"task"`
 	Metadata  map[string]any `json:"metadata,omitempty"`
+	Embedding []float64      `json:"embedding,omitempty"` // of the task, as MessageAdded's
 }
 
 // TraceStepAdded adds a step to a trace. StepNumber, when zero, is assigned by the projector
@@ -196,6 +202,7 @@ type EntityAdded struct {
 	Confidence  *float64       `json:"confidence,omitempty"`
 	MessageIDs  []string       `json:"message_ids,omitempty"`
 	TraceIDs    []string       `json:"trace_ids,omitempty"`
+	Embedding   []float64      `json:"embedding,omitempty"` // of name and description, as MessageAdded's
 }
 
 // RelationshipAdded relates two entities of the user (the library's add_relationship): one

@@ -93,6 +93,8 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 				return s.mapInto(p, depth, &d.Metadata)
 			case "title":
 				return s.stringInto(p, &d.Title)
+			case "embedding":
+				return s.floatsInto(p, depth, &d.Embedding)
 			}
 			return false
 		})
@@ -117,6 +119,8 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 				return s.mapInto(p, depth, &d.Metadata)
 			case "applies_to":
 				return s.entityRefsInto(p, depth, &d.AppliesTo)
+			case "embedding":
+				return s.floatsInto(p, depth, &d.Embedding)
 			}
 			return false
 		})
@@ -147,6 +151,8 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 				return s.stringInto(p, &d.Task)
 			case "metadata":
 				return s.mapInto(p, depth, &d.Metadata)
+			case "embedding":
+				return s.floatsInto(p, depth, &d.Embedding)
 			}
 			return false
 		})
@@ -249,6 +255,8 @@ func (s *scanner) typed(k Kind, r *rule) (any, bool) {
 				return s.stringsInto(p, depth, &d.MessageIDs)
 			case "trace_ids":
 				return s.stringsInto(p, depth, &d.TraceIDs)
+			case "embedding":
+				return s.floatsInto(p, depth, &d.Embedding)
 			}
 			return false
 		})
@@ -507,6 +515,28 @@ func (s *scanner) entityRefsInto(r *rule, depth int, dst *[]EntityRef) bool {
 		return ok
 	})
 	*dst = refs
+	return ok
+}
+
+// floatsInto reads an array of numbers under r (a vector embedding).
+func (s *scanner) floatsInto(r *rule, depth int, dst *[]float64) bool {
+	if s.next() != '[' || r.any || !r.has(tArray) || r.enum != nil || depth >= maxDepth {
+		return false
+	}
+	out := []float64{}
+	it := r.items
+	ok := s.elements(r, func() bool {
+		if it == nil {
+			return false
+		}
+		var f *float64
+		ok := s.floatInto(it, &f)
+		if ok {
+			out = append(out, *f)
+		}
+		return ok
+	})
+	*dst = out
 	return ok
 }
 

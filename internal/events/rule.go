@@ -39,6 +39,7 @@ type rule struct {
 	maxProps   int      // -1 when absent
 
 	items    *rule
+	minItems int // 0 when absent
 	maxItems int // -1 when absent
 }
 
@@ -128,6 +129,8 @@ func compileRule(doc map[string]any, root bool) (*rule, error) {
 			r.maxLen, err = count(v)
 		case "maxProperties":
 			r.maxProps, err = count(v)
+		case "minItems":
+			r.minItems, err = count(v)
 		case "maxItems":
 			r.maxItems, err = count(v)
 		case "pattern":
@@ -695,7 +698,7 @@ func (s *scanner) elements(r *rule, elem func() bool) bool {
 	return s.array(func(int) bool {
 		n++
 		return (r.maxItems < 0 || n <= r.maxItems) && elem()
-	})
+	}) && n >= r.minItems
 }
 
 // validFast reports whether data is valid data of r: exactly when json.Valid, CheckJSON and

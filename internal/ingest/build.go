@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/events"
 )
 
@@ -27,6 +28,9 @@ type Settings struct {
 	CorrelationID string
 	// Now is the clock of the events' time; default time.Now.
 	Now func() time.Time
+	// Embedder, when set, embeds the text of a write that carries no embedding (EMBEDDER,
+	// docs/query.md "Vector search"); the vector goes into the event.
+	Embedder embed.Embedder
 }
 
 // Defaults of Settings.
@@ -314,10 +318,15 @@ func (c *AddMessage) build(s *Settings) (string, any, Minted, error) {
 	if err != nil {
 		return "", nil, Minted{}, err
 	}
+	vec, err := s.embedding(c.Embedding, c.Content)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
 	conv := events.ConversationID(user, c.SessionID)
 	return user, events.MessageAdded{
 		MessageID: id, ConversationID: conv, SessionID: c.SessionID, Role: c.Role,
 		Content: c.Content, Timestamp: utc(c.Timestamp), Metadata: c.Metadata, Title: c.Title,
+		Embedding: vec,
 	}, Minted{MessageID: id, ConversationID: conv}, nil
 }
 
@@ -343,10 +352,14 @@ func (c *AddPreference) build(s *Settings) (string, any, Minted, error) {
 	if err != nil {
 		return "", nil, Minted{}, err
 	}
+	vec, err := s.embedding(c.Embedding, joinText(c.Preference, c.Context))
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
 	return user, events.PreferenceAdded{
 		PreferenceID: id, Category: c.Category, Preference: c.Preference, Context: c.Context,
 		Confidence: c.Confidence, ValidFrom: utc(c.ValidFrom), Metadata: c.Metadata,
-		AppliesTo: slices.Clone(c.AppliesTo),
+		AppliesTo: slices.Clone(c.AppliesTo), Embedding: vec,
 	}, Minted{PreferenceID: id}, nil
 }
 
@@ -406,7 +419,11 @@ func (c *StartTrace) build(s *Settings) (string, any, Minted, error) {
 	if err != nil {
 		return "", nil, Minted{}, err
 	}
-	return user, events.TraceStarted{TraceID: id, SessionID: c.SessionID, Task: c.Task, Metadata: c.Metadata},
+	vec, err := s.embedding(c.Embedding, c.Task)
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
+	return user, events.TraceStarted{TraceID: id, SessionID: c.SessionID, Task: c.Task, Metadata: c.Metadata, Embedding: vec},
 		Minted{TraceID: id}, nil
 }
 
@@ -496,11 +513,42 @@ func (c *AddEntity) build(s *Settings) (string, any, Minted, error) {
 	); err != nil {
 		return "", nil, Minted{}, err
 	}
+	vec, err := s.embedding(c.Embedding, joinText(c.Name, c.Description))
+	if err != nil {
+		return "", nil, Minted{}, err
+	}
 	return user, events.EntityAdded{
 		Name: c.Name, Type: c.Type, Subtype: c.Subtype, Description: c.Description,
 		Aliases: slices.Clone(c.Aliases), Attributes: c.Attributes, Confidence: c.Confidence,
-		MessageIDs: slices.Clone(c.MessageIDs), TraceIDs: slices.Clone(c.TraceIDs),
+		MessageIDs: slices.Clone(c.MessageIDs), TraceIDs: slices.Clone(c.TraceIDs), Embedding: vec,
 	}, Minted{EntityID: events.EntityID(user, c.Name, c.Type)}, nil
+}
+
+// embedding is a write's vector: the one given (checked), else the embedder's of text (none
+// without an embedder or without words in text).
+func (s *Settings) embedding(given []float64, text string) ([]float64, error) {
+	if given != nil {
+		if err := embed.Check(given); err != nil {
+			return nil, fieldErr("embedding", "%v", err)
+		}
+		return slices.Clone(given), nil
+	}
+	if s.Embedder == nil {
+		return nil, nil
+	}
+	v, err := s.Embedder.Embed(text)
+	if err != nil {
+		return nil, fmt.Errorf("embedder %s: %w", s.Embedder.Name(), err)
+	}
+	return v, nil
+}
+
+// joinText is what the embedder reads of a write with two texts.
+func joinText(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "\n" + b
 }
 
 func (c *AddRelationship) build(s *Settings) (string, any, Minted, error) {

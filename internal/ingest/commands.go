@@ -135,6 +135,7 @@ type AddMessage struct {
 	Timestamp      *time.Time     `json:"timestamp,omitempty"`
 	Metadata       map[string]any `json:"metadata,omitempty"`
 	Title          string         `json:"title,omitempty"`
+	Embedding      []float64      `json:"embedding,omitempty"` // of the content; else the embedder's, if any
 }
 
 // AddPreference records a preference of the user (preference_added), optionally applying to
@@ -150,6 +151,7 @@ type AddPreference struct {
 	ValidFrom      *time.Time         `json:"valid_from,omitempty"`
 	Metadata       map[string]any     `json:"metadata,omitempty"`
 	AppliesTo      []events.EntityRef `json:"applies_to,omitempty"`
+	Embedding      []float64          `json:"embedding,omitempty"` // of preference and context; else the embedder's
 }
 
 // SupersedePreference replaces preference OldID by NewID (preference_superseded); OldID stays
@@ -172,6 +174,7 @@ type StartTrace struct {
 	SessionID      string         `json:"session_id"`
 	Task           string         `json:"task"`
 	Metadata       map[string]any `json:"metadata,omitempty"`
+	Embedding      []float64      `json:"embedding,omitempty"` // of the task; else the embedder's
 }
 
 // AddTraceStep adds a step to a trace (trace_step_added). StepNumber 0 means the next number
@@ -229,6 +232,7 @@ type AddEntity struct {
 	Confidence     *float64       `json:"confidence,omitempty"`
 	MessageIDs     []string       `json:"message_ids,omitempty"`
 	TraceIDs       []string       `json:"trace_ids,omitempty"`
+	Embedding      []float64      `json:"embedding,omitempty"` // of name and description; else the embedder's
 }
 
 // AddRelationship relates two entities of the user (relationship_added): Source and Target by

@@ -7,6 +7,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/stream"
 )
 
@@ -46,6 +47,10 @@ type Config struct {
 	// each user's events with their data key (crypto-shredding, docs/security.md). Readers
 	// open sealed events whatever it says.
 	Encryption string
+	// Embedder is EMBEDDER (embed.Parse): "none" (the default), or an embedder whose vector
+	// the ingestor puts into each message, preference, entity and trace start written without
+	// one (docs/query.md, "Vector search"). The query service must have the same.
+	Embedder string
 	// Auth configures authentication (AUTH_*, docs/security.md); off in the dev stack.
 	Auth auth.Config
 }
@@ -70,6 +75,9 @@ func (c Config) validateLimits() error {
 	if c.Source == "" {
 		errs = append(errs, errors.New("INGEST_EVENT_SOURCE is required"))
 	}
+	if _, err := embed.Parse(c.Embedder); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Encryption != "on" && c.Encryption != "off" && c.Encryption != "" {
 		errs = append(errs, fmt.Errorf("INGEST_ENCRYPTION %q: want on or off", c.Encryption))
 	}
@@ -91,6 +99,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	f.Int(&body, "max-body-bytes", "INGEST_MAX_BODY_BYTES", DefaultMaxBodyBytes, "largest request body in bytes")
 	f.String(&c.Source, "event-source", "INGEST_EVENT_SOURCE", DefaultSource, "CloudEvents source of the events written")
 	f.String(&c.Encryption, "encryption", "INGEST_ENCRYPTION", "on", "seal each user's events with their data key (on or off)")
+	f.String(&c.Embedder, "embedder", "EMBEDDER", "none", "embedder of writes that carry no embedding: none, hash or hash:<dimensions> (the query service needs the same)")
 	if err := f.Parse(args); err != nil {
 		return c, err
 	}

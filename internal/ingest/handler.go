@@ -18,6 +18,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/keys"
 	"github.com/engram-memory/engram/internal/stream"
@@ -91,6 +92,8 @@ type Handler struct {
 	onBatchOpen func(context.Context)
 	// ring seals users' events and destroys their keys on erasure (seal.go); nil: plaintext.
 	ring *keys.Ring
+	// embedder embeds writes that carry no embedding (cfg.Embedder); nil: none.
+	embedder embed.Embedder
 }
 
 // Option configures a Handler.
@@ -139,6 +142,11 @@ func NewHandler(pub *stream.Publisher, cfg Config, opts ...Option) (*Handler, er
 		erasures: newErasureCache(erasureCacheSize),
 	}
 	h.erasureOf = pub.Erasure
+	emb, err := embed.Parse(cfg.Embedder)
+	if err != nil {
+		return nil, err
+	}
+	h.embedder = emb
 	for _, o := range opts {
 		if err := o(h); err != nil {
 			return nil, err
@@ -676,6 +684,7 @@ func (h *Handler) settings(r *http.Request) (Settings, error) {
 		Source:      h.cfg.Source,
 		Actor:       actor(r.Context()),
 		Now:         h.now,
+		Embedder:    h.embedder,
 	}
 	if c := r.Header.Get(CorrelationHeader); c != "" {
 		if err := events.ValidateIdentifier(c); err != nil {

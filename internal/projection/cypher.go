@@ -112,7 +112,7 @@ CALL () {
     CREATE (c)-[:HAS_MESSAGE]->(m:Message {id: r.id, role: r.role, content: r.content,
                                            timestamp: r.timestamp, metadata: r.metadata,
                                            owner: r.owner, recorded_at: r.recorded_at,
-                                           recorded_seq: r.seq})
+                                           recorded_seq: r.seq, embedding: r.embedding})
     RETURN collect(m) AS ms
   }
   OPTIONAL MATCH (tail:Message {id: g.tail}) USING INDEX SEEK tail:Message(id)
@@ -143,6 +143,7 @@ CALL () {
   MATCH (e:Entity {id: r.id}) USING INDEX SEEK e:Entity(id)
   SET e.subtype = coalesce(r.subtype, e.subtype), e.description = coalesce(r.description, e.description),
       e.confidence = coalesce(r.confidence, e.confidence), e.metadata = coalesce(r.metadata, e.metadata),
+      e.embedding = coalesce(r.embedding, e.embedding),
       e.updated_at = r.updated_at,
       e.aliases = coalesce(e.aliases, []) + [a IN r.aliases WHERE a <> e.name AND NOT a IN coalesce(e.aliases, [])]
 }`
@@ -158,7 +159,7 @@ CALL () {
     CREATE (p:Preference {id: r.id, category: r.category, preference: r.preference,
                           context: r.context, confidence: r.confidence, created_at: r.time,
                           valid_from: r.valid_from, metadata: r.metadata, owner: r.owner,
-                          recorded_at: r.recorded_at, recorded_seq: r.seq})
+                          recorded_at: r.recorded_at, recorded_seq: r.seq, embedding: r.embedding})
     FOREACH (x IN CASE WHEN u IS NULL THEN [] ELSE [u] END | CREATE (x)-[:HAS_PREFERENCE]->(p))
     WITH r, p
     UNWIND r.applies_to AS eid
@@ -282,7 +283,8 @@ CALL () {
   UNWIND $w.traces AS r
   CREATE (t:ReasoningTrace {id: r.id, session_id: r.session_id, task: r.task,
                             started_at: r.time, metadata: r.metadata, user_identifier: r.user,
-                            owner: r.owner, recorded_at: r.recorded_at, recorded_seq: r.seq})
+                            owner: r.owner, recorded_at: r.recorded_at, recorded_seq: r.seq,
+                            embedding: r.embedding})
   WITH r, t
   MATCH (u:User {identifier: r.user}) USING INDEX SEEK u:User(identifier)
   CREATE (u)-[:HAS_TRACE]->(t)

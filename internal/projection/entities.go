@@ -28,7 +28,7 @@ type entityWrite struct {
 	name     string         // known when the segment creates it
 	create   map[string]any // the bare node's properties, when new
 	touched  bool           // an entity_added applied: aliases a list, updated_at set
-	fields   map[string]any // subtype, description, confidence, metadata: the last given
+	fields   map[string]any // subtype, description, confidence, metadata, embedding: the last given
 	updated  any
 	aliases  []any
 	aliasSet map[string]bool
@@ -90,7 +90,7 @@ func (e *effects) ensureEntity(st *graphState, m map[string]any, id string, name
 // add folds an entity_added row into w.
 func (w *entityWrite) add(m map[string]any) {
 	w.touched = true
-	for _, k := range []string{"subtype", "description", "confidence", "metadata"} {
+	for _, k := range []string{"subtype", "description", "confidence", "metadata", "embedding"} {
 		if v := m[k]; v != nil {
 			w.fields[k] = v
 		}
@@ -331,7 +331,7 @@ func (e *effects) entityRows(w map[string]any) {
 		if x.touched {
 			update = append(update, map[string]any{"id": x.id, "subtype": x.fields["subtype"],
 				"description": x.fields["description"], "confidence": x.fields["confidence"],
-				"metadata": x.fields["metadata"], "aliases": aliases, "updated_at": x.updated})
+				"metadata": x.fields["metadata"], "embedding": x.fields["embedding"], "aliases": aliases, "updated_at": x.updated})
 		}
 	}
 	var msgMentions, traceMentions []any

@@ -108,6 +108,7 @@ func messageAddedRow(r Record, m map[string]any) error {
 	m["timestamp"] = timeOr(d.Timestamp, r.Event.Time)
 	m["metadata"] = meta
 	m["title"] = nilIfEmpty(d.Title)
+	m["embedding"] = vector(d.Embedding)
 	return nil
 }
 
@@ -153,6 +154,7 @@ func preferenceAddedRow(r Record, m map[string]any) error {
 	m["metadata"] = meta
 	m["entity_ids"] = entityIDs
 	m["entities"] = entities
+	m["embedding"] = vector(d.Embedding)
 	return nil
 }
 
@@ -180,6 +182,7 @@ func traceStartedRow(r Record, m map[string]any) error {
 	m["session_id"] = d.SessionID
 	m["task"] = d.Task
 	m["metadata"] = meta
+	m["embedding"] = vector(d.Embedding)
 	return nil
 }
 
@@ -292,6 +295,7 @@ func entityAddedRow(r Record, m map[string]any) error {
 	m["aliases"] = aliases
 	m["metadata"] = meta
 	m["confidence"] = confidence
+	m["embedding"] = vector(d.Embedding)
 	return nil
 }
 
@@ -372,6 +376,15 @@ func jsonText(v any) (string, error) {
 		return "", err
 	}
 	return string(bytes.TrimRight(b.Bytes(), "\n")), nil
+}
+
+// vector is an embedding as the node's property: a list of floats, or null (no property) when
+// the event carries none.
+func vector(v []float64) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
 }
 
 // jsonObject is jsonText of a metadata object; absent metadata is "{}".

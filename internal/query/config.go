@@ -8,6 +8,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/embed"
 )
 
 // DefaultConsistencyWait is how long a read waits for its consistency token by default.
@@ -38,6 +39,9 @@ type Config struct {
 	CheckpointGroup string
 	// MaxLimit is the largest page a list read returns (MAX_LIMIT, default 1000).
 	MaxLimit int
+	// Embedder is EMBEDDER (embed.Parse): the embedder of a search's q with mode=vector and of
+	// the trace search; it must be the ingestors' (their vectors are what it is compared to).
+	Embedder string
 	// Auth configures authentication (AUTH_*, docs/security.md); off in the dev stack.
 	Auth auth.Config
 }
@@ -45,6 +49,9 @@ type Config struct {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	errs := []error{c.Common.Validate(), c.Auth.Validate()}
+	if _, err := embed.Parse(c.Embedder); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ConsistencyWait <= 0 || c.ConsistencyWait > maxConsistencyWait {
 		errs = append(errs, fmt.Errorf("CONSISTENCY_WAIT %s: want more than 0 and at most %s", c.ConsistencyWait, maxConsistencyWait))
 	}
@@ -78,6 +85,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	f.String(&c.CheckpointGroup, "projector-group", "PROJECTOR_GROUP", DefaultCheckpointGroup,
 		"the projector's checkpoint name prefix (<group>-p<partition>)")
 	f.Int(&c.MaxLimit, "max-limit", "MAX_LIMIT", DefaultMaxLimit, "largest page a list read returns")
+	f.String(&c.Embedder, "embedder", "EMBEDDER", "none", "embedder of vector searches by text: none, hash or hash:<dimensions> (the ingestors' own)")
 	if err := f.Parse(args); err != nil {
 		return c, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/schemas"
 )
 
@@ -27,7 +28,8 @@ type Handler struct {
 	logger      *slog.Logger
 	metrics     *Metrics
 	auth        *auth.Authenticator
-	shared      bool // serve the shared tenant's reads (WithSharedTenant)
+	shared      bool           // serve the shared tenant's reads (WithSharedTenant)
+	embedder    embed.Embedder // embeds q of a search with mode=vector (WithEmbedder); nil: none
 }
 
 // RetryAfterSeconds is the Retry-After of a 503: Neo4j did not answer.
@@ -40,6 +42,12 @@ type HandlerOption func(*Handler)
 // the user in the path (docs/security.md); the OpenAPI document stays public.
 func WithAuthenticator(a *auth.Authenticator) HandlerOption {
 	return func(h *Handler) { h.auth = a }
+}
+
+// WithEmbedder lets the searches embed their q (mode=vector, and the trace search): the
+// ingestors' embedder (EMBEDDER), so that the query's vector is comparable to the writes'.
+func WithEmbedder(e embed.Embedder) HandlerOption {
+	return func(h *Handler) { h.embedder = e }
 }
 
 // WithReadTimeout bounds each read's wait for Neo4j (after any consistency wait; default
@@ -107,6 +115,12 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/users/{identifier}/search/preferences", h.guard(h.route("search_preferences", h.searchPreferences)))
 	mux.Handle("GET /v1/users/{identifier}/search/entities", h.guard(h.route("search_entities", h.searchEntities)))
 	mux.Handle("GET /v1/users/{identifier}/search/steps", h.guard(h.route("search_steps", h.searchSteps)))
+	// Vector search (vector.go): POST the query vector; the trace search is by vector only.
+	mux.Handle("POST /v1/users/{identifier}/search/messages", h.guard(h.route("search_messages", h.searchMessages)))
+	mux.Handle("POST /v1/users/{identifier}/search/preferences", h.guard(h.route("search_preferences", h.searchPreferences)))
+	mux.Handle("POST /v1/users/{identifier}/search/entities", h.guard(h.route("search_entities", h.searchEntities)))
+	mux.Handle("GET /v1/users/{identifier}/search/traces", h.guard(h.route("search_traces", h.searchTraces)))
+	mux.Handle("POST /v1/users/{identifier}/search/traces", h.guard(h.route("search_traces", h.searchTraces)))
 	h.registerEntities(mux)
 	h.registerShared(mux)
 	h.registerAdmin(mux)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/app"
 	"github.com/engram-memory/engram/internal/auth"
+	"github.com/engram-memory/engram/internal/embed"
 )
 
 // Module serves the reads on the app's HTTP mux. It needs app.Module (JetStream, registry,
@@ -42,9 +43,14 @@ func Module(c Config) fx.Option {
 					WithProgress(p))
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
-			func(r *Reader, c Config, logger *slog.Logger, m *Metrics, a *auth.Authenticator) *Handler {
+			func(r *Reader, c Config, logger *slog.Logger, m *Metrics, a *auth.Authenticator) (*Handler, error) {
+				emb, err := embed.Parse(c.Embedder)
+				if err != nil {
+					return nil, err
+				}
 				return NewHandler(r, c.ConsistencyWait, c.MaxLimit, logger, m,
-					WithAuthenticator(a), WithReadTimeout(c.ReadTimeout), WithSharedTenant(!c.Common.MultiTenant))
+					WithAuthenticator(a), WithReadTimeout(c.ReadTimeout), WithSharedTenant(!c.Common.MultiTenant),
+					WithEmbedder(emb)), nil
 			},
 		),
 		fx.Invoke(func(h *Handler, mux *http.ServeMux) { h.Register(mux) }),

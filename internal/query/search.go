@@ -115,6 +115,8 @@ type MessageSearch struct {
 	Text      string // the words to look for: any of them, ranked by Lucene's BM25 score
 	SessionID string // only the messages of this session when set
 	Limit     int    // 1..the Reader's max limit; 0 means DefaultSearchLimit
+	// Vector, when set, searches by vector instead of Text (vector.go).
+	Vector *VectorQuery
 }
 
 // PreferenceSearch is a search of a user's preferences, superseded ones included (the
@@ -123,14 +125,16 @@ type PreferenceSearch struct {
 	Text     string
 	Category string // only this category when set (exact)
 	Limit    int
+	Vector   *VectorQuery // when set, by vector instead of Text
 }
 
 // EntitySearch is a search of a user's entities by name and description (the library's
 // search_entities).
 type EntitySearch struct {
-	Text  string
-	Type  string // only this type when set (exact, case-sensitive: the library keeps the caller's case)
-	Limit int
+	Text   string
+	Type   string // only this type when set (exact, case-sensitive: the library keeps the caller's case)
+	Limit  int
+	Vector *VectorQuery // when set, by vector instead of Text
 }
 
 // StepSearch is a search of a user's reasoning steps by thought, action and observation (the
@@ -178,7 +182,8 @@ type StepHit struct {
 // SearchMessages returns the user's messages that contain any word of q.Text, best score
 // first, then by id. An unknown user has none; "" is the shared tenant.
 func (r *Reader) SearchMessages(ctx context.Context, identifier string, q MessageSearch) ([]MessageHit, error) {
-	params, err := r.searchParams(identifier, q.Text, q.Limit, messageFields)
+	cypher := searchMessagesCypher
+	params, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, messageFields, &cypher, vectorMessagesCypher)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +194,7 @@ func (r *Reader) SearchMessages(ctx context.Context, identifier string, q Messag
 		}
 		params["session_id"] = q.SessionID
 	}
-	rows, err := r.read(ctx, "search messages", searchMessagesCypher, params)
+	rows, err := r.read(ctx, "search messages", cypher, params)
 	if err != nil {
 		return nil, err
 	}
@@ -214,14 +219,15 @@ func (r *Reader) SearchMessages(ctx context.Context, identifier string, q Messag
 // SearchPreferences returns the user's preferences, superseded ones too (each says what
 // superseded it), whose preference or context contains any word of q.Text, best score first.
 func (r *Reader) SearchPreferences(ctx context.Context, identifier string, q PreferenceSearch) ([]PreferenceHit, error) {
-	params, err := r.searchParams(identifier, q.Text, q.Limit, preferenceFields)
+	cypher := searchPreferencesCypher
+	params, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, preferenceFields, &cypher, vectorPreferencesCypher)
 	if err != nil {
 		return nil, err
 	}
 	if params["category"], err = optText("category", q.Category); err != nil {
 		return nil, err
 	}
-	rows, err := r.read(ctx, "search preferences", searchPreferencesCypher, params)
+	rows, err := r.read(ctx, "search preferences", cypher, params)
 	if err != nil {
 		return nil, err
 	}
@@ -235,14 +241,15 @@ func (r *Reader) SearchPreferences(ctx context.Context, identifier string, q Pre
 // SearchEntities returns the user's entities whose name or description contains any word of
 // q.Text, best score first.
 func (r *Reader) SearchEntities(ctx context.Context, identifier string, q EntitySearch) ([]EntityHit, error) {
-	params, err := r.searchParams(identifier, q.Text, q.Limit, entityFields)
+	cypher := searchEntitiesCypher
+	params, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, entityFields, &cypher, vectorEntitiesCypher)
 	if err != nil {
 		return nil, err
 	}
 	if params["type"], err = optText("type", q.Type); err != nil {
 		return nil, err
 	}
-	rows, err := r.read(ctx, "search entities", searchEntitiesCypher, params)
+	rows, err := r.read(ctx, "search entities", cypher, params)
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +301,16 @@ func (r *Reader) SearchSteps(ctx context.Context, identifier string, q StepSearc
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// searchOrVector is searchParams for a full-text search, or vectorParams with *cypher set
+// to vectorCypher when v is set.
+func (r *Reader) searchOrVector(identifier, text string, v *VectorQuery, n int, fields []string, cypher *string, vectorCypher string) (map[string]any, error) {
+	if v == nil {
+		return r.searchParams(identifier, text, n, fields)
+	}
+	*cypher = vectorCypher
+	return r.vectorParams(identifier, *v, n)
 }
 
 // searchParams validates what every search takes and returns its parameters: the owner, the
@@ -395,10 +412,7 @@ func lucenePhrase(s string) string {
 
 // Query parameters of the searches, besides consistency.
 var (
-	messageSearchParams    = []string{"q", "session_id", "limit"}
-	preferenceSearchParams = []string{"q", "category", "limit"}
-	entitySearchParams     = []string{"q", "type", "limit"}
-	stepSearchParams       = []string{"q", "success_only", "limit"}
+	stepSearchParams = []string{"q", "success_only", "limit"}
 )
 
 // parseSearch checks a search's parameters and reads q and limit; the kind's filter is the
@@ -447,49 +461,34 @@ type (
 )
 
 func (h *Handler) searchMessages(r *http.Request, identifier string) (readFunc, error) {
-	v := r.URL.Query()
-	text, n, err := parseSearch(v, messageSearchParams, h.maxLimit)
-	if err != nil {
-		return nil, err
-	}
-	session, err := searchFilter(v, "session_id")
+	req, err := h.parseSearchRequest(r, messageSearchKind)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) (any, error) {
-		hits, err := h.reader.SearchMessages(ctx, identifier, MessageSearch{Text: text, SessionID: session, Limit: n})
+		hits, err := h.reader.SearchMessages(ctx, identifier, MessageSearch{Text: req.text, SessionID: req.filter["session_id"], Limit: req.limit, Vector: req.vector})
 		return messageHitsBody{Messages: hits}, err
 	}, nil
 }
 
 func (h *Handler) searchPreferences(r *http.Request, identifier string) (readFunc, error) {
-	v := r.URL.Query()
-	text, n, err := parseSearch(v, preferenceSearchParams, h.maxLimit)
-	if err != nil {
-		return nil, err
-	}
-	category, err := searchFilter(v, "category")
+	req, err := h.parseSearchRequest(r, preferenceSearchKind)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) (any, error) {
-		hits, err := h.reader.SearchPreferences(ctx, identifier, PreferenceSearch{Text: text, Category: category, Limit: n})
+		hits, err := h.reader.SearchPreferences(ctx, identifier, PreferenceSearch{Text: req.text, Category: req.filter["category"], Limit: req.limit, Vector: req.vector})
 		return preferenceHitsBody{Preferences: hits}, err
 	}, nil
 }
 
 func (h *Handler) searchEntities(r *http.Request, identifier string) (readFunc, error) {
-	v := r.URL.Query()
-	text, n, err := parseSearch(v, entitySearchParams, h.maxLimit)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := searchFilter(v, "type")
+	req, err := h.parseSearchRequest(r, entitySearchKind)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) (any, error) {
-		hits, err := h.reader.SearchEntities(ctx, identifier, EntitySearch{Text: text, Type: typ, Limit: n})
+		hits, err := h.reader.SearchEntities(ctx, identifier, EntitySearch{Text: req.text, Type: req.filter["type"], Limit: req.limit, Vector: req.vector})
 		return entityHitsBody{Entities: hits}, err
 	}, nil
 }
