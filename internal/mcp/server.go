@@ -41,6 +41,7 @@ func NewServer(m *Memory, erasure bool, metrics *Metrics, logger *slog.Logger) *
 	addTraceTools(r)
 	addSearchTools(r)
 	addEntityTools(r)
+	addMentionTools(r)
 	addDeletionTools(r)
 	addUserTools(r, erasure)
 	addResources(s, m)
@@ -71,6 +72,8 @@ var (
 	writes   = &sdk.ToolAnnotations{DestructiveHint: new(false), OpenWorldHint: new(false)}
 	upserts  = &sdk.ToolAnnotations{DestructiveHint: new(false), IdempotentHint: true, OpenWorldHint: new(false)}
 	destroys = &sdk.ToolAnnotations{DestructiveHint: new(true), OpenWorldHint: new(false)}
+	// merges: a merge cannot be undone, and merging again changes nothing.
+	merges = &sdk.ToolAnnotations{DestructiveHint: new(true), IdempotentHint: true, OpenWorldHint: new(false)}
 )
 
 // add registers a tool whose handler runs with the call's user and credential resolved,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -105,6 +106,14 @@ func TestBadInputIsRefusedBeforeEngram(t *testing.T) {
 		{"memory_search", map[string]any{"user_identifier": u, "query": "x", "memory_types": []any{"facts"}}, `invalid argument "memory_types[]"`},
 		{"memory_search", map[string]any{"user_identifier": u, "query": "x", "success_only": true}, `invalid argument "success_only"`},
 		{"memory_upsert_user", map[string]any{"user_identifier": u, "attributes": manyMembers(300)}, `invalid argument "attributes"`},
+		{"memory_merge_entities", map[string]any{"user_identifier": u, "source_id": "01a2320c-7ca5-7447-8bb8-8c4e68040d11", "target_id": "01a2320c-7ca5-7447-8bb8-8c4e68040d11"}, `invalid argument "target_id": must differ from source_id`},
+		{"memory_merge_entities", map[string]any{"user_identifier": u, "source_id": "01a2320c-7ca5-7447-8bb8-8c4e68040d11"}, `invalid argument "target_id": required`},
+		{"memory_add_entity", map[string]any{"user_identifier": u, "name": "n", "type": "t", "message_ids": manyIDs(65)}, `invalid argument "message_ids"`},
+		{"memory_list_entities", map[string]any{"user_identifier": u, "type": ""}, `invalid argument "type"`},
+		{"memory_get_entity_mentions", map[string]any{"user_identifier": u, "entity_id": "01a2320c-7ca5-7447-8bb8-8c4e68040d11", "limit": 5000}, `invalid argument "limit"`},
+		{"memory_get_trace_entities", map[string]any{"user_identifier": u, "trace_id": "t-1"}, `invalid argument "trace_id"`},
+		{"memory_search_preferences", map[string]any{"user_identifier": u, "query": ""}, `invalid argument "query"`},
+		{"memory_search_steps", map[string]any{"user_identifier": u, "query": "x", "category": "c"}, `invalid argument "category": not an argument`},
 	} {
 		before := requests.Load()
 		text, isErr := toolText(t, cs, tc.tool, tc.args)
@@ -115,6 +124,14 @@ func TestBadInputIsRefusedBeforeEngram(t *testing.T) {
 			t.Errorf("%s(%v): %d requests reached Engram", tc.tool, tc.args, n)
 		}
 	}
+}
+
+func manyIDs(n int) []any {
+	ids := make([]any, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("01a2320c-7ca5-7447-8bb8-%012d", i)
+	}
+	return ids
 }
 
 // TestNullArguments: "arguments": null is no arguments. The SDK alone panics on it for a

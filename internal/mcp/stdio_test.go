@@ -18,14 +18,16 @@ import (
 
 // wantTools is the server's tool list (memory_erase_user only with MCP_ERASURE=true).
 var wantTools = []string{
-	"memory_add_entity", "memory_get_entity", "memory_create_relationship", "memory_get_related_entities",
-	"memory_add_fact", "memory_get_facts",
+	"memory_add_entity", "memory_get_entity", "memory_list_entities", "memory_merge_entities",
+	"memory_create_relationship", "memory_get_related_entities", "memory_add_fact", "memory_get_facts",
+	"memory_get_entity_mentions", "memory_get_message_entities", "memory_get_trace_entities",
 	"memory_delete_message", "memory_clear_session", "memory_delete_entity",
 	"memory_add_messages", "memory_get_conversation", "memory_list_sessions", "memory_get_context",
 	"memory_add_preference", "memory_get_preferences", "memory_supersede_preference", "memory_get_preference_history",
 	"memory_start_trace", "memory_record_step", "memory_record_tool_call", "memory_complete_trace",
 	"memory_get_trace", "memory_list_traces", "memory_get_tool_stats",
-	"memory_search", "memory_search_messages", "memory_search_entities", "memory_upsert_user",
+	"memory_search", "memory_search_messages", "memory_search_entities", "memory_search_preferences", "memory_search_steps",
+	"memory_upsert_user",
 }
 
 // TestStdio runs the built server as an MCP host does (a subprocess on stdio) against the
@@ -208,6 +210,32 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 	if len(entHits.Entities) != 1 || entHits.Entities[0].Name != "Healthcare" {
 		t.Errorf("search entities: %+v", entHits)
 	}
+	var prefHits mcp.PreferenceHitsOut
+	s.call("memory_search_preferences", map[string]any{"query": "junior"}, &prefHits)
+	if len(prefHits.Preferences) != 1 || prefHits.Preferences[0].ID != junior.PreferenceID || prefHits.Preferences[0].SupersededBy == nil ||
+		*prefHits.Preferences[0].SupersededBy != senior.PreferenceID || prefHits.Preferences[0].Score <= 0 {
+		t.Errorf("search preferences: %+v", prefHits)
+	}
+	s.call("memory_search_preferences", map[string]any{"query": "senior healthcare", "category": "consultants", "limit": 1}, &prefHits)
+	if len(prefHits.Preferences) != 1 || prefHits.Preferences[0].ID != healthcare.PreferenceID ||
+		len(prefHits.Preferences[0].AppliesTo) != 1 || prefHits.Preferences[0].AppliesTo[0].Name != "Healthcare" {
+		t.Errorf("search preferences, best of the category: %+v", prefHits)
+	}
+	s.call("memory_search_preferences", map[string]any{"query": "senior", "category": "food"}, &prefHits)
+	if len(prefHits.Preferences) != 0 {
+		t.Errorf("search preferences of another category: %+v", prefHits)
+	}
+	var stepHits mcp.StepHitsOut
+	s.call("memory_search_steps", map[string]any{"query": "healthcare consultants", "success_only": true}, &stepHits)
+	if len(stepHits.Steps) != 1 || stepHits.Steps[0].ID != step.StepID || stepHits.Steps[0].TraceID != trace.TraceID ||
+		stepHits.Steps[0].Task != "consultant search" || stepHits.Steps[0].Success == nil || !*stepHits.Steps[0].Success ||
+		stepHits.Steps[0].SessionID != "sara-2026-05-01" || len(stepHits.Steps[0].ToolCalls) != 2 || stepHits.Steps[0].Score <= 0 {
+		t.Errorf("search steps: %+v", stepHits)
+	}
+	s.call("memory_search_steps", map[string]any{"query": "fintech"}, &stepHits)
+	if len(stepHits.Steps) != 0 {
+		t.Errorf("search steps for a word of no step: %+v", stepHits)
+	}
 
 	// Everything at once, as a session starts.
 	var ctx mcp.ContextOut
@@ -295,6 +323,10 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 		{"memory_get_preferences", map[string]any{"applies_to": map[string]any{"id": healthcare.AppliesTo[0].ID, "name": "Healthcare"}}, `"applies_to"`},
 		{"memory_search", map[string]any{"query": "x", "memory_types": []any{"messages"}, "category": "c"}, `"category"`},
 		{"memory_search", map[string]any{"query": "*"}, `"query"`},
+		{"memory_search_preferences", map[string]any{"query": "*"}, `"query"`},
+		{"memory_search_preferences", map[string]any{"query": "x", "session_id": "s"}, `"session_id": not an argument`},
+		{"memory_search_steps", map[string]any{"query": "x", "limit": 0}, `"limit"`},
+		{"memory_search_steps", map[string]any{"query": "x", "success_only": "yes"}, `"success_only"`},
 		{"memory_get_trace", map[string]any{"trace_id": events.NewID()}, "not found"},
 		{"memory_upsert_user", map[string]any{"attributes": map[string]any{"a": 1}, "clear_attributes": true}, `"clear_attributes"`},
 	} {
@@ -345,6 +377,7 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 	if msg := s.callErr("memory_get_entity", map[string]any{"entity_id": acme.ID, "name": "Acme"}); !strings.Contains(msg, "entity_id") {
 		t.Errorf("entity by id and name: %q, want it to name entity_id", msg)
 	}
+	mentionsAndMerges(t, stack, s, acme.ID, added.Messages[0].MessageID, added.Messages[1].MessageID, trace.TraceID)
 
 	// Deletions: a message leaves its conversation (the others keep their order), a cleared
 	// session is gone with its messages, a deleted entity no longer filters preferences; a
@@ -434,8 +467,196 @@ func userPerCall(t *testing.T, stack *testenv.Stack, s *session, sara, liam stri
 	if len(resConv.Messages) != 2 {
 		t.Errorf("sara's conversation resource: %+v", resConv)
 	}
+
+	// Sara's entities, messages and traces are not Liam's: reads do not find them, a merge
+	// is refused by the projector, and Sara's entity stays as it was.
+	acme := events.EntityID(sara, "Acme", "ORGANIZATION")
+	var saraMentions mcp.EntityMentionsOut
+	s.call("memory_get_entity_mentions", map[string]any{"user_identifier": sara, "entity_id": acme}, &saraMentions)
+	if len(saraMentions.Messages) != 2 || len(saraMentions.Traces) != 1 {
+		t.Fatalf("sara's mentions of acme: %+v", saraMentions)
+	}
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"memory_get_entity_mentions", map[string]any{"user_identifier": liam, "entity_id": acme}},
+		{"memory_get_message_entities", map[string]any{"user_identifier": liam, "message_id": saraMentions.Messages[0].ID}},
+		{"memory_get_trace_entities", map[string]any{"user_identifier": liam, "trace_id": saraMentions.Traces[0].ID}},
+	} {
+		if msg := s.callErr(tc.tool, tc.args); !strings.Contains(msg, "not found") {
+			t.Errorf("%s of sara's for liam: %s", tc.tool, msg)
+		}
+	}
+	var liamOrg mcp.AddEntityOut
+	s.call("memory_add_entity", map[string]any{"user_identifier": liam, "name": "Globex", "type": "ORGANIZATION"}, &liamOrg)
+	var liamMerge mcp.MergeEntitiesOut
+	s.call("memory_merge_entities", map[string]any{"user_identifier": liam, "source_id": acme, "target_id": liamOrg.ID}, &liamMerge)
+	if liamMerge.Status != mcp.StatusStored {
+		t.Errorf("with MCP_APPLY_WAIT=0 the merge answers stored: %+v", liamMerge)
+	}
+	var liamOrgs, saraOrgs mcp.EntitiesOut
+	s.call("memory_list_entities", map[string]any{"user_identifier": liam}, &liamOrgs)
+	s.call("memory_list_entities", map[string]any{"user_identifier": sara, "type": "ORGANIZATION"}, &saraOrgs)
+	if len(liamOrgs.Entities) != 1 || liamOrgs.Entities[0].ID != liamOrg.ID || len(liamOrgs.Entities[0].MergedIDs) != 0 ||
+		len(saraOrgs.Entities) != 1 || saraOrgs.Entities[0].ID != acme {
+		t.Errorf("after liam's merge of sara's entity: liam's %+v, sara's %+v", liamOrgs, saraOrgs)
+	}
+	var prefHits mcp.PreferenceHitsOut
+	s.call("memory_search_preferences", map[string]any{"user_identifier": liam, "query": "senior"}, &prefHits)
+	var stepHits mcp.StepHitsOut
+	s.call("memory_search_steps", map[string]any{"user_identifier": liam, "query": "healthcare"}, &stepHits)
+	if len(prefHits.Preferences) != 0 || len(stepHits.Steps) != 0 {
+		t.Errorf("liam's searches find sara's: %+v, %+v", prefHits, stepHits)
+	}
 	if _, err := s.cs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: mcp.PromptName}); err == nil || !strings.Contains(err.Error(), "user_identifier") {
 		t.Errorf("prompt without a user: %v", err)
+	}
+}
+
+// mentionsAndMerges: entities recorded as mentioned by messages and a trace, read from both
+// ends; listed by name and paged; a duplicate merged into acme, whose mentions, names and id
+// then read as acme's; and the refusals of these tools, each naming what is wrong.
+func mentionsAndMerges(t *testing.T, stack *testenv.Stack, s *session, acmeID, msg0, msg1, traceID string) {
+	t.Helper()
+	var dup, again mcp.AddEntityOut
+	s.call("memory_add_entity", map[string]any{"name": "Acme Corporation", "type": "ORGANIZATION", "aliases": []any{"ACME Inc"},
+		"message_ids": []any{msg0}, "trace_ids": []any{traceID}}, &dup)
+	s.call("memory_add_entity", map[string]any{"name": "Acme", "type": "ORGANIZATION", "message_ids": []any{msg1}}, &again)
+	if dup.Status != mcp.StatusApplied || again.ID != acmeID || again.Status != mcp.StatusApplied {
+		t.Fatalf("add entities with mentions: %+v, %+v", dup, again)
+	}
+	names := func(es []mcp.EntityOut) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name)
+		}
+		return out
+	}
+	var inMsg mcp.MessageEntitiesOut
+	s.call("memory_get_message_entities", map[string]any{"message_id": msg0}, &inMsg)
+	if inMsg.MessageID != msg0 || !slices.Equal(names(inMsg.Entities), []string{"Acme Corporation"}) || inMsg.Truncated ||
+		!slices.Equal(inMsg.Entities[0].Aliases, []string{"ACME Inc"}) {
+		t.Errorf("entities of message 0: %+v", inMsg)
+	}
+	var inTrace mcp.TraceEntitiesOut
+	s.call("memory_get_trace_entities", map[string]any{"trace_id": traceID}, &inTrace)
+	if inTrace.TraceID != traceID || !slices.Equal(names(inTrace.Entities), []string{"Acme Corporation"}) {
+		t.Errorf("entities of the trace: %+v", inTrace)
+	}
+	var mentions mcp.EntityMentionsOut
+	s.call("memory_get_entity_mentions", map[string]any{"entity_id": dup.ID}, &mentions)
+	if mentions.EntityID != dup.ID || mentions.ResolvedFrom != nil || len(mentions.Messages) != 1 || mentions.Messages[0].ID != msg0 ||
+		mentions.Messages[0].SessionID != "sara-2026-05-01" || len(mentions.Traces) != 1 || mentions.Traces[0].ID != traceID ||
+		mentions.Traces[0].Task != "consultant search" || mentions.Truncated {
+		t.Errorf("mentions of the duplicate: %+v", mentions)
+	}
+
+	// Listed by name, paged.
+	var orgs, page1, page2, byAlias mcp.EntitiesOut
+	s.call("memory_list_entities", map[string]any{"type": "ORGANIZATION"}, &orgs)
+	if !slices.Equal(names(orgs.Entities), []string{"Acme", "Acme Corporation"}) || orgs.NextCursor != "" {
+		t.Errorf("organizations: %+v", orgs)
+	}
+	s.call("memory_list_entities", map[string]any{"type": "ORGANIZATION", "limit": 1}, &page1)
+	if !slices.Equal(names(page1.Entities), []string{"Acme"}) || page1.NextCursor == "" {
+		t.Fatalf("first page: %+v", page1)
+	}
+	s.call("memory_list_entities", map[string]any{"type": "ORGANIZATION", "limit": 1, "cursor": page1.NextCursor}, &page2)
+	if !slices.Equal(names(page2.Entities), []string{"Acme Corporation"}) || page2.NextCursor != "" {
+		t.Errorf("second page: %+v", page2)
+	}
+	s.call("memory_list_entities", map[string]any{"name": "ACME Inc"}, &byAlias)
+	if len(byAlias.Entities) != 1 || byAlias.Entities[0].ID != dup.ID {
+		t.Errorf("entities by alias: %+v", byAlias)
+	}
+
+	// The duplicate merged into acme: its mentions, names and id are acme's now.
+	var merged mcp.MergeEntitiesOut
+	s.call("memory_merge_entities", map[string]any{"source_id": dup.ID, "target_id": acmeID}, &merged)
+	if merged.SourceID != dup.ID || merged.TargetID != acmeID || merged.Status != mcp.StatusApplied || merged.EventID == "" || merged.Sequence == 0 {
+		t.Errorf("merge: %+v", merged)
+	}
+	s.call("memory_get_entity_mentions", map[string]any{"entity_id": dup.ID}, &mentions)
+	var msgIDs []string
+	for _, m := range mentions.Messages {
+		msgIDs = append(msgIDs, m.ID)
+	}
+	if mentions.EntityID != acmeID || mentions.ResolvedFrom == nil || *mentions.ResolvedFrom != dup.ID ||
+		!slices.Equal(msgIDs, []string{msg1, msg0}) || len(mentions.Traces) != 1 || mentions.Truncated {
+		t.Errorf("mentions through the merged id (messages %v, newest first): %+v", msgIDs, mentions)
+	}
+	s.call("memory_get_entity_mentions", map[string]any{"entity_id": acmeID, "limit": 1}, &mentions)
+	if len(mentions.Messages) != 1 || mentions.Messages[0].ID != msg1 || !mentions.Truncated {
+		t.Errorf("mentions, one of each: %+v", mentions)
+	}
+	var survivor mcp.EntityOut
+	s.call("memory_get_entity", map[string]any{"entity_id": dup.ID}, &survivor)
+	if survivor.ID != acmeID || !slices.Contains(survivor.Aliases, "Acme Corporation") || !slices.Contains(survivor.Aliases, "ACME Inc") ||
+		!slices.Equal(survivor.MergedIDs, []string{dup.ID}) {
+		t.Errorf("the merged id reads as its survivor: %+v", survivor)
+	}
+	s.call("memory_get_message_entities", map[string]any{"message_id": msg0}, &inMsg)
+	if len(inMsg.Entities) != 1 || inMsg.Entities[0].ID != acmeID {
+		t.Errorf("entities of message 0 after the merge: %+v", inMsg)
+	}
+	s.call("memory_list_entities", map[string]any{"type": "ORGANIZATION"}, &orgs)
+	if !slices.Equal(names(orgs.Entities), []string{"Acme"}) {
+		t.Errorf("organizations after the merge: %+v", orgs)
+	}
+	// Merging again changes nothing and is no error.
+	s.call("memory_merge_entities", map[string]any{"source_id": dup.ID, "target_id": acmeID}, &merged)
+	if merged.Status != mcp.StatusApplied {
+		t.Errorf("merge again: %+v", merged)
+	}
+
+	// Refusals before anything is sent: the argument is named and the log is unchanged.
+	before := storedEvents(t, stack)
+	unknown := events.NewID()
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"memory_merge_entities", map[string]any{"source_id": acmeID, "target_id": acmeID}, `invalid argument "target_id": must differ from source_id`},
+		{"memory_merge_entities", map[string]any{"source_id": "acme", "target_id": acmeID}, `invalid argument "source_id"`},
+		{"memory_merge_entities", map[string]any{"source_id": dup.ID}, `invalid argument "target_id": required`},
+		{"memory_add_entity", map[string]any{"name": "X", "type": "T", "message_ids": []any{"m-1"}}, `invalid argument "message_ids[]"`},
+		{"memory_add_entity", map[string]any{"name": "X", "type": "T", "trace_ids": []any{"01A2320C-7CA5-7447-8BB8-8C4E68040D11"}}, `invalid argument "trace_ids[0]"`},
+		{"memory_list_entities", map[string]any{"limit": 1001}, `invalid argument "limit"`},
+		{"memory_list_entities", map[string]any{"cursor": "not-a-cursor"}, `invalid argument "cursor"`},
+		{"memory_get_entity_mentions", map[string]any{"entity_id": "acme"}, `invalid argument "entity_id"`},
+		{"memory_get_message_entities", map[string]any{}, `invalid argument "message_id": required`},
+		{"memory_get_trace_entities", map[string]any{"trace_id": traceID, "limit": 0}, `invalid argument "limit"`},
+		// Unknown ids: Engram's 404, naming what it did not find.
+		{"memory_get_entity_mentions", map[string]any{"entity_id": unknown}, `entity "` + unknown + `" not found`},
+		{"memory_get_message_entities", map[string]any{"message_id": unknown}, `message "` + unknown + `" not found`},
+		{"memory_get_trace_entities", map[string]any{"trace_id": unknown}, `trace "` + unknown + `" not found`},
+	} {
+		if msg := s.callErr(tc.tool, tc.args); !strings.Contains(msg, tc.want) {
+			t.Errorf("%s(%v): %q, want %q", tc.tool, tc.args, msg, tc.want)
+		}
+	}
+	if after := storedEvents(t, stack); after != before {
+		t.Errorf("refused calls stored %d events", after-before)
+	}
+	// Writes naming what the user does not have are stored, then refused by the projector:
+	// the tool says so, naming the ids, and nothing is applied.
+	if msg := s.callErr("memory_merge_entities", map[string]any{"source_id": unknown, "target_id": acmeID}); !strings.Contains(msg, "projector refused it (missing_reference)") ||
+		!strings.Contains(msg, unknown) {
+		t.Errorf("merge of an unknown entity: %s", msg)
+	}
+	var other mcp.AddEntityOut
+	s.call("memory_add_entity", map[string]any{"name": "Initech", "type": "COMPANY"}, &other)
+	if msg := s.callErr("memory_merge_entities", map[string]any{"source_id": dup.ID, "target_id": other.ID}); !strings.Contains(msg, "projector refused it (conflict)") ||
+		!strings.Contains(msg, "already merged") {
+		t.Errorf("merge of an entity merged into another already: %s", msg)
+	}
+	if msg := s.callErr("memory_add_entity", map[string]any{"name": "Ghost", "type": "PERSON", "message_ids": []any{unknown}}); !strings.Contains(msg, "projector refused it (missing_reference)") {
+		t.Errorf("an entity mentioned by an unknown message: %s", msg)
+	}
+	if msg := s.callErr("memory_get_entity", map[string]any{"name": "Ghost", "type": "PERSON"}); !strings.Contains(msg, "not found") {
+		t.Errorf("the refused entity: %s", msg)
 	}
 }
 

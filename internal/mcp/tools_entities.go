@@ -12,7 +12,8 @@ import (
 
 // The library's entities, relationships and facts as tools (the kit's memory_add_entity,
 // memory_get_entity, memory_create_relationship; the library's add_fact, get_facts_about,
-// get_related_entities), each a call of the Go client's LongTerm, scoped to the call's user.
+// get_related_entities, merge_duplicate_entities), each a call of the Go client's LongTerm,
+// scoped to the call's user.
 
 // AddEntityIn is the input of memory_add_entity.
 type AddEntityIn struct {
@@ -23,6 +24,8 @@ type AddEntityIn struct {
 	Description string         `json:"description,omitempty" jsonschema:"what it is"`
 	Aliases     []string       `json:"aliases,omitempty" jsonschema:"other names it goes by (added to the ones it has)"`
 	Attributes  map[string]any `json:"attributes,omitempty" jsonschema:"a JSON object kept with it (replaces the stored one)"`
+	MessageIDs  []string       `json:"message_ids,omitempty" jsonschema:"ids of the user's messages that mention it (memory_get_entity_mentions reads them back)"`
+	TraceIDs    []string       `json:"trace_ids,omitempty" jsonschema:"ids of the user's reasoning traces that mention it"`
 }
 
 // EntityOut is an entity as read or written.
@@ -47,6 +50,35 @@ type GetEntityIn struct {
 	EntityID string `json:"entity_id,omitempty" jsonschema:"the entity's id; or give name (and type)"`
 	Name     string `json:"name,omitempty" jsonschema:"the entity's name or one of its aliases"`
 	Type     string `json:"type,omitempty" jsonschema:"with name: the entity of exactly this name and type"`
+}
+
+// ListEntitiesIn is the input of memory_list_entities.
+type ListEntitiesIn struct {
+	UserArg
+	Type   string `json:"type,omitempty" jsonschema:"only entities of this type (exact, case-sensitive)"`
+	Name   string `json:"name,omitempty" jsonschema:"only entities of this name or with it among their aliases (exact)"`
+	Limit  int    `json:"limit,omitempty" jsonschema:"most entities to return"`
+	Cursor string `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page, to continue (same filters)"`
+}
+
+// EntitiesOut is what memory_list_entities answers.
+type EntitiesOut struct {
+	Entities   []EntityOut `json:"entities" jsonschema:"by name, then id; merged entities left out"`
+	NextCursor string      `json:"next_cursor,omitempty" jsonschema:"present when more entities follow: pass it as cursor"`
+}
+
+// MergeEntitiesIn is the input of memory_merge_entities.
+type MergeEntitiesIn struct {
+	UserArg
+	SourceID string `json:"source_id" jsonschema:"the duplicate to merge away: its id then reads as the target"`
+	TargetID string `json:"target_id" jsonschema:"the entity that stays, and gains the source's names as aliases"`
+}
+
+// MergeEntitiesOut is what memory_merge_entities answers.
+type MergeEntitiesOut struct {
+	SourceID string `json:"source_id"`
+	TargetID string `json:"target_id" jsonschema:"the entity that stays"`
+	Write
 }
 
 // RelateIn is the input of memory_create_relationship.
@@ -129,13 +161,17 @@ type Fact struct {
 
 func addEntityTools(r *registry) {
 	name := func(path ...string) func(*jsonschema.Schema) { return length(path, 1, 512) }
+	id := func(path ...string) func(*jsonschema.Schema) { return length(path, 36, 36) }
 	add(r, &sdk.Tool{
 		Name: "memory_add_entity",
 		Description: "Remember an entity of the user's world (a person, organization, location, object, event, or a type of your own): " +
-			"its id is derived from the user, name and type, so adding it again reaches the same entity and adds to it. Returns its id " +
-			"(usable in memory_add_preference's applies_to and memory_create_relationship).",
+			"its id is derived from the user, name and type, so adding it again reaches the same entity and adds to it. message_ids " +
+			"and trace_ids record the user's messages and traces that mention it. Returns its id (usable in memory_add_preference's " +
+			"applies_to and memory_create_relationship).",
 		Annotations: upserts,
-	}, schemaFor[AddEntityIn](name("name"), name("type")), addEntity)
+	}, schemaFor[AddEntityIn](name("name"), name("type"),
+		items([]string{"message_ids"}, 0, 64), id("message_ids", "[]"),
+		items([]string{"trace_ids"}, 0, 64), id("trace_ids", "[]")), addEntity)
 
 	add(r, &sdk.Tool{
 		Name: "memory_get_entity",
@@ -143,6 +179,23 @@ func addEntityTools(r *registry) {
 			"attributes, and the ids merged into it. A merged entity's id answers its survivor.",
 		Annotations: readOnly,
 	}, schemaFor[GetEntityIn](), getEntity)
+
+	add(r, &sdk.Tool{
+		Name: "memory_list_entities",
+		Description: "List the user's entities by name, a page at a time, optionally of one type or of one name (an alias counts): " +
+			"type, subtype, description, aliases, attributes and the ids merged into each. When more follow, next_cursor continues. " +
+			"To find entities by words of their name or description, use memory_search_entities.",
+		Annotations: readOnly,
+	}, schemaFor[ListEntitiesIn](limit(50, 1000), length([]string{"type"}, 1, 256), length([]string{"name"}, 1, 256)), listEntities)
+
+	add(r, &sdk.Tool{
+		Name: "memory_merge_entities",
+		Description: "Merge a duplicate of the user's entities into another (the library's merge_duplicate_entities), e.g. \"Acme Corp\" " +
+			"into \"Acme\": the target takes over the source's mentions, preference links and relationships and gains its names as " +
+			"aliases; the source's id then reads as the target. It cannot be undone. Both must be this user's entities: an unknown or " +
+			"foreign id, or a source already merged into another entity, fails the call and nothing is applied.",
+		Annotations: merges,
+	}, schemaFor[MergeEntitiesIn](id("source_id"), id("target_id")), mergeEntities)
 
 	add(r, &sdk.Tool{
 		Name: "memory_create_relationship",
@@ -186,6 +239,12 @@ func addEntity(ctx context.Context, c *call, in AddEntityIn) (AddEntityOut, erro
 	if in.Attributes != nil {
 		opts = append(opts, client.WithAttributes(in.Attributes))
 	}
+	if len(in.MessageIDs) > 0 {
+		opts = append(opts, client.MentionedIn(in.MessageIDs...))
+	}
+	if len(in.TraceIDs) > 0 {
+		opts = append(opts, client.MentionedInTrace(in.TraceIDs...))
+	}
 	e, err := c.c.LongTerm.AddEntity(ctx, in.Name, in.Type, c.writeOpts(opts...)...)
 	if err != nil {
 		return AddEntityOut{}, err
@@ -216,6 +275,39 @@ func getEntity(ctx context.Context, c *call, in GetEntityIn) (EntityOut, error) 
 		return EntityOut{}, err
 	}
 	return fromEntityDetail(*e), nil
+}
+
+func listEntities(ctx context.Context, c *call, in ListEntitiesIn) (EntitiesOut, error) {
+	out := EntitiesOut{Entities: []EntityOut{}}
+	var opts []client.ReadOption
+	if in.Type != "" {
+		opts = append(opts, client.OfType(in.Type))
+	}
+	if in.Name != "" {
+		opts = append(opts, client.Named(in.Name))
+	}
+	if in.Limit != 0 {
+		opts = append(opts, client.Limit(in.Limit))
+	}
+	if in.Cursor != "" {
+		opts = append(opts, client.After(in.Cursor))
+	}
+	page, err := c.c.LongTerm.ListEntities(ctx, c.user, c.readOpts(opts...)...)
+	if err != nil {
+		return out, err
+	}
+	out.Entities, out.NextCursor = fromEntityDetails(page.Entities), page.NextCursor
+	return out, nil
+}
+
+func mergeEntities(ctx context.Context, c *call, in MergeEntitiesIn) (MergeEntitiesOut, error) {
+	out := MergeEntitiesOut{SourceID: in.SourceID, TargetID: in.TargetID}
+	r, err := c.c.LongTerm.MergeDuplicateEntities(ctx, in.SourceID, in.TargetID, c.writeOpts()...)
+	if err != nil {
+		return out, err
+	}
+	out.Write, err = c.settle(ctx, r)
+	return out, err
 }
 
 func relate(ctx context.Context, c *call, in RelateIn) (RelateOut, error) {
@@ -302,4 +394,12 @@ func getFacts(ctx context.Context, c *call, in GetFactsIn) (FactsOut, error) {
 func fromEntityDetail(e client.EntityDetail) EntityOut {
 	return EntityOut{Entity: Entity{ID: e.ID, Name: e.Name, Type: e.Type}, Subtype: e.Subtype, Description: e.Description,
 		Aliases: nonNil(e.Aliases), Attributes: object(e.Attributes), MergedIDs: nonNil(e.MergedIDs)}
+}
+
+func fromEntityDetails(es []client.EntityDetail) []EntityOut {
+	out := make([]EntityOut, 0, len(es))
+	for _, e := range es {
+		out = append(out, fromEntityDetail(e))
+	}
+	return out
 }

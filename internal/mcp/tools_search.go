@@ -99,6 +99,32 @@ type EntityHitsOut struct {
 	Entities []EntityHit `json:"entities" jsonschema:"best match first"`
 }
 
+// SearchPreferencesIn is the input of memory_search_preferences.
+type SearchPreferencesIn struct {
+	UserArg
+	Query    string `json:"query" jsonschema:"the words to look for in the preferences and their context: any of them matches, whole words, case-insensitive, no stemming"`
+	Category string `json:"category,omitempty" jsonschema:"only preferences of this category (exact)"`
+	Limit    int    `json:"limit,omitempty" jsonschema:"most results"`
+}
+
+// PreferenceHitsOut is what memory_search_preferences answers.
+type PreferenceHitsOut struct {
+	Preferences []PreferenceHit `json:"preferences" jsonschema:"best match first; superseded ones too (superseded_by set)"`
+}
+
+// SearchStepsIn is the input of memory_search_steps.
+type SearchStepsIn struct {
+	UserArg
+	Query       string `json:"query" jsonschema:"the words to look for in the steps' thoughts, actions and observations: any of them matches, whole words, case-insensitive, no stemming"`
+	SuccessOnly bool   `json:"success_only,omitempty" jsonschema:"only steps of traces that succeeded"`
+	Limit       int    `json:"limit,omitempty" jsonschema:"most results"`
+}
+
+// StepHitsOut is what memory_search_steps answers.
+type StepHitsOut struct {
+	Steps []StepHit `json:"steps" jsonschema:"best match first, each with its trace"`
+}
+
 func addSearchTools(r *registry) {
 	query := length([]string{"query"}, 1, 1000)
 	add(r, &sdk.Tool{
@@ -130,6 +156,22 @@ func addSearchTools(r *registry) {
 			"memory_get_preferences by applies_to.",
 		Annotations: readOnly,
 	}, schemaFor[SearchEntitiesIn](query, limit(10, 1000)), searchEntities)
+
+	add(r, &sdk.Tool{
+		Name: "memory_search_preferences",
+		Description: "Search the user's preferences by full text over their text and context (any word matches, whole words, best match " +
+			"first); category keeps one category. Superseded preferences are found too (superseded_by says by which): use " +
+			"memory_get_preferences for the ones that hold now. Returns each preference with its score.",
+		Annotations: readOnly,
+	}, schemaFor[SearchPreferencesIn](query, limit(10, 1000), length([]string{"category"}, 1, 256)), searchPreferences)
+
+	add(r, &sdk.Tool{
+		Name: "memory_search_steps",
+		Description: "Search the steps of the user's reasoning traces by full text over their thoughts, actions and observations (any " +
+			"word matches, whole words, best match first); success_only keeps the steps of traces that succeeded. Returns each step " +
+			"with its tool calls, its trace's id, session, task, outcome and success, and its score: use it to reuse what worked before.",
+		Annotations: readOnly,
+	}, schemaFor[SearchStepsIn](query, limit(10, 1000)), searchSteps)
 }
 
 // searchParam maps the query service's search parameters onto the tools' arguments.
@@ -178,10 +220,7 @@ func search(ctx context.Context, c *call, in SearchIn) (SearchOut, error) {
 			q.Category = in.Category
 			var hits []client.PreferenceHit
 			hits, err = c.c.LongTerm.SearchPreferences(ctx, c.user, q, c.readOpts()...)
-			out.Preferences = make([]PreferenceHit, 0, len(hits))
-			for _, h := range hits {
-				out.Preferences = append(out.Preferences, PreferenceHit{Preference: fromPreference(h.Preference), Score: h.Score})
-			}
+			out.Preferences = preferenceHits(hits)
 		case kindEntities:
 			q.Type = in.EntityType
 			var hits []client.EntityHit
@@ -191,11 +230,7 @@ func search(ctx context.Context, c *call, in SearchIn) (SearchOut, error) {
 			q.SuccessOnly = in.SuccessOnly
 			var hits []client.StepHit
 			hits, err = c.c.Reasoning.SearchSteps(ctx, c.user, q, c.readOpts()...)
-			out.Steps = make([]StepHit, 0, len(hits))
-			for _, h := range hits {
-				out.Steps = append(out.Steps, StepHit{Step: fromStep(h.Step), TraceID: h.TraceID, SessionID: h.SessionID,
-					Task: h.Task, Outcome: h.Outcome, Success: h.Success, Score: h.Score})
-			}
+			out.Steps = stepHits(hits)
 		default:
 			return out, &ArgError{Arg: "memory_types", Reason: "unknown kind " + k}
 		}
@@ -210,6 +245,23 @@ func messageHits(hits []client.MessageHit) []MessageHit {
 	out := make([]MessageHit, 0, len(hits))
 	for _, h := range hits {
 		out = append(out, MessageHit{Message: fromMessage(h.Message), Score: h.Score})
+	}
+	return out
+}
+
+func preferenceHits(hits []client.PreferenceHit) []PreferenceHit {
+	out := make([]PreferenceHit, 0, len(hits))
+	for _, h := range hits {
+		out = append(out, PreferenceHit{Preference: fromPreference(h.Preference), Score: h.Score})
+	}
+	return out
+}
+
+func stepHits(hits []client.StepHit) []StepHit {
+	out := make([]StepHit, 0, len(hits))
+	for _, h := range hits {
+		out = append(out, StepHit{Step: fromStep(h.Step), TraceID: h.TraceID, SessionID: h.SessionID,
+			Task: h.Task, Outcome: h.Outcome, Success: h.Success, Score: h.Score})
 	}
 	return out
 }
@@ -236,4 +288,20 @@ func searchEntities(ctx context.Context, c *call, in SearchEntitiesIn) (EntityHi
 		return EntityHitsOut{Entities: []EntityHit{}}, toolError(err, searchParam("type"))
 	}
 	return EntityHitsOut{Entities: entityHits(hits)}, nil
+}
+
+func searchPreferences(ctx context.Context, c *call, in SearchPreferencesIn) (PreferenceHitsOut, error) {
+	hits, err := c.c.LongTerm.SearchPreferences(ctx, c.user, client.SearchQuery{Text: in.Query, Category: in.Category, Limit: in.Limit}, c.readOpts()...)
+	if err != nil {
+		return PreferenceHitsOut{Preferences: []PreferenceHit{}}, toolError(err, searchParam("type"))
+	}
+	return PreferenceHitsOut{Preferences: preferenceHits(hits)}, nil
+}
+
+func searchSteps(ctx context.Context, c *call, in SearchStepsIn) (StepHitsOut, error) {
+	hits, err := c.c.Reasoning.SearchSteps(ctx, c.user, client.SearchQuery{Text: in.Query, SuccessOnly: in.SuccessOnly, Limit: in.Limit}, c.readOpts()...)
+	if err != nil {
+		return StepHitsOut{Steps: []StepHit{}}, toolError(err, searchParam("type"))
+	}
+	return StepHitsOut{Steps: stepHits(hits)}, nil
 }
