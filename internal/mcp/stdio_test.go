@@ -374,6 +374,13 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 	if fact.Status != mcp.StatusApplied || len(facts.Facts) != 1 || facts.Facts[0].ID != fact.FactID || facts.Facts[0].Object != "Acme" {
 		t.Errorf("facts: %+v, %+v", fact, facts)
 	}
+	// A subject as long as Engram takes (1024 characters, more than a name's 256).
+	long := strings.Repeat("s", 1024)
+	s.call("memory_add_fact", map[string]any{"subject": long, "predicate": "is", "object": "long"}, &fact)
+	s.call("memory_get_facts", map[string]any{"subject": long}, &facts)
+	if fact.Status != mcp.StatusApplied || len(facts.Facts) != 1 || facts.Facts[0].ID != fact.FactID {
+		t.Errorf("a fact of a long subject: %+v, %+v", fact, facts)
+	}
 	if msg := s.callErr("memory_get_entity", map[string]any{"entity_id": acme.ID, "name": "Acme"}); !strings.Contains(msg, "entity_id") {
 		t.Errorf("entity by id and name: %q, want it to name entity_id", msg)
 	}

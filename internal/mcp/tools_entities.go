@@ -160,7 +160,9 @@ type Fact struct {
 }
 
 func addEntityTools(r *registry) {
-	name := func(path ...string) func(*jsonschema.Schema) { return length(path, 1, 512) }
+	// Engram's bounds (ingest.Build): names, types and predicates 256 characters, a fact's
+	// subject 1024.
+	name := func(path ...string) func(*jsonschema.Schema) { return length(path, 1, 256) }
 	id := func(path ...string) func(*jsonschema.Schema) { return length(path, 36, 36) }
 	add(r, &sdk.Tool{
 		Name: "memory_add_entity",
@@ -186,7 +188,7 @@ func addEntityTools(r *registry) {
 			"type, subtype, description, aliases, attributes and the ids merged into each. When more follow, next_cursor continues. " +
 			"To find entities by words of their name or description, use memory_search_entities.",
 		Annotations: readOnly,
-	}, schemaFor[ListEntitiesIn](limit(50, 1000), length([]string{"type"}, 1, 256), length([]string{"name"}, 1, 256)), listEntities)
+	}, schemaFor[ListEntitiesIn](limit(50, 1000), name("type"), name("name")), listEntities)
 
 	add(r, &sdk.Tool{
 		Name: "memory_merge_entities",
@@ -216,7 +218,7 @@ func addEntityTools(r *registry) {
 		Description: "Remember a fact about the user's world as subject, predicate and object (Sara works_at Acme), valid from valid_from. " +
 			"Facts are text: they are found by subject and predicate with memory_get_facts.",
 		Annotations: writes,
-	}, schemaFor[AddFactIn](name("subject"), name("predicate"), length([]string{"object"}, 1, 65536), dateTime("valid_from")), addFact)
+	}, schemaFor[AddFactIn](length([]string{"subject"}, 1, 1024), name("predicate"), length([]string{"object"}, 1, 65536), dateTime("valid_from")), addFact)
 
 	add(r, &sdk.Tool{
 		Name:        "memory_get_facts",
