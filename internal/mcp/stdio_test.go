@@ -384,6 +384,7 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 	if msg := s.callErr("memory_get_entity", map[string]any{"entity_id": acme.ID, "name": "Acme"}); !strings.Contains(msg, "entity_id") {
 		t.Errorf("entity by id and name: %q, want it to name entity_id", msg)
 	}
+	entityOptions(t, stack, s, rel.SourceID, acme.ID)
 	mentionsAndMerges(t, stack, s, acme.ID, added.Messages[0].MessageID, added.Messages[1].MessageID, trace.TraceID)
 
 	// Deletions: a message leaves its conversation (the others keep their order), a cleared
@@ -518,6 +519,104 @@ func userPerCall(t *testing.T, stack *testenv.Stack, s *session, sara, liam stri
 	}
 	if _, err := s.cs.GetPrompt(t.Context(), &sdk.GetPromptParams{Name: mcp.PromptName}); err == nil || !strings.Contains(err.Error(), "user_identifier") {
 		t.Errorf("prompt without a user: %v", err)
+	}
+}
+
+// entityOptions: what the entity, relationship and fact tools take beyond their names (a
+// confidence, validity, attributes and metadata) is kept and read back; the related walk
+// follows relationship_types and direction, and says when limit cut it.
+func entityOptions(t *testing.T, stack *testenv.Stack, s *session, saraID, acmeID string) {
+	t.Helper()
+	var berlin mcp.AddEntityOut
+	s.call("memory_add_entity", map[string]any{"name": "Berlin", "type": "LOCATION", "confidence": 0.5}, &berlin)
+	var got mcp.EntityOut
+	s.call("memory_get_entity", map[string]any{"entity_id": berlin.ID}, &got)
+	if berlin.Status != mcp.StatusApplied || got.Confidence != 0.5 || got.Name != "Berlin" {
+		t.Errorf("entity with a confidence: %+v, %+v", berlin, got)
+	}
+	var rel mcp.RelateOut
+	s.call("memory_create_relationship", map[string]any{"source": map[string]any{"id": acmeID}, "target": map[string]any{"id": berlin.ID},
+		"relationship_type": "LOCATED_IN", "description": "head office", "confidence": 0.75, "valid_from": "2020-01-01T00:00:00Z",
+		"valid_until": "2030-01-01T00:00:00Z", "attributes": map[string]any{"floor": 3}}, &rel)
+	if rel.Status != mcp.StatusApplied || rel.SourceID != acmeID || rel.TargetID != berlin.ID {
+		t.Fatalf("relationship with its details: %+v", rel)
+	}
+	related := func(args map[string]any) mcp.RelatedOut {
+		t.Helper()
+		var out mcp.RelatedOut
+		s.call("memory_get_related_entities", args, &out)
+		return out
+	}
+	two := related(map[string]any{"entity_id": saraID, "depth": 2})
+	if len(two.Related) != 2 || two.Truncated || two.Related[0].Entity.ID != acmeID || two.Related[0].Relationship.Direction != "out" ||
+		two.Related[1].Entity.ID != berlin.ID || two.Related[1].Depth != 2 || two.Related[1].RelationshipType != "LOCATED_IN" {
+		t.Fatalf("two hops from sara: %+v", two)
+	}
+	if r := two.Related[1].Relationship; r.ID != rel.RelationshipID || r.Type != "LOCATED_IN" || r.Direction != "out" || r.SourceID != acmeID ||
+		r.TargetID != berlin.ID || r.Description == nil || *r.Description != "head office" || r.Confidence != 0.75 ||
+		r.ValidFrom == nil || !r.ValidFrom.Equal(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) || r.ValidUntil == nil || r.Attributes["floor"] != 3.0 {
+		t.Errorf("the relationship that reached berlin: %+v", r)
+	}
+	if r := related(map[string]any{"entity_id": saraID, "depth": 2, "relationship_types": []any{"WORKS_AT"}}); len(r.Related) != 1 || r.Related[0].Entity.ID != acmeID {
+		t.Errorf("two hops of WORKS_AT: %+v", r)
+	}
+	if r := related(map[string]any{"entity_id": saraID, "depth": 2, "limit": 1}); len(r.Related) != 1 || !r.Truncated {
+		t.Errorf("two hops, one entity: %+v", r)
+	}
+	if r := related(map[string]any{"entity_id": acmeID, "direction": "in"}); len(r.Related) != 1 || r.Related[0].Entity.ID != saraID ||
+		r.Related[0].Relationship.Direction != "in" || r.Related[0].RelationshipType != "WORKS_AT" {
+		t.Errorf("into acme: %+v", r)
+	}
+	if r := related(map[string]any{"entity_id": saraID, "direction": "in"}); len(r.Related) != 0 {
+		t.Errorf("into sara: %+v", r)
+	}
+
+	beforeFact := time.Now().UTC()
+	var fact mcp.AddFactOut
+	s.call("memory_add_fact", map[string]any{"subject": "Acme", "predicate": "founded_in", "object": "1998", "confidence": 0.6,
+		"valid_from": "1998-01-01T00:00:00Z", "valid_until": "2100-01-01T00:00:00Z", "metadata": map[string]any{"source": "crm"}}, &fact)
+	var facts mcp.FactsOut
+	s.call("memory_get_facts", map[string]any{"subject": "Acme"}, &facts)
+	if fact.Status != mcp.StatusApplied || len(facts.Facts) != 1 {
+		t.Fatalf("fact with its details: %+v, %+v", fact, facts)
+	}
+	if f := facts.Facts[0]; f.ID != fact.FactID || f.Confidence != 0.6 || f.ValidUntil == nil || !f.ValidUntil.Equal(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)) ||
+		f.Metadata["source"] != "crm" || f.RecordedAt == nil || f.RecordedAt.Before(beforeFact.Add(-time.Minute)) {
+		t.Errorf("the fact read back: %+v", f)
+	}
+	s.call("memory_get_facts", map[string]any{"subject": "Acme", "known_at": beforeFact.Add(-time.Hour).Format(time.RFC3339Nano)}, &facts)
+	if len(facts.Facts) != 0 {
+		t.Errorf("facts known an hour before they were written: %+v", facts)
+	}
+	s.call("memory_get_facts", map[string]any{"subject": "Acme", "as_of": "1990-01-01T00:00:00Z"}, &facts)
+	if len(facts.Facts) != 0 {
+		t.Errorf("facts valid before they held: %+v", facts)
+	}
+
+	before := storedEvents(t, stack)
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"memory_add_entity", map[string]any{"name": "X", "type": "T", "confidence": 1.5}, `invalid argument "confidence"`},
+		{"memory_create_relationship", map[string]any{"source": map[string]any{"id": acmeID}, "target": map[string]any{"id": berlin.ID},
+			"relationship_type": "R", "valid_from": "2030-01-01T00:00:00Z", "valid_until": "2020-01-01T00:00:00Z"}, `invalid argument "valid_until": must be after valid_from`},
+		{"memory_create_relationship", map[string]any{"source": map[string]any{"id": acmeID}, "target": map[string]any{"id": berlin.ID},
+			"relationship_type": "R", "valid_from": "soon"}, `invalid argument "valid_from"`},
+		{"memory_add_fact", map[string]any{"subject": "s", "predicate": "p", "object": "o", "valid_from": "2030-01-01T00:00:00Z",
+			"valid_until": "2020-01-01T00:00:00Z"}, `invalid argument "valid_until": must be after valid_from`},
+		{"memory_add_fact", map[string]any{"subject": "s", "predicate": "p", "object": "o", "confidence": -0.1}, `invalid argument "confidence"`},
+		{"memory_get_facts", map[string]any{"known_at": "yesterday"}, `invalid argument "known_at"`},
+		{"memory_get_related_entities", map[string]any{"entity_id": saraID, "direction": "sideways"}, `invalid argument "direction"`},
+		{"memory_get_related_entities", map[string]any{"entity_id": saraID, "relationship_types": []any{""}}, `invalid argument "relationship_types[]"`},
+	} {
+		if msg := s.callErr(tc.tool, tc.args); !strings.Contains(msg, tc.want) {
+			t.Errorf("%s(%v): %q, want %q", tc.tool, tc.args, msg, tc.want)
+		}
+	}
+	if after := storedEvents(t, stack); after != before {
+		t.Errorf("refused calls stored %d events", after-before)
 	}
 }
 

@@ -24,6 +24,7 @@ type AddEntityIn struct {
 	Description string         `json:"description,omitempty" jsonschema:"what it is"`
 	Aliases     []string       `json:"aliases,omitempty" jsonschema:"other names it goes by (added to the ones it has)"`
 	Attributes  map[string]any `json:"attributes,omitempty" jsonschema:"a JSON object kept with it (replaces the stored one)"`
+	Confidence  *float64       `json:"confidence,omitempty" jsonschema:"how sure you are of it, 0 to 1 (default 1)"`
 	MessageIDs  []string       `json:"message_ids,omitempty" jsonschema:"ids of the user's messages that mention it (memory_get_entity_mentions reads them back)"`
 	TraceIDs    []string       `json:"trace_ids,omitempty" jsonschema:"ids of the user's reasoning traces that mention it"`
 }
@@ -35,6 +36,7 @@ type EntityOut struct {
 	Description *string        `json:"description"`
 	Aliases     []string       `json:"aliases"`
 	Attributes  map[string]any `json:"attributes,omitempty"`
+	Confidence  float64        `json:"confidence"`
 	MergedIDs   []string       `json:"merged_ids" jsonschema:"ids of the entities merged into this one"`
 }
 
@@ -88,6 +90,10 @@ type RelateIn struct {
 	Target      client.EntityRef `json:"target" jsonschema:"the target entity: its id, or name and type (created when absent)"`
 	Type        string           `json:"relationship_type" jsonschema:"what the source is to the target, e.g. WORKS_AT"`
 	Description string           `json:"description,omitempty"`
+	Confidence  *float64         `json:"confidence,omitempty" jsonschema:"how sure you are of it, 0 to 1 (default 1)"`
+	ValidFrom   string           `json:"valid_from,omitempty" jsonschema:"since when it holds, RFC 3339"`
+	ValidUntil  string           `json:"valid_until,omitempty" jsonschema:"until when it holds, RFC 3339 (after valid_from)"`
+	Attributes  map[string]any   `json:"attributes,omitempty" jsonschema:"a JSON object kept with it (replaces the stored one)"`
 }
 
 // RelateOut is what memory_create_relationship answers.
@@ -101,31 +107,52 @@ type RelateOut struct {
 // RelatedIn is the input of memory_get_related_entities.
 type RelatedIn struct {
 	UserArg
-	EntityID string `json:"entity_id" jsonschema:"the entity to start from"`
-	Depth    int    `json:"depth,omitempty" jsonschema:"how many relationships away (1 to 3)"`
-	Limit    int    `json:"limit,omitempty" jsonschema:"most entities to return"`
+	EntityID          string   `json:"entity_id" jsonschema:"the entity to start from"`
+	Depth             int      `json:"depth,omitempty" jsonschema:"how many relationships away (1 to 3)"`
+	RelationshipTypes []string `json:"relationship_types,omitempty" jsonschema:"follow only relationships of these types (any of them), on every hop"`
+	Direction         string   `json:"direction,omitempty" jsonschema:"follow relationships out (from source to target), in (against them) or both ways (default), on every hop"`
+	Limit             int      `json:"limit,omitempty" jsonschema:"most entities to return"`
 }
 
 // RelatedOut is what memory_get_related_entities answers.
 type RelatedOut struct {
-	Entity  EntityOut       `json:"entity" jsonschema:"the entity asked about (its survivor when it was merged)"`
-	Related []RelatedEntity `json:"related" jsonschema:"nearest first"`
+	Entity    EntityOut       `json:"entity" jsonschema:"the entity asked about (its survivor when it was merged)"`
+	Related   []RelatedEntity `json:"related" jsonschema:"nearest first"`
+	Truncated bool            `json:"truncated" jsonschema:"more entities were within reach than limit let through"`
 }
 
 // RelatedEntity is an entity reached, with the relationship that joined it.
 type RelatedEntity struct {
-	Entity           EntityOut `json:"entity"`
-	Depth            int       `json:"depth"`
-	RelationshipType string    `json:"relationship_type" jsonschema:"the last relationship of the path to it"`
+	Entity           EntityOut       `json:"entity"`
+	Depth            int             `json:"depth"`
+	RelationshipType string          `json:"relationship_type" jsonschema:"the type of the last relationship of the path to it"`
+	Relationship     RelationshipOut `json:"relationship" jsonschema:"the last relationship of the path to it: the one that joins it"`
+}
+
+// RelationshipOut is a relationship between two of the user's entities.
+type RelationshipOut struct {
+	ID          string         `json:"id"`
+	Type        string         `json:"type"`
+	Direction   string         `json:"direction" jsonschema:"out: the walk crossed it from its source to its target; in: against it"`
+	SourceID    string         `json:"source_id"`
+	TargetID    string         `json:"target_id"`
+	Description *string        `json:"description"`
+	Confidence  float64        `json:"confidence"`
+	ValidFrom   *time.Time     `json:"valid_from"`
+	ValidUntil  *time.Time     `json:"valid_until"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
 }
 
 // AddFactIn is the input of memory_add_fact.
 type AddFactIn struct {
 	UserArg
-	Subject   string `json:"subject" jsonschema:"what the fact is about, e.g. Sara"`
-	Predicate string `json:"predicate" jsonschema:"e.g. works_at"`
-	Object    string `json:"object" jsonschema:"e.g. Acme"`
-	ValidFrom string `json:"valid_from,omitempty" jsonschema:"since when it holds, RFC 3339 (default: now)"`
+	Subject    string         `json:"subject" jsonschema:"what the fact is about, e.g. Sara"`
+	Predicate  string         `json:"predicate" jsonschema:"e.g. works_at"`
+	Object     string         `json:"object" jsonschema:"e.g. Acme"`
+	ValidFrom  string         `json:"valid_from,omitempty" jsonschema:"since when it holds, RFC 3339 (default: now)"`
+	ValidUntil string         `json:"valid_until,omitempty" jsonschema:"until when it holds, RFC 3339 (after valid_from; default: open)"`
+	Confidence *float64       `json:"confidence,omitempty" jsonschema:"how sure you are of it, 0 to 1 (default 1)"`
+	Metadata   map[string]any `json:"metadata,omitempty" jsonschema:"a JSON object kept with the fact (e.g. its source)"`
 }
 
 // AddFactOut is what memory_add_fact answers.
@@ -140,6 +167,7 @@ type GetFactsIn struct {
 	Subject   string `json:"subject,omitempty" jsonschema:"only facts about this subject"`
 	Predicate string `json:"predicate,omitempty" jsonschema:"only facts with this predicate"`
 	AsOf      string `json:"as_of,omitempty" jsonschema:"only facts valid at this instant (RFC 3339)"`
+	KnownAt   string `json:"known_at,omitempty" jsonschema:"transaction time, RFC 3339: only facts Engram had recorded by this instant"`
 	Limit     int    `json:"limit,omitempty" jsonschema:"most facts to return"`
 }
 
@@ -150,13 +178,15 @@ type FactsOut struct {
 
 // Fact is a subject-predicate-object fact of the user.
 type Fact struct {
-	ID         string     `json:"id"`
-	Subject    string     `json:"subject"`
-	Predicate  string     `json:"predicate"`
-	Object     string     `json:"object"`
-	Confidence float64    `json:"confidence"`
-	ValidFrom  *time.Time `json:"valid_from"`
-	ValidUntil *time.Time `json:"valid_until"`
+	ID         string         `json:"id"`
+	Subject    string         `json:"subject"`
+	Predicate  string         `json:"predicate"`
+	Object     string         `json:"object"`
+	Confidence float64        `json:"confidence"`
+	ValidFrom  *time.Time     `json:"valid_from"`
+	ValidUntil *time.Time     `json:"valid_until"`
+	Metadata   map[string]any `json:"metadata,omitempty"`
+	RecordedAt *time.Time     `json:"recorded_at" jsonschema:"when Engram learned of it (transaction time)"`
 }
 
 func addEntityTools(r *registry) {
@@ -171,7 +201,7 @@ func addEntityTools(r *registry) {
 			"and trace_ids record the user's messages and traces that mention it. Returns its id (usable in memory_add_preference's " +
 			"applies_to and memory_create_relationship).",
 		Annotations: upserts,
-	}, schemaFor[AddEntityIn](name("name"), name("type"),
+	}, schemaFor[AddEntityIn](name("name"), name("type"), bounds([]string{"confidence"}, 0, 1),
 		items([]string{"message_ids"}, 0, 64), id("message_ids", "[]"),
 		items([]string{"trace_ids"}, 0, 64), id("trace_ids", "[]")), addEntity)
 
@@ -204,27 +234,31 @@ func addEntityTools(r *registry) {
 		Description: "Relate two of the user's entities (source relationship_type target, e.g. Sara WORKS_AT Acme), each by id or by name " +
 			"and type (created when absent). One relationship per source, type and target: adding it again updates it.",
 		Annotations: upserts,
-	}, schemaFor[RelateIn](name("relationship_type")), relate)
+	}, schemaFor[RelateIn](name("relationship_type"), bounds([]string{"confidence"}, 0, 1), dateTime("valid_from", "valid_until")), relate)
 
 	add(r, &sdk.Tool{
 		Name: "memory_get_related_entities",
-		Description: "The entities related to one of the user's entities, up to depth relationships away in either direction, nearest " +
-			"first, each with the type of the relationship that reached it.",
+		Description: "The entities related to one of the user's entities, up to depth relationships away (both directions unless " +
+			"direction says; relationship_types keeps some types), nearest first, each with the relationship that reached it " +
+			"(type, direction, description, confidence, validity, attributes).",
 		Annotations: readOnly,
-	}, schemaFor[RelatedIn](limit(20, 1000), bounds([]string{"depth"}, 1, 3)), related)
+	}, schemaFor[RelatedIn](limit(20, 1000), bounds([]string{"depth"}, 1, 3), enum([]string{"direction"}, "both", "out", "in"),
+		items([]string{"relationship_types"}, 1, 32), name("relationship_types", "[]")), related)
 
 	add(r, &sdk.Tool{
 		Name: "memory_add_fact",
-		Description: "Remember a fact about the user's world as subject, predicate and object (Sara works_at Acme), valid from valid_from. " +
-			"Facts are text: they are found by subject and predicate with memory_get_facts.",
+		Description: "Remember a fact about the user's world as subject, predicate and object (Sara works_at Acme), valid from valid_from " +
+			"until valid_until. Facts are text: they are found by subject and predicate with memory_get_facts.",
 		Annotations: writes,
-	}, schemaFor[AddFactIn](length([]string{"subject"}, 1, 1024), name("predicate"), length([]string{"object"}, 1, 65536), dateTime("valid_from")), addFact)
+	}, schemaFor[AddFactIn](length([]string{"subject"}, 1, 1024), name("predicate"), length([]string{"object"}, 1, 65536),
+		bounds([]string{"confidence"}, 0, 1), dateTime("valid_from", "valid_until")), addFact)
 
 	add(r, &sdk.Tool{
-		Name:        "memory_get_facts",
-		Description: "The user's facts, optionally about one subject or with one predicate, or valid at as_of; highest confidence first.",
+		Name: "memory_get_facts",
+		Description: "The user's facts, optionally about one subject or with one predicate, valid at as_of (valid time), or as Engram " +
+			"knew them at known_at (transaction time); highest confidence first.",
 		Annotations: readOnly,
-	}, schemaFor[GetFactsIn](limit(50, 1000), dateTime("as_of")), getFacts)
+	}, schemaFor[GetFactsIn](limit(50, 1000), dateTime("as_of", "known_at")), getFacts)
 }
 
 func addEntity(ctx context.Context, c *call, in AddEntityIn) (AddEntityOut, error) {
@@ -240,6 +274,9 @@ func addEntity(ctx context.Context, c *call, in AddEntityIn) (AddEntityOut, erro
 	}
 	if in.Attributes != nil {
 		opts = append(opts, client.WithAttributes(in.Attributes))
+	}
+	if in.Confidence != nil {
+		opts = append(opts, client.WithConfidence(*in.Confidence))
 	}
 	if len(in.MessageIDs) > 0 {
 		opts = append(opts, client.MentionedIn(in.MessageIDs...))
@@ -317,9 +354,29 @@ func relate(ctx context.Context, c *call, in RelateIn) (RelateOut, error) {
 	if in.Description != "" {
 		opts = append(opts, client.WithDescription(in.Description))
 	}
-	rel, err := c.c.LongTerm.AddRelationship(ctx, in.Source, in.Target, in.Type, c.writeOpts(opts...)...)
+	if in.Confidence != nil {
+		opts = append(opts, client.WithConfidence(*in.Confidence))
+	}
+	from, err := parseTime("valid_from", in.ValidFrom)
 	if err != nil {
 		return RelateOut{}, err
+	}
+	if from != nil {
+		opts = append(opts, client.ValidFrom(*from))
+	}
+	until, err := parseTime("valid_until", in.ValidUntil)
+	if err != nil {
+		return RelateOut{}, err
+	}
+	if until != nil {
+		opts = append(opts, client.ValidUntil(*until))
+	}
+	if in.Attributes != nil {
+		opts = append(opts, client.WithAttributes(in.Attributes))
+	}
+	rel, err := c.c.LongTerm.AddRelationship(ctx, in.Source, in.Target, in.Type, c.writeOpts(opts...)...)
+	if err != nil {
+		return RelateOut{}, toolError(err, relationshipField)
 	}
 	out := RelateOut{RelationshipID: rel.ID, SourceID: rel.SourceID, TargetID: rel.TargetID}
 	out.Write, err = c.settle(ctx, rel.Receipt)
@@ -331,16 +388,31 @@ func related(ctx context.Context, c *call, in RelatedIn) (RelatedOut, error) {
 	if in.Depth > 0 {
 		opts = append(opts, client.Depth(in.Depth))
 	}
+	if len(in.RelationshipTypes) > 0 {
+		opts = append(opts, client.RelationshipTypes(in.RelationshipTypes...))
+	}
+	if in.Direction != "" {
+		opts = append(opts, client.Following(in.Direction))
+	}
 	if in.Limit > 0 {
 		opts = append(opts, client.Limit(in.Limit))
 	}
 	r, err := c.c.LongTerm.GetRelatedEntities(ctx, c.user, in.EntityID, opts...)
 	if err != nil {
-		return RelatedOut{}, err
+		return RelatedOut{}, toolError(err, func(f string) string {
+			if f == "type" {
+				return "relationship_types"
+			}
+			return f
+		})
 	}
-	out := RelatedOut{Entity: fromEntityDetail(r.Entity), Related: []RelatedEntity{}}
+	out := RelatedOut{Entity: fromEntityDetail(r.Entity), Related: []RelatedEntity{}, Truncated: r.Truncated}
 	for _, x := range r.Related {
-		out.Related = append(out.Related, RelatedEntity{Entity: fromEntityDetail(x.Entity), Depth: x.Depth, RelationshipType: x.Relationship().Type})
+		rel := x.Relationship()
+		out.Related = append(out.Related, RelatedEntity{Entity: fromEntityDetail(x.Entity), Depth: x.Depth, RelationshipType: rel.Type,
+			Relationship: RelationshipOut{ID: rel.ID, Type: rel.Type, Direction: rel.Direction, SourceID: rel.SourceID, TargetID: rel.TargetID,
+				Description: rel.Description, Confidence: rel.Confidence, ValidFrom: rel.ValidFrom, ValidUntil: rel.ValidUntil,
+				Attributes: object(rel.Attributes)}})
 	}
 	return out, nil
 }
@@ -350,9 +422,22 @@ func addFact(ctx context.Context, c *call, in AddFactIn) (AddFactOut, error) {
 	if err != nil {
 		return AddFactOut{}, err
 	}
+	until, err := parseTime("valid_until", in.ValidUntil)
+	if err != nil {
+		return AddFactOut{}, err
+	}
 	var opts []client.WriteOption
 	if from != nil {
 		opts = append(opts, client.ValidFrom(*from))
+	}
+	if until != nil {
+		opts = append(opts, client.ValidUntil(*until))
+	}
+	if in.Confidence != nil {
+		opts = append(opts, client.WithConfidence(*in.Confidence))
+	}
+	if in.Metadata != nil {
+		opts = append(opts, client.WithMetadata(in.Metadata))
 	}
 	f, err := c.c.LongTerm.AddFact(ctx, in.Subject, in.Predicate, in.Object, c.writeOpts(opts...)...)
 	if err != nil {
@@ -368,6 +453,10 @@ func getFacts(ctx context.Context, c *call, in GetFactsIn) (FactsOut, error) {
 	if err != nil {
 		return FactsOut{}, err
 	}
+	knownAt, err := parseTime("known_at", in.KnownAt)
+	if err != nil {
+		return FactsOut{}, err
+	}
 	opts := c.readOpts()
 	if in.Subject != "" {
 		opts = append(opts, client.AboutSubject(in.Subject))
@@ -377,6 +466,9 @@ func getFacts(ctx context.Context, c *call, in GetFactsIn) (FactsOut, error) {
 	}
 	if asOf != nil {
 		opts = append(opts, client.AsOf(*asOf))
+	}
+	if knownAt != nil {
+		opts = append(opts, client.KnownAt(*knownAt))
 	}
 	if in.Limit > 0 {
 		opts = append(opts, client.Limit(in.Limit))
@@ -388,14 +480,23 @@ func getFacts(ctx context.Context, c *call, in GetFactsIn) (FactsOut, error) {
 	out := FactsOut{Facts: []Fact{}}
 	for _, f := range fs {
 		out.Facts = append(out.Facts, Fact{ID: f.ID, Subject: f.Subject, Predicate: f.Predicate, Object: f.Object,
-			Confidence: f.Confidence, ValidFrom: f.ValidFrom, ValidUntil: f.ValidUntil})
+			Confidence: f.Confidence, ValidFrom: f.ValidFrom, ValidUntil: f.ValidUntil, Metadata: object(f.Metadata), RecordedAt: f.RecordedAt})
 	}
 	return out, nil
 }
 
 func fromEntityDetail(e client.EntityDetail) EntityOut {
 	return EntityOut{Entity: Entity{ID: e.ID, Name: e.Name, Type: e.Type}, Subtype: e.Subtype, Description: e.Description,
-		Aliases: nonNil(e.Aliases), Attributes: object(e.Attributes), MergedIDs: nonNil(e.MergedIDs)}
+		Aliases: nonNil(e.Aliases), Attributes: object(e.Attributes), Confidence: e.Confidence, MergedIDs: nonNil(e.MergedIDs)}
+}
+
+// relationshipField maps the relationship command's fields onto memory_create_relationship's
+// arguments.
+func relationshipField(f string) string {
+	if f == "type" {
+		return "relationship_type"
+	}
+	return f
 }
 
 func fromEntityDetails(es []client.EntityDetail) []EntityOut {
