@@ -90,7 +90,7 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 	var sessions mcp.SessionsOut
 	s.call("memory_list_sessions", nil, &sessions)
 	if len(sessions.Conversations) != 1 || sessions.Conversations[0].SessionID != "sara-2026-05-01" ||
-		sessions.Conversations[0].Title == nil || *sessions.Conversations[0].Title != "Team search" {
+		sessions.Conversations[0].Title == nil || *sessions.Conversations[0].Title != "Team search" || sessions.Conversations[0].MessageCount != 2 {
 		t.Errorf("sessions: %+v", sessions)
 	}
 

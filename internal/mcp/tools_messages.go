@@ -122,7 +122,7 @@ func addMessageTools(r *registry) {
 
 	add(r, &sdk.Tool{
 		Name: "memory_list_sessions",
-		Description: "List the user's conversations (one per session), most recently updated first, with session_id, title and times. " +
+		Description: "List the user's conversations (one per session), most recently updated first, with session_id, title, times and message count. " +
 			"Use it to find a past conversation, then read it with memory_get_conversation.",
 		Annotations: readOnly,
 	}, schemaFor[ListSessionsIn](limit(20, 1000)), listSessions)

@@ -52,6 +52,8 @@ type Conversation struct {
 	Title     *string    `json:"title"`
 	CreatedAt *time.Time `json:"created_at"`
 	UpdatedAt *time.Time `json:"updated_at"`
+	// MessageCount is the library's list_sessions message_count.
+	MessageCount int64 `json:"message_count" jsonschema:"how many messages it has"`
 }
 
 // ToolCall is a tool call recorded in a reasoning step.
@@ -166,7 +168,8 @@ func fromMessages(ms []client.Message) []Message {
 func fromConversations(cs []client.Conversation) []Conversation {
 	out := make([]Conversation, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, Conversation{ID: c.ID, SessionID: c.SessionID, Title: c.Title, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt})
+		out = append(out, Conversation{ID: c.ID, SessionID: c.SessionID, Title: c.Title, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+			MessageCount: c.MessageCount})
 	}
 	return out
 }
