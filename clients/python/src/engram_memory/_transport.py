@@ -119,13 +119,14 @@ class Transport:
         op: str,
         user: str | None,
         path: str,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
         *,
         consistent: bool = True,
         at_least: int = 0,
     ) -> Any:
         """GET a query-service path about ``user`` (``None``: the shared tenant), carrying
-        the highest token this client holds for that user unless ``consistent`` is false."""
+        the highest token this client holds for that user unless ``consistent`` is false.
+        A list value repeats its parameter."""
         q = dict(params or {})
         token = max(self.token_for(user) if consistent else 0, at_least)
         if token > 0:
@@ -153,7 +154,7 @@ class Transport:
         url: str,
         *,
         content: bytes | None,
-        params: Mapping[str, str] | None,
+        params: Mapping[str, str | list[str]] | None,
         retry: frozenset[int],
     ) -> httpx.Response:
         http = self._http

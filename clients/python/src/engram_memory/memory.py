@@ -10,26 +10,45 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from ._ids import uuid7
+from ._ids import entity_id, uuid7
 from ._transport import Owners, Transport, segment, user_path
 from .errors import InvalidRequestError, NotFoundError, UserRequiredError
 from .models import (
     Conversation,
     Entity,
+    EntityDetail,
+    EntityHit,
+    EntityMentions,
     EntityRef,
+    Fact,
+    MentionedEntities,
     Message,
+    MessageHit,
     MessageRole,
     Preference,
+    PreferenceHit,
     ReasoningStep,
     ReasoningTrace,
+    Related,
+    Relationship,
+    StepHit,
     ToolCall,
     ToolCallStatus,
     ToolStats,
     User,
     WriteReceipt,
     conversation_from,
+    entity_detail_from,
+    entity_hit_from,
+    entity_mentions_from,
+    fact_from,
+    mentioned_entities_from,
     message_from,
+    message_hit_from,
     preference_from,
+    preference_hit_from,
+    related_from,
+    step_hit_from,
     tool_stats_from,
     trace_from,
     user_from,
@@ -38,6 +57,10 @@ from .models import (
 __all__ = ["LongTermMemory", "ReasoningMemory", "ShortTermMemory", "UserMemory"]
 
 _PAGE = 1000  # the query service's default MAX_LIMIT
+
+# What names an entity: an entity read or written (by its id, else its name and type), a
+# reference, or an id.
+EntityLike = Entity | EntityRef | Mapping[str, Any] | UUID | str
 
 
 def _utc(t: datetime) -> datetime:
@@ -160,6 +183,28 @@ class _Memory:
             if not cursor:
                 break
         return out[:limit]
+
+    async def _search(
+        self,
+        op: str,
+        user: str | None,
+        kind: str,
+        query: str,
+        filters: dict[str, str],
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The hits of the full-text search of one kind, best first (docs/query.md,
+        "Search"): the words of ``query``, any of which matches."""
+        q = {"q": query, **filters, "limit": _limit(op, limit)}
+        out = await self._t.read(op, user, f"{user_path(user)}/search/{kind}", q)
+        return list(out.get(kind) or [])
+
+
+def _limit(op: str, limit: int) -> str:
+    """A ``limit`` parameter: at least 1, at most one answer of the service."""
+    if limit < 1:
+        raise InvalidRequestError(f"limit {limit}: at least 1", op=op, field="limit")
+    return str(min(limit, _PAGE))
 
 
 def _identifier(op: str, value: Any, field: str) -> str:
@@ -381,14 +426,31 @@ class ShortTermMemory(_Memory):
         )
         return [conversation_from(r) for r in rows]
 
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        session_id: str | None = None,
+        limit: int = 10,
+        user_identifier: str | None = None,
+    ) -> list[MessageHit]:
+        """The user's messages that contain any word of ``query``, best match first, each
+        with its ``session_id`` and ``score`` (full text, not embeddings: no ``threshold``,
+        no ``metadata_filters``); ``session_id`` keeps one session's."""
+        op = "search_messages"
+        user = self._reader(op, user_identifier)
+        filters = {"session_id": session_id} if session_id is not None else {}
+        rows = await self._search(op, user, "messages", query, filters, limit)
+        return [message_hit_from(r) for r in rows]
 
-def _entity_ref(op: str, i: int, ref: EntityRef | Mapping[str, Any]) -> dict[str, str]:
+
+def _entity_ref(op: str, field: str, ref: EntityRef | Mapping[str, Any]) -> dict[str, str]:
     r = ref if isinstance(ref, EntityRef) else EntityRef.model_validate(dict(ref))
     if r.label is not None:
         raise InvalidRequestError(
             "Engram's entities have no label: name them by id, or name and type",
             op=op,
-            field=f"applies_to[{i}].label",
+            field=f"{field}.label",
         )
     out: dict[str, str] = {}
     if r.id:
@@ -400,8 +462,38 @@ def _entity_ref(op: str, i: int, ref: EntityRef | Mapping[str, Any]) -> dict[str
     return out
 
 
+def _endpoint(op: str, field: str, ref: EntityLike) -> dict[str, str]:
+    """A relationship's endpoint as the ingestor takes it: ``{"id"}``, or ``{"name",
+    "type"}`` (created when absent)."""
+    if isinstance(ref, UUID | str):
+        return {"id": _identifier(op, str(ref), field)}
+    if isinstance(ref, Entity):
+        if ref.id:
+            return {"id": ref.id}
+        return _entity_ref(op, field, EntityRef(name=ref.name or None, type=ref.type))
+    return _entity_ref(op, field, ref)
+
+
+def _ref_id(user: str | None, ref: Mapping[str, str]) -> str:
+    """The id of the entity a reference names: its id, else the one derived from the user,
+    name and type."""
+    return ref.get("id") or entity_id(user, ref.get("name", ""), ref.get("type"))
+
+
+def _entity_key(op: str, entity: Entity | UUID | str) -> str:
+    """The id of an entity given as read or written, or as its id."""
+    value = entity.id if isinstance(entity, Entity) else str(entity)
+    if not value:
+        raise InvalidRequestError(
+            "this entity has no id yet: read it (get_entity_by_name) or pass its id",
+            op=op,
+            field="entity_id",
+        )
+    return value
+
+
 class LongTermMemory(_Memory):
-    """Preferences (the seed's ``client.long_term``)."""
+    """Preferences, entities, relationships and facts (the seed's ``client.long_term``)."""
 
     async def add_preference(
         self,
@@ -420,7 +512,7 @@ class LongTermMemory(_Memory):
         chosen here, so ``supersede_preference(old.id, new.id)`` works at once."""
         op = "add_preference"
         user = self._writer(op, user_identifier, "preference")
-        refs = [_entity_ref(op, i, r) for i, r in enumerate(applies_to or [])]
+        refs = [_entity_ref(op, f"applies_to[{i}]", r) for i, r in enumerate(applies_to or [])]
         pref_id = uuid7()
         body: dict[str, Any] = {
             "event_id": uuid7(),
@@ -543,6 +635,381 @@ class LongTermMemory(_Memory):
         q = {"known_at": rfc3339(known_at)} if known_at is not None else {}
         out = await self._t.read(op, user, user_path(user) + "/preferences/history", q)
         return [preference_from(p) for p in out.get("preferences") or []]
+
+    async def search_preferences(
+        self,
+        query: str,
+        *,
+        category: str | None = None,
+        limit: int = 10,
+        user_identifier: str | None = None,
+    ) -> list[PreferenceHit]:
+        """The user's preferences, superseded ones too, whose ``preference`` or ``context``
+        contains any word of ``query``, best match first (full text, not embeddings: no
+        ``threshold``); ``category`` keeps one category."""
+        op = "search_preferences"
+        user = self._reader(op, user_identifier)
+        filters = {"category": category} if category is not None else {}
+        rows = await self._search(op, user, "preferences", query, filters, limit)
+        return [preference_hit_from(r) for r in rows]
+
+    async def add_entity(
+        self,
+        name: str,
+        entity_type: str,
+        *,
+        subtype: str | None = None,
+        description: str | None = None,
+        aliases: Sequence[str] | None = None,
+        attributes: dict[str, Any] | None = None,
+        confidence: float | None = None,
+        user_identifier: str | None = None,
+        message_ids: Sequence[UUID | str] | None = None,
+        trace_ids: Sequence[UUID | str] | None = None,
+    ) -> EntityDetail:
+        """Record an entity of the user, or add to it: its id is derived from the user,
+        ``name`` and ``entity_type`` (the entity a preference's ``applies_to`` of that name
+        and type names), so adding it again reaches the same entity. Given fields replace
+        the stored ones (``attributes`` wholesale), ``aliases`` add to them, and the user's
+        messages and traces of ``message_ids`` and ``trace_ids`` are linked as mentioning it.
+
+        Answers the entity as this call wrote it, once the log stored the write (the
+        library answers ``(entity, DeduplicationResult)``; Engram deduplicates by name and
+        type only); ``get_entity`` reads what is stored."""
+        op = "add_entity"
+        user = self._writer(op, user_identifier, "entity")
+        body: dict[str, Any] = {"event_id": uuid7(), "name": name, "type": entity_type}
+        _put(body, "user_identifier", user)
+        _put(body, "subtype", subtype)
+        _put(body, "description", description)
+        if aliases:
+            body["aliases"] = list(aliases)
+        if attributes:
+            body["attributes"] = attributes
+        _put(body, "confidence", confidence)
+        if message_ids:
+            body["message_ids"] = [_id(m) for m in message_ids]
+        if trace_ids:
+            body["trace_ids"] = [_id(t) for t in trace_ids]
+        acc = await self._t.write(op, user, "POST", "/v1/entities", body)
+        eid = str(acc["entity_id"])
+        self._owners.put(eid, user)
+        return EntityDetail(
+            id=eid,
+            name=name,
+            type=entity_type,
+            subtype=subtype,
+            description=description,
+            aliases=list(aliases or []),
+            attributes=dict(attributes or {}),
+            confidence=1.0 if confidence is None else confidence,
+            receipt=_receipt(acc, user),
+        )
+
+    async def get_entity(
+        self, entity_id: UUID | str, *, user_identifier: str | None = None
+    ) -> EntityDetail | None:
+        """One of the user's entities, or ``None`` when the user has none of that id (also
+        when another user has it). A merged entity's id answers the entity it was merged
+        into, ``resolved_from`` set to the id asked for."""
+        op = "get_entity"
+        eid = _id(entity_id)
+        user = self._owner(op, user_identifier, eid)
+        try:
+            out = await self._t.read(op, user, f"{user_path(user)}/entities/{segment(eid)}")
+        except NotFoundError:
+            return None
+        return entity_detail_from(out)
+
+    async def get_entity_by_name(
+        self,
+        name: str,
+        *,
+        entity_type: str | None = None,
+        user_identifier: str | None = None,
+    ) -> EntityDetail | None:
+        """The user's entity of this name, or ``None``. Without ``entity_type``, as the
+        library: the first (by name, then id) of the entities with that name or alias.
+        Engram adds ``entity_type``: exactly the entity of that name and type (its
+        survivor when it was merged)."""
+        op = "get_entity_by_name"
+        user = self._reader(op, user_identifier)
+        if entity_type is None:
+            path = user_path(user) + "/entities"
+            rows = await self._pages(op, user, path, "entities", {"name": name}, 1)
+            return entity_detail_from(rows[0]) if rows else None
+        q = {"name": name, "type": entity_type}
+        try:
+            out = await self._t.read(op, user, user_path(user) + "/entities/by-name", q)
+        except NotFoundError:
+            return None
+        return entity_detail_from(out)
+
+    async def list_entities(
+        self,
+        *,
+        entity_type: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        user_identifier: str | None = None,
+    ) -> list[EntityDetail]:
+        """The user's entities by name, then id, merged ones left out: ``entity_type``
+        keeps one type (exact, case-sensitive), ``name`` those of that name or with it
+        among their aliases; up to ``limit``, page after page."""
+        op = "list_entities"
+        user = self._reader(op, user_identifier)
+        q: dict[str, str] = {}
+        _put(q, "type", entity_type)
+        _put(q, "name", name)
+        rows = await self._pages(op, user, user_path(user) + "/entities", "entities", q, limit)
+        return [entity_detail_from(r) for r in rows]
+
+    async def search_entities(
+        self,
+        query: str,
+        *,
+        entity_types: Sequence[str] | None = None,
+        limit: int = 10,
+        user_identifier: str | None = None,
+    ) -> list[EntityHit]:
+        """The user's entities whose ``name`` or ``description`` contains any word of
+        ``query``, best match first (full text: no ``threshold``). ``entity_types`` keeps
+        those types (exact, case-sensitive; the library upper-cases them): one search per
+        type, the hits merged by score."""
+        op = "search_entities"
+        user = self._reader(op, user_identifier)
+        types = list(dict.fromkeys(entity_types or []))
+        if len(types) <= 1:
+            filters = {"type": types[0]} if types else {}
+            rows = await self._search(op, user, "entities", query, filters, limit)
+            return [entity_hit_from(r) for r in rows]
+        answers = await asyncio.gather(
+            *(self._search(op, user, "entities", query, {"type": t}, limit) for t in types)
+        )
+        hits = [entity_hit_from(r) for rows in answers for r in rows]
+        hits.sort(key=lambda h: (-h.score, h.id or ""))
+        return hits[:limit]
+
+    async def get_related_entities(
+        self,
+        entity: Entity | UUID | str,
+        *,
+        relationship_types: Sequence[str] | None = None,
+        depth: int = 1,
+        direction: str | None = None,
+        limit: int | None = None,
+        user_identifier: str | None = None,
+    ) -> Related:
+        """The entities related to one of the user's (its survivor when it was merged):
+        breadth first along its relationships up to ``depth`` hops (1 to 3; the library
+        walks one), each entity once at its shortest distance with the path that reached
+        it, nearest first; ``relationship_types`` and ``direction`` (``both``, the default,
+        ``out`` or ``in``) hold on every hop; at most ``limit`` entities (default 100),
+        ``truncated`` when more were within reach. ``NotFoundError`` when the user has no
+        such entity. ``[(r.entity, r.relationship) for r in related.related]`` is the
+        library's list of pairs."""
+        op = "get_related_entities"
+        eid = _entity_key(op, entity)
+        user = self._owner(op, user_identifier, eid)
+        q: dict[str, str | list[str]] = {}
+        if depth != 1:
+            q["depth"] = str(depth)
+        if relationship_types:
+            q["type"] = list(relationship_types)
+        _put(q, "direction", direction)
+        if limit is not None:
+            q["limit"] = _limit(op, limit)
+        path = f"{user_path(user)}/entities/{segment(eid)}/related"
+        return related_from(await self._t.read(op, user, path, q))
+
+    async def merge_duplicate_entities(
+        self,
+        source_id: UUID | str,
+        target_id: UUID | str,
+        *,
+        user_identifier: str | None = None,
+    ) -> WriteReceipt:
+        """Merge the user's entity ``source_id`` into ``target_id``: the target gains the
+        source's mentions, preferences, relationships and merged entities, and its name
+        and aliases as aliases; the source's id reads as the target from then on. The
+        user is the one given, or the one this client added either entity for. Answers
+        the receipt (the library answers both entities, read after the merge); merging
+        another user's entity, or one that does not exist, is refused by the projector
+        (``client.wait_applied(receipt)`` raises ``RejectedError``)."""
+        op = "merge_duplicate_entities"
+        src, dst = _id(source_id), _id(target_id)
+        user = self._owner(op, user_identifier, src, dst)
+        body: dict[str, Any] = {"event_id": uuid7(), "source_id": src, "target_id": dst}
+        _put(body, "user_identifier", user)
+        return _receipt(await self._t.write(op, user, "POST", "/v1/entities/merge", body), user)
+
+    async def add_relationship(
+        self,
+        source: EntityLike,
+        target: EntityLike,
+        relationship_type: str,
+        *,
+        description: str | None = None,
+        confidence: float = 1.0,
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_identifier: str | None = None,
+    ) -> Relationship:
+        """Relate two of the user's entities, each given as an entity, an ``EntityRef``
+        (by name and type it is created when absent) or an id. One relationship per
+        source, type and target: adding it again updates it; its id is derived from them.
+        The user is the one given, or the one this client added an endpoint given by id
+        for."""
+        op = "add_relationship"
+        src, dst = _endpoint(op, "source", source), _endpoint(op, "target", target)
+        ids = [r["id"] for r in (src, dst) if "id" in r]
+        if user_identifier is None and ids:
+            user = self._owner(op, None, *ids)
+        else:
+            user = self._writer(op, user_identifier, "relationship")
+        body: dict[str, Any] = {
+            "event_id": uuid7(),
+            "source": src,
+            "target": dst,
+            "type": relationship_type,
+            "confidence": confidence,
+        }
+        _put(body, "user_identifier", user)
+        _put(body, "description", description)
+        if valid_from is not None:
+            body["valid_from"] = rfc3339(valid_from)
+        if valid_until is not None:
+            body["valid_until"] = rfc3339(valid_until)
+        if attributes:
+            body["attributes"] = attributes
+        acc = await self._t.write(op, user, "POST", "/v1/relationships", body)
+        source_id, target_id = _ref_id(user, src), _ref_id(user, dst)
+        self._owners.put(source_id, user)
+        self._owners.put(target_id, user)
+        return Relationship(
+            id=str(acc["relationship_id"]),
+            type=relationship_type,
+            source_id=source_id,
+            target_id=target_id,
+            description=description,
+            confidence=confidence,
+            valid_from=_utc(valid_from) if valid_from is not None else None,
+            valid_until=_utc(valid_until) if valid_until is not None else None,
+            attributes=dict(attributes or {}),
+            receipt=_receipt(acc, user),
+        )
+
+    async def add_fact(
+        self,
+        subject: str,
+        predicate: str,
+        obj: str,
+        *,
+        confidence: float = 1.0,
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        user_identifier: str | None = None,
+    ) -> Fact:
+        """Record a fact of the user, valid from ``valid_from`` (default: when the ingestor
+        took it) until ``valid_until`` (open when absent). Its id is chosen here."""
+        op = "add_fact"
+        user = self._writer(op, user_identifier, "fact")
+        fact_id = uuid7()
+        body: dict[str, Any] = {
+            "event_id": uuid7(),
+            "fact_id": fact_id,
+            "subject": subject,
+            "predicate": predicate,
+            "object": obj,
+            "confidence": confidence,
+        }
+        _put(body, "user_identifier", user)
+        if valid_from is not None:
+            body["valid_from"] = rfc3339(valid_from)
+        if valid_until is not None:
+            body["valid_until"] = rfc3339(valid_until)
+        if metadata:
+            body["metadata"] = metadata
+        acc = await self._t.write(op, user, "POST", "/v1/facts", body)
+        return Fact(
+            id=UUID(fact_id),
+            subject=subject,
+            predicate=predicate,
+            object=obj,
+            confidence=confidence,
+            valid_from=_utc(valid_from) if valid_from is not None else None,
+            valid_until=_utc(valid_until) if valid_until is not None else None,
+            metadata=dict(metadata or {}),
+            receipt=_receipt(acc, user),
+        )
+
+    async def get_facts(
+        self,
+        user_identifier: str | None,
+        *,
+        subject: str | None = None,
+        predicate: str | None = None,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Fact]:
+        """The user's facts (``None``: the shared tenant), highest confidence first, then
+        newest: ``subject`` and ``predicate`` exact; ``as_of`` keeps those valid at that
+        instant (valid time), ``known_at`` those recorded by then (transaction time)."""
+        op = "get_facts"
+        user = self._reader(op, user_identifier)
+        q: dict[str, str] = {}
+        _put(q, "subject", subject)
+        _put(q, "predicate", predicate)
+        if as_of is not None:
+            q["as_of"] = rfc3339(as_of)
+        if known_at is not None:
+            q["known_at"] = rfc3339(known_at)
+        q["limit"] = _limit(op, limit)
+        out = await self._t.read(op, user, user_path(user) + "/facts", q)
+        return [fact_from(f) for f in out.get("facts") or []]
+
+    async def get_facts_about(
+        self, subject: str, *, limit: int = 100, user_identifier: str | None = None
+    ) -> list[Fact]:
+        """The user's facts about ``subject`` (``get_facts(subject=...)``)."""
+        return await self.get_facts(user_identifier, subject=subject, limit=limit)
+
+    async def get_entity_mentions(
+        self,
+        entity_id: UUID | str,
+        *,
+        limit: int | None = None,
+        user_identifier: str | None = None,
+    ) -> EntityMentions:
+        """The user's messages (newest first) and traces (latest started first) that
+        mention the entity (its survivor when it was merged), at most ``limit`` of each
+        (default 100). ``NotFoundError`` when the user has no such entity."""
+        op = "get_entity_mentions"
+        eid = _id(entity_id)
+        user = self._owner(op, user_identifier, eid)
+        q = {"limit": _limit(op, limit)} if limit is not None else {}
+        path = f"{user_path(user)}/entities/{segment(eid)}/mentions"
+        return entity_mentions_from(await self._t.read(op, user, path, q))
+
+    async def get_entities_from_message(
+        self,
+        message_id: UUID | str,
+        *,
+        limit: int | None = None,
+        user_identifier: str | None = None,
+    ) -> MentionedEntities:
+        """The entities the user's message mentions (``add_entity(message_ids=...)``; Engram
+        extracts nothing, so no positions), by name then id, at most ``limit`` (default
+        100). ``NotFoundError`` when the user has no such message."""
+        op = "get_entities_from_message"
+        mid = _id(message_id)
+        user = self._owner(op, user_identifier, mid)
+        q = {"limit": _limit(op, limit)} if limit is not None else {}
+        path = f"{user_path(user)}/messages/{segment(mid)}/entities"
+        return mentioned_entities_from(await self._t.read(op, user, path, q))
 
 
 class ReasoningMemory(_Memory):
@@ -774,3 +1241,39 @@ class ReasoningMemory(_Memory):
             user = _identifier(op, user_identifier, "user_identifier")
             out = await self._t.read(op, user, user_path(user) + "/tools", q)
         return [tool_stats_from(s) for s in out.get("tools") or []]
+
+    async def search_steps(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        success_only: bool = True,
+        user_identifier: str | None = None,
+    ) -> list[StepHit]:
+        """The user's reasoning steps whose thought, action or observation contains any
+        word of ``query``, best match first, each with its tool calls and its trace's
+        session, task, outcome and success. ``success_only`` (the library's default, true)
+        keeps the steps of traces completed with success: those of open traces too need
+        ``success_only=False``."""
+        op = "search_steps"
+        user = self._reader(op, user_identifier)
+        filters = {"success_only": "true"} if success_only else {}
+        rows = await self._search(op, user, "steps", query, filters, limit)
+        return [step_hit_from(r) for r in rows]
+
+    async def get_trace_entities(
+        self,
+        trace_id: UUID | str,
+        *,
+        limit: int | None = None,
+        user_identifier: str | None = None,
+    ) -> MentionedEntities:
+        """The entities the user's trace mentions (``add_entity(trace_ids=...)``), by name
+        then id, at most ``limit`` (default 100). ``NotFoundError`` when the user has no
+        such trace."""
+        op = "get_trace_entities"
+        tid = _id(trace_id)
+        user = self._owner(op, user_identifier, tid)
+        q = {"limit": _limit(op, limit)} if limit is not None else {}
+        path = f"{user_path(user)}/traces/{segment(tid)}/entities"
+        return mentioned_entities_from(await self._t.read(op, user, path, q))

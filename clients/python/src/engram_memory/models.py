@@ -21,15 +21,26 @@ from .errors import EngramError
 __all__ = [
     "Conversation",
     "Entity",
+    "EntityDetail",
+    "EntityHit",
+    "EntityMentions",
     "EntityRef",
+    "Fact",
     "Fate",
     "FateStatus",
     "MemoryEntry",
+    "MentionedEntities",
     "Message",
+    "MessageHit",
     "MessageRole",
     "Preference",
+    "PreferenceHit",
     "ReasoningStep",
     "ReasoningTrace",
+    "Related",
+    "RelatedEntity",
+    "Relationship",
+    "StepHit",
     "ToolCall",
     "ToolCallStatus",
     "ToolStats",
@@ -225,6 +236,160 @@ class ToolStats(BaseModel):
     last_used_at: datetime | None = None
 
 
+class EntityDetail(Entity):
+    """One of the user's entities as read (the library's ``Entity``): ``type`` as written
+    (case kept), ``subtype``, ``description``, ``aliases``, ``attributes``, ``confidence``
+    (1.0 when never given), plus Engram's times, ``merged_ids`` (the entities merged into
+    it) and ``resolved_from`` (the id asked for when it named an entity merged into this
+    one). As returned by ``add_entity``: what that call wrote, with the id Engram derived."""
+
+    subtype: str | None = None
+    description: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    recorded_at: datetime | None = None
+    recorded_seq: int | None = None
+    merged_ids: list[str] = Field(default_factory=list)
+    resolved_from: str | None = None
+    receipt: WriteReceipt | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def display_name(self) -> str:
+        """The library's display name: Engram keeps no canonical name, so the name."""
+        return self.name
+
+    @property
+    def full_type(self) -> str:
+        """The type with its subtype, ``OBJECT:VEHICLE``, as the library writes it."""
+        return f"{self.type}:{self.subtype}" if self.subtype else self.type or ""
+
+
+class Relationship(BaseModel):
+    """A ``RELATED_TO`` edge between two of the user's entities (the library's
+    ``Relationship``); ``id`` is derived from the user, the endpoints and the type.
+    ``direction`` is set on reads: how the walk crossed it (``out`` from source to target,
+    ``in`` against it)."""
+
+    id: str
+    type: str
+    direction: str | None = None
+    source_id: str
+    target_id: str
+    description: str | None = None
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    recorded_at: datetime | None = None
+    receipt: WriteReceipt | None = Field(default=None, exclude=True, repr=False)
+
+
+class RelatedEntity(BaseModel):
+    """An entity ``get_related_entities`` reached, at its shortest distance ``depth``, with
+    the relationships of the path that first reached it."""
+
+    entity: EntityDetail
+    depth: int
+    path: list[Relationship] = Field(default_factory=list)
+
+    @property
+    def relationship(self) -> Relationship | None:
+        """The last relationship of the path, the one that joins the entity to it (the
+        library's ``(entity, relationship)`` pair)."""
+        return self.path[-1] if self.path else None
+
+
+class Related(BaseModel):
+    """The answer of ``get_related_entities``: the entity asked about (its survivor when it
+    was merged), those related to it, nearest first, and whether more were within reach
+    than the limit let through."""
+
+    entity: EntityDetail
+    related: list[RelatedEntity] = Field(default_factory=list)
+    truncated: bool = False
+
+
+class Fact(MemoryEntry):
+    """A subject-predicate-object fact of the user (the library's ``Fact``), valid from
+    ``valid_from`` until ``valid_until``; Engram adds when it was recorded."""
+
+    subject: str
+    predicate: str
+    object: str
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    recorded_at: datetime | None = None
+    recorded_seq: int | None = None
+
+    @property
+    def as_triple(self) -> tuple[str, str, str]:
+        """The fact as ``(subject, predicate, object)``."""
+        return (self.subject, self.predicate, self.object)
+
+
+class EntityMentions(BaseModel):
+    """The messages (newest first, each with its conversation and session) and reasoning
+    traces (latest started first) that mention an entity; ``entity_id`` is the survivor's
+    when the id asked for (``resolved_from``) was merged. ``truncated``: either list had
+    more than the limit."""
+
+    entity_id: str
+    resolved_from: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    traces: list[ReasoningTrace] = Field(default_factory=list)
+    truncated: bool = False
+
+
+class MentionedEntities(BaseModel):
+    """The entities a message or a trace mentions, by name then id; ``truncated``: it
+    mentions more than the limit."""
+
+    message_id: str | None = None
+    trace_id: str | None = None
+    entities: list[EntityDetail] = Field(default_factory=list)
+    truncated: bool = False
+
+
+class MessageHit(Message):
+    """A message a search found, with its ``session_id`` and ``score`` (Lucene's BM25,
+    comparable within one answer only)."""
+
+    score: float = 0.0
+
+
+class PreferenceHit(Preference):
+    """A preference a search found (superseded ones too: ``superseded_by``), with its
+    ``score``."""
+
+    score: float = 0.0
+
+
+class EntityHit(Entity):
+    """An entity a search found, with its ``description``, times and ``score``."""
+
+    description: str | None = None
+    created_at: datetime | None = None
+    recorded_at: datetime | None = None
+    score: float = 0.0
+
+
+class StepHit(ReasoningStep):
+    """A reasoning step a search found, with its tool calls, its trace's ``session_id``,
+    ``task``, ``outcome`` and ``success`` (the library's step with context), and ``score``."""
+
+    session_id: str = ""
+    task: str = ""
+    outcome: str | None = None
+    success: bool | None = None
+    score: float = 0.0
+
+
 class FateStatus(str, Enum):
     """What became of a write the log stored."""
 
@@ -410,3 +575,145 @@ def tool_stats_from(d: dict[str, Any]) -> ToolStats:
 @_answer
 def fate_from(d: dict[str, Any]) -> Fate:
     return Fate.model_validate(d)
+
+
+def _score(d: dict[str, Any]) -> float:
+    return float(d["score"])
+
+
+def _confidence(d: dict[str, Any]) -> float:
+    confidence = d.get("confidence")
+    return 1.0 if confidence is None else float(confidence)
+
+
+@_answer
+def entity_detail_from(d: dict[str, Any]) -> EntityDetail:
+    attrs = d.get("attributes")
+    return EntityDetail(
+        id=str(d["id"]),
+        name=str(d["name"]),
+        type=d.get("type"),
+        subtype=d.get("subtype"),
+        description=d.get("description"),
+        aliases=[str(a) for a in d.get("aliases") or []],
+        attributes=attrs if isinstance(attrs, dict) else {},
+        confidence=_confidence(d),
+        created_at=d.get("created_at"),
+        updated_at=d.get("updated_at"),
+        recorded_at=d.get("recorded_at"),
+        recorded_seq=d.get("recorded_seq"),
+        merged_ids=[str(i) for i in d.get("merged_ids") or []],
+        resolved_from=d.get("resolved_from"),
+    )
+
+
+@_answer
+def relationship_from(d: dict[str, Any]) -> Relationship:
+    attrs = d.get("attributes")
+    return Relationship(
+        id=str(d["id"]),
+        type=str(d["type"]),
+        direction=d.get("direction"),
+        source_id=str(d["source_id"]),
+        target_id=str(d["target_id"]),
+        description=d.get("description"),
+        confidence=_confidence(d),
+        valid_from=d.get("valid_from"),
+        valid_until=d.get("valid_until"),
+        attributes=attrs if isinstance(attrs, dict) else {},
+        created_at=d.get("created_at"),
+        updated_at=d.get("updated_at"),
+        recorded_at=d.get("recorded_at"),
+    )
+
+
+@_answer
+def related_from(d: dict[str, Any]) -> Related:
+    return Related(
+        entity=entity_detail_from(d["entity"]),
+        related=[
+            RelatedEntity(
+                entity=entity_detail_from(r["entity"]),
+                depth=int(r["depth"]),
+                path=[relationship_from(p) for p in r.get("path") or []],
+            )
+            for r in d.get("related") or []
+        ],
+        truncated=bool(d.get("truncated", False)),
+    )
+
+
+@_answer
+def fact_from(d: dict[str, Any]) -> Fact:
+    return Fact(
+        id=UUID(str(d["id"])),
+        subject=str(d["subject"]),
+        predicate=str(d["predicate"]),
+        object=str(d["object"]),
+        confidence=_confidence(d),
+        valid_from=d.get("valid_from"),
+        valid_until=d.get("valid_until"),
+        created_at=d.get("created_at"),
+        metadata=d.get("metadata") or {},
+        recorded_at=d.get("recorded_at"),
+        recorded_seq=d.get("recorded_seq"),
+    )
+
+
+@_answer
+def entity_mentions_from(d: dict[str, Any]) -> EntityMentions:
+    return EntityMentions(
+        entity_id=str(d["entity_id"]),
+        resolved_from=d.get("resolved_from"),
+        messages=[
+            message_from(m, conversation_id=_uuid_or_none(m.get("conversation_id")))
+            for m in d.get("messages") or []
+        ],
+        traces=[trace_from(t) for t in d.get("traces") or []],
+        truncated=bool(d.get("truncated", False)),
+    )
+
+
+@_answer
+def mentioned_entities_from(d: dict[str, Any]) -> MentionedEntities:
+    return MentionedEntities(
+        message_id=d.get("message_id"),
+        trace_id=d.get("trace_id"),
+        entities=[entity_detail_from(e) for e in d.get("entities") or []],
+        truncated=bool(d.get("truncated", False)),
+    )
+
+
+@_answer
+def message_hit_from(d: dict[str, Any]) -> MessageHit:
+    return MessageHit(**dict(message_from(d)), score=_score(d))
+
+
+@_answer
+def preference_hit_from(d: dict[str, Any]) -> PreferenceHit:
+    return PreferenceHit(**dict(preference_from(d)), score=_score(d))
+
+
+@_answer
+def entity_hit_from(d: dict[str, Any]) -> EntityHit:
+    return EntityHit(
+        id=d.get("id"),
+        name=str(d.get("name") or ""),
+        type=d.get("type"),
+        description=d.get("description"),
+        created_at=d.get("created_at"),
+        recorded_at=d.get("recorded_at"),
+        score=_score(d),
+    )
+
+
+@_answer
+def step_hit_from(d: dict[str, Any]) -> StepHit:
+    return StepHit(
+        **dict(step_from(d, UUID(str(d["trace_id"])))),
+        session_id=str(d.get("session_id") or ""),
+        task=str(d.get("task") or ""),
+        outcome=d.get("outcome"),
+        success=d.get("success"),
+        score=_score(d),
+    )

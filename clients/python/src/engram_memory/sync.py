@@ -94,6 +94,7 @@ class SyncShortTermMemory(_Part[ShortTermMemory]):
     list_conversations = _blocking(ShortTermMemory.list_conversations)
     delete_message = _blocking(ShortTermMemory.delete_message)
     clear_session = _blocking(ShortTermMemory.clear_session)
+    search_messages = _blocking(ShortTermMemory.search_messages)
 
 
 class SyncLongTermMemory(_Part[LongTermMemory]):
@@ -104,6 +105,20 @@ class SyncLongTermMemory(_Part[LongTermMemory]):
     delete_entity = _blocking(LongTermMemory.delete_entity)
     get_preferences_for = _blocking(LongTermMemory.get_preferences_for)
     get_preference_history = _blocking(LongTermMemory.get_preference_history)
+    search_preferences = _blocking(LongTermMemory.search_preferences)
+    add_entity = _blocking(LongTermMemory.add_entity)
+    get_entity = _blocking(LongTermMemory.get_entity)
+    get_entity_by_name = _blocking(LongTermMemory.get_entity_by_name)
+    list_entities = _blocking(LongTermMemory.list_entities)
+    search_entities = _blocking(LongTermMemory.search_entities)
+    get_related_entities = _blocking(LongTermMemory.get_related_entities)
+    merge_duplicate_entities = _blocking(LongTermMemory.merge_duplicate_entities)
+    add_relationship = _blocking(LongTermMemory.add_relationship)
+    add_fact = _blocking(LongTermMemory.add_fact)
+    get_facts = _blocking(LongTermMemory.get_facts)
+    get_facts_about = _blocking(LongTermMemory.get_facts_about)
+    get_entity_mentions = _blocking(LongTermMemory.get_entity_mentions)
+    get_entities_from_message = _blocking(LongTermMemory.get_entities_from_message)
 
 
 class SyncReasoningMemory(_Part[ReasoningMemory]):
@@ -117,6 +132,8 @@ class SyncReasoningMemory(_Part[ReasoningMemory]):
     list_traces = _blocking(ReasoningMemory.list_traces)
     get_session_traces = _blocking(ReasoningMemory.get_session_traces)
     get_tool_stats = _blocking(ReasoningMemory.get_tool_stats)
+    search_steps = _blocking(ReasoningMemory.search_steps)
+    get_trace_entities = _blocking(ReasoningMemory.get_trace_entities)
 
 
 class SyncMemoryClient:

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 
 from engram_memory import EngramConfig, MemoryClient, MemoryConfig, MemorySettings
+from engram_memory._ids import entity_id
 
 Handler = Callable[[httpx.Request], httpx.Response]
+RELATIONSHIP_ID = "7c9e6679-7425-50de-944b-e07fc1f90ae7"
 
 
 class Fake:
@@ -34,12 +36,18 @@ class Fake:
         self.seq += 1
         body = json.loads(request.content) if request.content else {}
         acc: dict[str, Any] = {"event_id": body.get("event_id"), "sequence": self.seq}
-        for k in ("message_id", "preference_id", "trace_id", "step_id", "tool_call_id"):
+        for k in ("message_id", "preference_id", "trace_id", "step_id", "tool_call_id", "fact_id"):
             if k in body:
                 acc[k] = body[k]
         acc["user_id"] = "6f1d0c5e-8a0e-5b9f-9a51-1f4c2d3e4b5a"
         if request.url.path == "/v1/messages":
             acc["conversation_id"] = "2a9e7c1b-3d4f-5e6a-8b7c-9d0e1f2a3b4c"
+        if request.url.path == "/v1/entities":
+            acc["entity_id"] = entity_id(body.get("user_identifier"), body["name"], body["type"])
+        if request.url.path == "/v1/entities/merge":
+            acc["entity_id"] = body["target_id"]
+        if request.url.path == "/v1/relationships":
+            acc["relationship_id"] = RELATIONSHIP_ID
         return httpx.Response(202, json=acc)
 
     def body(self, i: int = -1) -> dict[str, Any]:
