@@ -86,13 +86,19 @@ func (h *Handler) registerShared(mux *http.ServeMux) {
 		{"/search/preferences", "shared_search_preferences", h.searchPreferences},
 		{"/search/entities", "shared_search_entities", h.searchEntities},
 		{"/search/steps", "shared_search_steps", h.searchSteps},
+		{"/search/traces", "shared_search_traces", h.searchTraces},
 	}
+	// The vector searches' POST form (vector.go), on the same paths.
+	posts := map[string]bool{"/search/messages": true, "/search/preferences": true, "/search/entities": true, "/search/traces": true}
 	for _, rt := range routes {
 		var next http.Handler = h.route(rt.name, rt.ep)
 		if !h.shared {
 			next = http.HandlerFunc(multiTenantOn)
 		}
 		mux.Handle("GET "+SharedPrefix+rt.path, h.guard(next))
+		if posts[rt.path] {
+			mux.Handle("POST "+SharedPrefix+rt.path, h.guard(next))
+		}
 	}
 }
 
