@@ -66,6 +66,23 @@ func testImportReproducesTheLibrarysReads(t *testing.T, lib library) {
 	_, _, js := testenv.NATS(t)
 	pub := stream.NewPublisher(js, 10*time.Second)
 
+	// Vectors as the library keeps them (embedding; a trace's task_embedding) on one message,
+	// one preference and one trace: imported with them.
+	vectors := map[string][]any{}
+	for label, cypher := range map[string]string{
+		"Message":        "MATCH (n:Message) WITH n ORDER BY n.id LIMIT 1 SET n.embedding = $v RETURN n.id AS id",
+		"Preference":     "MATCH (n:Preference) WITH n ORDER BY n.id LIMIT 1 SET n.embedding = $v RETURN n.id AS id",
+		"ReasoningTrace": "MATCH (n:ReasoningTrace) WITH n ORDER BY n.id LIMIT 1 SET n.task_embedding = $v RETURN n.id AS id",
+	} {
+		v := []any{0.25, -0.5, float64(len(label))}
+		res, err := neo4j.ExecuteQuery(ctx, g.Driver(t), cypher, map[string]any{"v": v}, neo4j.EagerResultTransformer)
+		if err != nil || len(res.Records) != 1 {
+			t.Fatalf("set a %s's vector: %v", label, err)
+		}
+		id, _ := res.Records[0].Get("id")
+		vectors[label+":"+id.(string)] = v
+	}
+
 	// The dry run counts and reports, and publishes nothing.
 	dry, err := Run(ctx, src, nil, nil, Options{DryRun: true})
 	if err != nil {
@@ -109,6 +126,16 @@ func testImportReproducesTheLibrarysReads(t *testing.T, lib library) {
 	}
 
 	reader := project(t, live, js, g.Suffix, man.Users)
+	for key, want := range vectors {
+		label, id, _ := strings.Cut(key, ":")
+		res, err := neo4j.ExecuteQuery(ctx, live, "MATCH (n:"+label+" {id: $id}) RETURN n.embedding AS v", map[string]any{"id": id}, neo4j.EagerResultTransformer)
+		if err != nil || len(res.Records) != 1 {
+			t.Fatalf("%s %s in Engram's graph: %v", label, id, err)
+		}
+		if got, _ := res.Records[0].Get("v"); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s %s: embedding %v after the import, want the library's %v", label, id, got, want)
+		}
+	}
 
 	srcAnswers := g.Reads(t, g.URI, g.User, g.Password)
 	lc := testenv.Neo4jSettings()

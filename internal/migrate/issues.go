@@ -39,7 +39,7 @@ const (
 	CodeDangling           = "dangling"                // a message, step or tool call outside its parent: not imported
 	CodeUnmodelledLabel    = "unmodelled_label"        // nodes of kinds Engram does not model: not imported
 	CodeUnmodelledRel      = "unmodelled_relationship" // relationships Engram does not model: not imported
-	CodeEmbedding          = "embedding"               // embeddings: not imported
+	CodeEmbedding          = "embedding"               // an embedding not imported: of a node kind Engram does not import with it, or not a valid vector
 	CodeUnreferencedEntity = "unreferenced_entity"     // an Entity no preference applies to: not imported
 )
 
@@ -84,9 +84,12 @@ var sourceChecks = []struct {
 		WITH type(r) AS t, count(*) AS n
 		RETURN t AS id, toString(n) + ' relationships: not imported (Engram does not model them)' AS detail
 		ORDER BY id LIMIT $max`},
-	{CodeEmbedding, `MATCH (n) WHERE n.embedding IS NOT NULL OR n.task_embedding IS NOT NULL
+	// Messages', preferences' and traces' (task_embedding) vectors are imported with them;
+	// the others' (entities, which are not imported as such, reasoning steps) are not.
+	{CodeEmbedding, `MATCH (n) WHERE (n.embedding IS NOT NULL OR n.task_embedding IS NOT NULL)
+		AND NOT n:Message AND NOT n:Preference AND NOT n:ReasoningTrace
 		WITH labels(n)[0] AS label, count(*) AS n
-		RETURN label AS id, toString(n) + ' nodes with an embedding: not imported (Engram events carry none; vector search over them needs re-embedding)' AS detail
+		RETURN label AS id, toString(n) + ' nodes with an embedding: not imported (Engram imports the vectors of messages, preferences and traces only)' AS detail
 		ORDER BY id LIMIT $max`},
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/events"
 )
 
@@ -223,7 +224,7 @@ WITH DISTINCT c
 RETURN c.id AS id, c.session_id AS session_id, c.title AS title, c.created_at AS created_at,
        c.user_identifier AS user_identifier,
        [(o:User)-[:HAS_CONVERSATION]->(c) | o.identifier] AS owners,
-       [(c)-[:HAS_MESSAGE]->(m:Message) | m {.id, .role, .content, .timestamp, .metadata}] AS messages`
+       [(c)-[:HAS_MESSAGE]->(m:Message) | m {.id, .role, .content, .timestamp, .metadata, .embedding}] AS messages`
 
 // planConversations imports the user's conversations, each as its messages in the order the
 // library reads them (timestamp, then id). The conversation's id is Engram's (derived from
@@ -271,6 +272,7 @@ func (s *Source) planConversations(ctx context.Context, b *builder) error {
 			d := events.MessageAdded{
 				MessageID: mid, ConversationID: events.ConversationID(b.user, session), SessionID: session,
 				Role: str(m["role"]), Content: str(m["content"]), Timestamp: &ts,
+				Embedding: b.vector(mid, m["embedding"]),
 			}
 			if raw := m["metadata"]; raw != nil {
 				meta, ok := jsonObject(raw)
@@ -301,7 +303,7 @@ MATCH (:User {identifier: $user})-[:HAS_PREFERENCE]->(p:Preference)
 WITH DISTINCT p
 RETURN p.id AS id, p.category AS category, p.preference AS preference, p.context AS context,
        p.confidence AS confidence, p.created_at AS created_at, p.valid_from AS valid_from,
-       p.valid_until AS valid_until, p.metadata AS metadata,
+       p.valid_until AS valid_until, p.metadata AS metadata, p.embedding AS embedding,
        [(o:User)-[:HAS_PREFERENCE]->(p) | o.identifier] AS owners,
        [(p)-[:APPLIES_TO]->(e:Entity) | e {.id, .name, .type}] AS applies_to,
        [(p)-[:SUPERSEDED_BY]->(n:Preference) | n {.id, .created_at}] AS superseded_by`
@@ -340,6 +342,7 @@ func (s *Source) planPreferences(ctx context.Context, b *builder) error {
 		}
 		d := events.PreferenceAdded{
 			PreferenceID: pid, Category: str(r["category"]), Preference: str(r["preference"]), Context: str(r["context"]),
+			Embedding: b.vector(pid, r["embedding"]),
 		}
 		if hasFrom {
 			d.ValidFrom = &validFrom
@@ -454,7 +457,7 @@ const tracesQuery = `
 MATCH (:User {identifier: $user})-[:HAS_TRACE]->(t:ReasoningTrace)
 WITH DISTINCT t
 RETURN t {.id, .session_id, .task, .outcome, .success, .started_at, .completed_at, .metadata,
-          .error_kind, .metrics_json, .user_identifier} AS trace,
+          .error_kind, .metrics_json, .user_identifier, .task_embedding} AS trace,
        [(o:User)-[:HAS_TRACE]->(t) | o.identifier] AS owners,
        [(t)-[:HAS_STEP]->(s:ReasoningStep) | s {.id, .step_number, .thought, .action, .observation,
           .timestamp, .metadata,
@@ -480,7 +483,8 @@ func (s *Source) planTraces(ctx context.Context, b *builder) error {
 			b.issue(CodeNoTime, tid, "trace without started_at: not imported (nor its steps and tool calls)")
 			continue
 		}
-		d := events.TraceStarted{TraceID: tid, SessionID: str(t["session_id"]), Task: str(t["task"])}
+		d := events.TraceStarted{TraceID: tid, SessionID: str(t["session_id"]), Task: str(t["task"]),
+			Embedding: b.vector(tid, t["task_embedding"])}
 		if raw := t["metadata"]; raw != nil {
 			meta, ok := jsonObject(raw)
 			if !ok {
@@ -645,6 +649,37 @@ func number(v any) (float64, bool) {
 		return float64(n), true
 	}
 	return 0, false
+}
+
+// vector is a node's embedding as its event carries it (the library's embedding, or a
+// trace's task_embedding): nil when it has none, and nil with an issue when it is not a list
+// of numbers Engram accepts (embed.Check).
+func (b *builder) vector(id string, v any) []float64 {
+	var out []float64
+	switch l := v.(type) {
+	case nil:
+		return nil
+	case []float64:
+		out = slices.Clone(l)
+	case []any:
+		out = make([]float64, 0, len(l))
+		for _, x := range l {
+			f, ok := number(x)
+			if !ok {
+				b.issue(CodeEmbedding, id, "embedding holds %T, not a number: imported without it", x)
+				return nil
+			}
+			out = append(out, f)
+		}
+	default:
+		b.issue(CodeEmbedding, id, "embedding is %T, not a list of numbers: imported without it", v)
+		return nil
+	}
+	if err := embed.Check(out); err != nil {
+		b.issue(CodeEmbedding, id, "embedding %v: imported without it", err)
+		return nil
+	}
+	return out
 }
 
 func strList(v any) []string {
