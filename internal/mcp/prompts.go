@@ -119,7 +119,8 @@ func memoryText(user, session string, mem ContextOut) string {
 	b.WriteString("\nThroughout the conversation:\n" +
 		"- store the user's messages worth remembering, and your answers, with memory_add_messages" + sessionHint(session) + ";\n" +
 		"- record preferences the user states with memory_add_preference (applies_to for what they concern); when they change their mind, add the new one and call memory_supersede_preference;\n" +
-		"- recall with memory_get_preferences, memory_get_conversation and memory_search when the user refers to the past.\n")
+		"- recall with memory_get_preferences, memory_get_conversation and memory_search when the user refers to the past (mode vector searches by meaning, when the words may differ);\n" +
+		"- before a longer task, look up how similar ones went with memory_get_similar_traces.\n")
 	return b.String()
 }
 

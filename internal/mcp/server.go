@@ -22,8 +22,8 @@ const instructions = `Engram is the long-term memory of the users you serve: con
 - At the start of a conversation, load what is known with memory_get_context (or the prompt memory-conversation).
 - Store what should be remembered as it happens: messages with memory_add_messages, preferences the user states with memory_add_preference (tie them to what they concern with applies_to).
 - When the user changes their mind, add the new preference and call memory_supersede_preference(old_id, new_id); do not leave contradicting preferences active.
-- Recall with memory_get_preferences (as_of / known_at look back in time), memory_get_conversation, memory_search (full text: whole words, any of them).
-- Record your reasoning on longer tasks: memory_start_trace, memory_record_step (with its tool call), memory_complete_trace.
+- Recall with memory_get_preferences (as_of / known_at look back in time), memory_get_conversation, memory_search (full text by default: whole words, any of them; mode=vector searches by meaning, for memories worded differently, when Engram has an embedder).
+- Before a longer task, memory_get_similar_traces finds how similar tasks went. Record your reasoning on it: memory_start_trace, memory_record_step (with its tool call), memory_complete_trace.
 Tool errors name the argument that is wrong; nothing is written by a call that fails validation.`
 
 // NewServer returns the MCP server of Engram's memory: the tools, the resources and the

@@ -118,6 +118,21 @@ func TestBadInputIsRefusedBeforeEngram(t *testing.T) {
 		{"memory_get_trace_entities", map[string]any{"user_identifier": u, "trace_id": "t-1"}, `invalid argument "trace_id"`},
 		{"memory_search_preferences", map[string]any{"user_identifier": u, "query": ""}, `invalid argument "query"`},
 		{"memory_search_steps", map[string]any{"user_identifier": u, "query": "x", "category": "c"}, `invalid argument "category": not an argument`},
+		// Search by meaning: mode and threshold.
+		{"memory_search_messages", map[string]any{"user_identifier": u, "query": "x", "threshold": 0.5}, `invalid argument "threshold": only with mode vector`},
+		{"memory_search_messages", map[string]any{"user_identifier": u, "query": "x", "mode": "text", "threshold": 0.5}, `invalid argument "threshold": only with mode vector`},
+		{"memory_search_messages", map[string]any{"user_identifier": u, "query": "x", "mode": "fuzzy"}, `invalid argument "mode"`},
+		{"memory_search_preferences", map[string]any{"user_identifier": u, "query": "x", "mode": "vector", "threshold": 1.5}, `invalid argument "threshold"`},
+		{"memory_search_entities", map[string]any{"user_identifier": u, "query": "x", "mode": "vector", "threshold": -0.1}, `invalid argument "threshold"`},
+		{"memory_search", map[string]any{"user_identifier": u, "query": "x", "mode": "vector", "memory_types": []any{"messages", "steps"}}, `invalid argument "memory_types": steps have no vectors`},
+		{"memory_search", map[string]any{"user_identifier": u, "query": "x", "threshold": 0.2}, `invalid argument "threshold"`},
+		{"memory_search_steps", map[string]any{"user_identifier": u, "query": "x", "mode": "vector"}, `invalid argument "mode": not an argument`},
+		{"memory_search_messages", map[string]any{"user_identifier": u, "query": "x", "mode": "vector", "embedding": []any{1, 0}}, `invalid argument "embedding": not an argument`},
+		{"memory_get_similar_traces", map[string]any{"user_identifier": u}, `invalid argument "task": required`},
+		{"memory_get_similar_traces", map[string]any{"user_identifier": u, "task": "x", "threshold": 2}, `invalid argument "threshold"`},
+		{"memory_get_similar_traces", map[string]any{"user_identifier": u, "task": "x", "limit": 0}, `invalid argument "limit"`},
+		{"memory_add_messages", map[string]any{"user_identifier": u, "session_id": "s", "messages": []any{
+			map[string]any{"role": "user", "content": "ok", "embedding": []any{1, 0}}}}, `invalid argument "messages[].embedding": not an argument`},
 	} {
 		before := requests.Load()
 		text, isErr := toolText(t, cs, tc.tool, tc.args)
@@ -126,6 +141,52 @@ func TestBadInputIsRefusedBeforeEngram(t *testing.T) {
 		}
 		if n := requests.Load() - before; n != 0 {
 			t.Errorf("%s(%v): %d requests reached Engram", tc.tool, tc.args, n)
+		}
+	}
+}
+
+// TestSearchByMeaningWithoutEmbedder: Engram's 400 naming mode (its query service has no
+// embedder) is a tool error naming mode on the searches, and a refusal naming no argument on
+// memory_get_similar_traces, whose only mode it is; each says what to do instead.
+func TestSearchByMeaningWithoutEmbedder(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []string
+	cs := inMemoryWith(t, Config{User: "sara@omg.com"}, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error": "invalid argument: vector search of q needs an embedder, and this service has none (EMBEDDER); POST the query vector instead", "field": "mode"}`))
+	})
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want []string
+	}{
+		{"memory_search_messages", map[string]any{"query": "sushi", "mode": "vector", "threshold": 0.6}, []string{`invalid argument "mode": vector: Engram has no embedder`, "search by text"}},
+		{"memory_search_preferences", map[string]any{"query": "sushi", "mode": "vector"}, []string{`invalid argument "mode"`, "EMBEDDER"}},
+		{"memory_search_entities", map[string]any{"query": "sushi", "mode": "vector"}, []string{`invalid argument "mode"`, "EMBEDDER"}},
+		{"memory_search", map[string]any{"query": "sushi", "mode": "vector"}, []string{`invalid argument "mode"`, "EMBEDDER"}},
+		{"memory_get_similar_traces", map[string]any{"task": "book sushi"}, []string{"Engram has no embedder", "memory_list_traces"}},
+	} {
+		text, isErr := toolText(t, cs, tc.tool, tc.args)
+		for _, want := range tc.want {
+			if !isErr || !strings.Contains(text, want) {
+				t.Errorf("%s(%v): %q (error %v), want %q", tc.tool, tc.args, text, isErr, want)
+			}
+		}
+		if strings.Contains(text, "invalid argument \"mode\"") != (tc.tool != "memory_get_similar_traces") {
+			t.Errorf("%s: %q", tc.tool, text)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// What the tools sent: mode=vector and the threshold on the searches; the task as q.
+	for _, want := range []string{"/v1/users/sara@omg.com/search/messages?", "mode=vector", "threshold=0.6", "/search/traces?", "q=book+sushi"} {
+		if !strings.Contains(strings.Join(seen, " "), want) {
+			t.Errorf("requests %q lack %q", seen, want)
 		}
 	}
 }

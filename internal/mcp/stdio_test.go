@@ -27,6 +27,7 @@ var wantTools = []string{
 	"memory_start_trace", "memory_record_step", "memory_record_tool_call", "memory_complete_trace",
 	"memory_get_trace", "memory_list_traces", "memory_get_tool_stats",
 	"memory_search", "memory_search_messages", "memory_search_entities", "memory_search_preferences", "memory_search_steps",
+	"memory_get_similar_traces",
 	"memory_upsert_user",
 }
 
@@ -327,6 +328,11 @@ func oneUser(t *testing.T, stack *testenv.Stack, s *session, sara, liam string) 
 		{"memory_search_preferences", map[string]any{"query": "x", "session_id": "s"}, `"session_id": not an argument`},
 		{"memory_search_steps", map[string]any{"query": "x", "limit": 0}, `"limit"`},
 		{"memory_search_steps", map[string]any{"query": "x", "success_only": "yes"}, `"success_only"`},
+		// Search by meaning on a stack without an embedder (TestVectorSearch has one).
+		{"memory_search_messages", map[string]any{"query": "healthcare", "mode": "vector"}, `"mode": vector: Engram has no embedder`},
+		{"memory_search", map[string]any{"query": "healthcare", "mode": "vector", "threshold": 0.5}, `"mode": vector: Engram has no embedder`},
+		{"memory_get_similar_traces", map[string]any{"task": "consultant search"}, "Engram has no embedder"},
+		{"memory_search_preferences", map[string]any{"query": "junior", "threshold": 0.5}, `"threshold": only with mode vector`},
 		{"memory_get_trace", map[string]any{"trace_id": events.NewID()}, "not found"},
 		{"memory_upsert_user", map[string]any{"attributes": map[string]any{"a": 1}, "clear_attributes": true}, `"clear_attributes"`},
 	} {
