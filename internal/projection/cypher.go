@@ -143,7 +143,8 @@ CALL () {
   MATCH (e:Entity {id: r.id}) USING INDEX SEEK e:Entity(id)
   SET e.subtype = coalesce(r.subtype, e.subtype), e.description = coalesce(r.description, e.description),
       e.confidence = coalesce(r.confidence, e.confidence), e.metadata = coalesce(r.metadata, e.metadata),
-      e.embedding = coalesce(r.embedding, e.embedding),
+      e.embedding = CASE WHEN r.embedding IS NULL OR (NOT r.embedding_with_description AND e.embedding IS NOT NULL)
+                         THEN e.embedding ELSE r.embedding END,
       e.updated_at = r.updated_at,
       e.aliases = coalesce(e.aliases, []) + [a IN r.aliases WHERE a <> e.name AND NOT a IN coalesce(e.aliases, [])]
 }`

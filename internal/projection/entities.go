@@ -90,10 +90,18 @@ func (e *effects) ensureEntity(st *graphState, m map[string]any, id string, name
 // add folds an entity_added row into w.
 func (w *entityWrite) add(m map[string]any) {
 	w.touched = true
-	for _, k := range []string{"subtype", "description", "confidence", "metadata", "embedding"} {
+	for _, k := range []string{"subtype", "description", "confidence", "metadata"} {
 		if v := m[k]; v != nil {
 			w.fields[k] = v
 		}
+	}
+	// The vector follows the description: an add that gives none (a mention, an alias) keeps
+	// the vector already there, which the ingestor's embedder made of name and description,
+	// instead of one of the name alone. The same rule holds against the stored entity
+	// (writeEntities' update).
+	if v := m["embedding"]; v != nil && (m["description"] != nil || w.fields["embedding"] == nil) {
+		w.fields["embedding"] = v
+		w.fields["embedding_with_description"] = m["description"] != nil
 	}
 	w.updated = m["time"]
 	aliases, _ := m["aliases"].([]any)
@@ -320,7 +328,9 @@ func (e *effects) entityRows(w map[string]any) {
 			}
 			if x.touched {
 				for k, v := range x.fields {
-					props[k] = v
+					if k != "embedding_with_description" { // how the vector was chosen, not a property
+						props[k] = v
+					}
 				}
 				props["aliases"] = aliases
 				props["updated_at"] = x.updated
@@ -331,7 +341,9 @@ func (e *effects) entityRows(w map[string]any) {
 		if x.touched {
 			update = append(update, map[string]any{"id": x.id, "subtype": x.fields["subtype"],
 				"description": x.fields["description"], "confidence": x.fields["confidence"],
-				"metadata": x.fields["metadata"], "embedding": x.fields["embedding"], "aliases": aliases, "updated_at": x.updated})
+				"metadata": x.fields["metadata"], "embedding": x.fields["embedding"],
+				"embedding_with_description": x.fields["embedding_with_description"] == true,
+				"aliases": aliases, "updated_at": x.updated})
 		}
 	}
 	var msgMentions, traceMentions []any

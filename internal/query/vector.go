@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/engram-memory/engram/internal/embed"
 )
@@ -220,7 +221,11 @@ func (h *Handler) parseSearchRequest(r *http.Request, k searchKind) (searchReque
 		return req, badArg("q", "required: the words to search for")
 	}
 	req.text = v.Get("q")
-	if _, err := searchWords(req.text); err != nil {
+	if mode == "text" {
+		if _, err := searchWords(req.text); err != nil {
+			return req, err
+		}
+	} else if err := vectorText(req.text); err != nil {
 		return req, err
 	}
 	if v.Has("limit") {
@@ -273,6 +278,30 @@ func (h *Handler) parseSearchRequest(r *http.Request, k searchKind) (searchReque
 	vq.Vector = vec
 	req.vector = &vq
 	return req, nil
+}
+
+// maxVectorQueryRunes bounds q of a search by vector: as long as the longest text a vector is
+// made of (a trace's task, a preference), not the full-text search's 1000 characters and 64
+// words, which bound Lucene clauses.
+const maxVectorQueryRunes = 65536
+
+// vectorText checks q of a search by vector: UTF-8, not empty, not too long, no control
+// characters but tabs and line breaks. Whether it has a word to embed is the embedder's to say.
+func vectorText(q string) error {
+	switch {
+	case q == "":
+		return badArg("q", "must not be empty: give the text to search by")
+	case !utf8.ValidString(q):
+		return badArg("q", "not valid UTF-8")
+	case utf8.RuneCountInString(q) > maxVectorQueryRunes:
+		return badArg("q", "longer than %d characters", maxVectorQueryRunes)
+	}
+	for _, c := range q {
+		if c != '\t' && c != '\n' && c != '\r' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
+			return badArg("q", "control character U+%04X", c)
+		}
+	}
+	return nil
 }
 
 // parseVectorBody reads a POST search's body.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -145,6 +146,20 @@ func TestVectorSearchThroughTheStack(t *testing.T) {
 	ents, err := c.LongTerm.SearchEntities(ctx, sara, client.SearchQuery{Text: "sushi place " + w, ByVector: true})
 	if err != nil || len(ents) != 2 || ents[0].Name != w+" Sushi" {
 		t.Fatalf("entities by vector: %+v, %v", ents, err)
+	}
+	// An entity added again without a description (a mention, say) keeps the vector of its
+	// name and description: the same score as before.
+	if _, err := c.LongTerm.AddEntity(ctx, w+" Sushi", "ORGANIZATION", client.ForUser(sara)); err != nil {
+		t.Fatal(err)
+	}
+	ents2, err := c.LongTerm.SearchEntities(ctx, sara, client.SearchQuery{Text: "sushi place " + w, ByVector: true})
+	if err != nil || len(ents2) != 2 || ents2[0].Name != ents[0].Name || math.Abs(ents2[0].Score-ents[0].Score) > 1e-9 {
+		t.Fatalf("entities by vector after a re-add without description: %+v, %v; want %s at %v", ents2, err, ents[0].Name, ents[0].Score)
+	}
+	// A task longer than a full-text query may be (64 words) is searched by vector.
+	long := strings.Repeat("find a "+w+" sushi place ", 20)
+	if got, err := c.Reasoning.SearchTraces(ctx, sara, client.SearchQuery{Text: long, Limit: 1}); err != nil || len(got) != 1 || got[0].ID != tr.ID {
+		t.Fatalf("similar traces of a long task: %+v, %v", got, err)
 	}
 	traces, err := c.Reasoning.SearchTraces(ctx, sara, client.SearchQuery{Text: "a " + w + " sushi place", Limit: 1})
 	if err != nil || len(traces) != 1 || traces[0].ID != tr.ID {
