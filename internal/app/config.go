@@ -15,19 +15,22 @@ import (
 
 // Common is the configuration every service shares.
 type Common struct {
-	Service         string
-	NATSURL         string
-	Neo4j           graph.Config
-	HTTPAddr        string
-	HTTP            HTTPServerConfig // the HTTP server's limits (HTTP_*_TIMEOUT, HTTP_MAX_HEADER_BYTES)
-	LogLevel        string
-	LogFormat       string
-	MultiTenant     bool
-	Duplicates      time.Duration // JetStream duplicate window of the memory stream
-	StreamReplicas  int           // num_replicas of MEM and MEM_DLQ (NATS_STREAM_REPLICAS): 1 on one server, 3 on the production cluster
-	PublishTimeout  time.Duration
-	StartTimeout    time.Duration // how long start-up waits for NATS; Neo4j is not waited for (Neo4jModule)
-	ShutdownTimeout time.Duration
+	Service        string
+	NATSURL        string
+	Neo4j          graph.Config
+	HTTPAddr       string
+	HTTP           HTTPServerConfig // the HTTP server's limits (HTTP_*_TIMEOUT, HTTP_MAX_HEADER_BYTES)
+	LogLevel       string
+	LogFormat      string
+	MultiTenant    bool
+	Duplicates     time.Duration // JetStream duplicate window of the memory stream
+	StreamReplicas int           // num_replicas of MEM and MEM_DLQ (NATS_STREAM_REPLICAS): 1 on one server, 3 on the production cluster
+	PublishTimeout time.Duration
+	// PublishLeaderWait is how long beyond PublishTimeout a write keeps trying while the
+	// stream has no leader (stream.WithLeaderWait).
+	PublishLeaderWait time.Duration
+	StartTimeout      time.Duration // how long start-up waits for NATS; Neo4j is not waited for (Neo4jModule)
+	ShutdownTimeout   time.Duration
 }
 
 // Validate reports every problem at once.
@@ -60,6 +63,9 @@ func (c Common) Validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS %d: want 1 (one server) to 5 (JetStream's maximum), 3 on a three-node cluster", c.StreamReplicas))
+	}
+	if c.PublishLeaderWait < 0 || c.PublishLeaderWait > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("PUBLISH_LEADER_WAIT %s: want 0 to 5m", c.PublishLeaderWait))
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PUBLISH_TIMEOUT %s: must be positive", c.PublishTimeout))
@@ -162,6 +168,7 @@ func BindCommon(f *Flags, c *Common, service, defaultHTTP string) {
 	f.Duration(&c.Duplicates, "nats-duplicate-window", "NATS_DUPLICATE_WINDOW", 2*time.Minute, "JetStream duplicate window of the memory stream")
 	f.Int(&c.StreamReplicas, "nats-stream-replicas", "NATS_STREAM_REPLICAS", 1, "replicas of the memory and dead-letter streams (3 on a three-node JetStream cluster; every service the same)")
 	f.Duration(&c.PublishTimeout, "publish-timeout", "PUBLISH_TIMEOUT", 5*time.Second, "how long a publish waits for JetStream's acknowledgement")
+	f.Duration(&c.PublishLeaderWait, "publish-leader-wait", "PUBLISH_LEADER_WAIT", 10*time.Second, "how long beyond PUBLISH_TIMEOUT a write rides through the stream's leader election (tried again while no server answers for the stream) before it is refused; 0: refused at once")
 	f.Duration(&c.StartTimeout, "start-timeout", "START_TIMEOUT", 5*time.Minute, "how long start-up waits for NATS before it gives up")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
 }

@@ -30,7 +30,8 @@ func Module(cfg Config) fx.Option {
 					logger.Warn("signing key not configured: this process vouches for its events with a random key, which no audit can verify, and a retry reaching another ingestor is stored again; set INGEST_SIGNING_KEY_FILE",
 						"component", "ingest")
 				}
-				return stream.NewPublisher(js, cfg.Common.PublishTimeout, stream.WithKeys(keys)), nil
+				return stream.NewPublisher(js, cfg.Common.PublishTimeout, stream.WithKeys(keys),
+					stream.WithLeaderWait(cfg.Common.PublishLeaderWait)), nil
 			},
 			func(reg *prometheus.Registry) (*Metrics, error) { return NewMetrics(reg) },
 			func(pub *stream.Publisher, js jetstream.JetStream, m *Metrics, a *auth.Authenticator, logger *slog.Logger) (*Handler, error) {

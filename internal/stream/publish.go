@@ -47,10 +47,11 @@ type Stored struct {
 
 // Publisher publishes events synchronously: Publish returns only after the PubAck.
 type Publisher struct {
-	js      jetstream.JetStream
-	timeout time.Duration
-	keys    Keys
-	conn    *connWatch // the connection's status (connwatch.go)
+	js         jetstream.JetStream
+	timeout    time.Duration
+	leaderWait time.Duration // WithLeaderWait
+	keys       Keys
+	conn       *connWatch // the connection's status (connwatch.go)
 }
 
 // PublisherOption configures a Publisher.
@@ -61,6 +62,17 @@ type PublisherOption func(*Publisher)
 // the Nats-Msg-Id is events.MsgID's and nothing is vouched for.
 func WithKeys(ks Keys) PublisherOption {
 	return func(p *Publisher) { p.keys = slices.Clone(ks) }
+}
+
+// WithLeaderWait makes a publish ride through a leader election of the stream: while the
+// connection is up but no server answers for the stream (no responders, JetStream's 503, or
+// no acknowledgement within the timeout), the publish is tried again, with the same
+// Nats-Msg-Id, for up to d beyond its first timeout, instead of failing at once. On a
+// three-node cluster the stream is without a leader for the seconds an election takes after
+// its leader's node is lost (5.1-7.2 s measured, test/cluster); with a wait longer than that,
+// writers see a slower write, not a refusal. 0 (the default) fails at once.
+func WithLeaderWait(d time.Duration) PublisherOption {
+	return func(p *Publisher) { p.leaderWait = max(d, 0) }
 }
 
 // NewPublisher returns a Publisher whose publishes give up after timeout.
@@ -90,37 +102,91 @@ func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (S
 	if err != nil {
 		return Stored{}, err
 	}
+	// The whole publish, its rides through a leader election included (WithLeaderWait); each
+	// attempt waits at most timeout for its answer.
+	var leaderDeadline time.Time
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		ctx, cancel = context.WithTimeout(ctx, p.timeout+p.leaderWait)
 		defer cancel()
+		leaderDeadline = time.Now().Add(p.leaderWait)
 	}
 	// A message handed to a reconnecting connection would be buffered and sent later, after
 	// the caller heard of the failure; it waits for the connection instead (connwatch.go).
 	// A publish whose connection was lost while it waited for its answer is sent again, with
 	// the same Nats-Msg-Id, once the connection is back. An answer "duplicate" to such a copy
-	// is most likely about the lost one, so it is not reported as a duplicate.
-	for sent := false; ; sent = true {
+	// is most likely about the lost one, so it is not reported as a duplicate; likewise after
+	// an attempt that timed out (the stream may have stored it and lost its leader).
+	maybeStored := false
+	pause := leaderPauseMin
+	for {
 		live, ok := p.conn.connected(ctx)
 		if !ok {
-			if sent {
+			if maybeStored {
 				return Stored{}, fmt.Errorf("publish %s: %w: the connection was lost before the answer and did not come back", id, ErrTimeout)
 			}
 			return Stored{}, fmt.Errorf("publish %s: %w: not connected", id, ErrUnavailable)
 		}
-		actx, cancel := context.WithCancel(ctx)
+		var actx context.Context
+		var cancel context.CancelFunc
+		if p.timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, p.timeout)
+		} else {
+			actx, cancel = context.WithCancel(ctx)
+		}
 		stop := context.AfterFunc(live, cancel)
-		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(MemoryStream))
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID), jetstream.WithExpectStream(MemoryStream)}
+		if p.leaderWait > 0 {
+			// This loop tries again, telling "no responders" from "no answer in time";
+			// nats.go's own retries of no responders would blur the two.
+			opts = append(opts, jetstream.WithRetryAttempts(0))
+		}
+		ack, err := p.js.PublishMsg(actx, msg, opts...)
 		stop()
 		cancel()
 		if err != nil && ctx.Err() == nil && live.Err() != nil {
+			maybeStored = true
 			continue // the connection went away with the answer: ask again
+		}
+		if err != nil && p.leaderWait > 0 && ctx.Err() == nil && leaderless(err) && time.Now().Before(leaderDeadline) {
+			if errors.Is(classify(err), ErrTimeout) {
+				maybeStored = true
+			}
+			// Never past the wait's end: the try after it is the last, and its answer the caller's.
+			t := time.NewTimer(max(min(pause, time.Until(leaderDeadline)), time.Millisecond))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			pause = min(2*pause, leaderPauseMax)
+			continue // the stream is electing a leader: ask again a moment later
 		}
 		if err != nil {
 			return Stored{}, fmt.Errorf("publish %s: %w", id, classify(err))
 		}
-		return Stored{EventID: id, Sequence: ack.Sequence, Duplicate: ack.Duplicate && !sent}, nil
+		return Stored{EventID: id, Sequence: ack.Sequence, Duplicate: ack.Duplicate && !maybeStored}, nil
 	}
+}
+
+// Pauses between the tries of a publish riding through a leader election.
+const (
+	leaderPauseMin = 25 * time.Millisecond
+	leaderPauseMax = 400 * time.Millisecond
+)
+
+// leaderless reports whether a publish's error is what a stream without a leader answers:
+// no server took it (no responders), JetStream said it is unavailable (an API error with code
+// 503), or no acknowledgement came in time.
+func leaderless(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code == 503
+	}
+	return errors.Is(classify(err), ErrTimeout)
 }
 
 // Classify maps an error of a JetStream publish (synchronous, asynchronous or batch) onto the

@@ -85,3 +85,53 @@ func TestPublishErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestPublishRidesThroughLeaderElection: while no server answers for the stream (here: the
+// stream is not there, as a clustered stream is not between its leader's loss and the next
+// election), a publisher WithLeaderWait tries again and stores the event once the stream
+// answers, instead of refusing it; without it the publish is refused at once, and with it
+// the refusal comes when the wait is over.
+func TestPublishRidesThroughLeaderElection(t *testing.T) {
+	t.Parallel()
+	_, _, js := testenv.NATS(t)
+	ctx := t.Context()
+	if err := js.DeleteStream(ctx, stream.MemoryStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.NewPublisher(js, time.Second).Publish(ctx, prefEvent("sara@omg.com")); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("without a leader wait: %v, want ErrUnavailable at once", err)
+	}
+	start := time.Now()
+	if _, err := stream.NewPublisher(js, 200*time.Millisecond, stream.WithLeaderWait(300*time.Millisecond)).Publish(ctx, prefEvent("sara@omg.com")); !errors.Is(err, stream.ErrUnavailable) {
+		t.Fatalf("the wait over: %v, want ErrUnavailable", err)
+	} else if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("refused after %v, before the 300ms wait", d)
+	}
+
+	pub := stream.NewPublisher(js, time.Second, stream.WithLeaderWait(10*time.Second))
+	type result struct {
+		st  stream.Stored
+		err error
+	}
+	done := make(chan result, 1)
+	ev := prefEvent("sara@omg.com")
+	go func() {
+		st, err := pub.Publish(ctx, ev)
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("published without a stream: %+v, %v", r.st, r.err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	if err := stream.Ensure(ctx, js, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.st.Sequence == 0 || r.st.Duplicate {
+		t.Fatalf("after the stream came back: %+v, %v; want the event stored", r.st, r.err)
+	}
+	if n := streamMsgs(t, js); n != 1 {
+		t.Errorf("the stream holds %d events, want 1", n)
+	}
+}
