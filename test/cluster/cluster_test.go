@@ -150,6 +150,8 @@ type fault struct {
 	// keptLeader: the memory stream kept its leader and its quorum throughout (a node that
 	// did not lead it): no write may be refused, not even the ones in flight on the lost node.
 	keptLeader bool
+	// noQuorum: two nodes down; writes must be refused (503) once the ride-through is over.
+	noQuorum bool
 }
 
 // TestClusterNodeLoss runs the production NATS configuration as a three-node JetStream
@@ -216,7 +218,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, w := range writers {
-		wg.Go(func() { w.run(ingestors, stop, 700, 40*time.Millisecond) })
+		wg.Go(func() { w.run(ingestors, stop, 3000, 40*time.Millisecond) })
 	}
 	settle := func() {
 		time.Sleep(2 * time.Second) // under load
@@ -293,6 +295,46 @@ func TestClusterNodeLoss(t *testing.T) {
 	stack.Start("projector")
 	pf.to = time.Now()
 	faults = append(faults, pf)
+
+	// A restart done right: the stream's leader in lame-duck mode hands its leadership over
+	// before it goes, and its clients reconnect to the others. No write may be refused.
+	quiet()
+	leader, _, _ = streamState(ctx, js, stream.MemoryStream)
+	ld := c.byName(leader)
+	lf := fault{name: "lame-duck restart", node: true, keptLeader: true, from: time.Now()}
+	c.lameDuck(ld)
+	if l, _, _ := streamState(ctx, js, stream.MemoryStream); l == "" || l == ld.name {
+		t.Errorf("lame-duck restart: the memory stream's leader is %q after %s left, want another node", l, ld.name)
+	}
+	c.start(ld)
+	c.waitHealthy(ld)
+	c.waitCurrent(js)
+	for _, u := range ingestors {
+		waitReady(t, u)
+	}
+	lf.to = time.Now()
+	faults = append(faults, lf)
+	t.Logf("lame-duck restart %s: down and back in %s", ld.name, lf.to.Sub(lf.from).Round(time.Millisecond))
+
+	// No quorum: two of the three nodes down. Writes are refused (503, nothing stored) once
+	// the ingestors' ride-through is over, and accepted again when a second node is back.
+	quiet()
+	qf := fault{name: "two nodes down", node: true, noQuorum: true, from: time.Now()}
+	downA, downB := c.nodes[0], c.nodes[1]
+	c.kill(downA)
+	c.kill(downB)
+	time.Sleep(leaderRideThrough + 4*time.Second)
+	c.start(downA)
+	c.start(downB)
+	c.waitHealthy(downA)
+	c.waitHealthy(downB)
+	c.waitCurrent(js)
+	for _, u := range ingestors {
+		waitReady(t, u)
+	}
+	qf.to = time.Now()
+	faults = append(faults, qf)
+	t.Logf("two nodes down (%s, %s): back in %s", downA.name, downB.name, qf.to.Sub(qf.from).Round(time.Millisecond))
 	settle()
 	close(stop)
 	wg.Wait()
@@ -449,6 +491,9 @@ func checkUnavailability(t *testing.T, writers []*writer, faults []fault) {
 			// on another node (stream.Publisher); before, it waited out PUBLISH_TIMEOUT and
 			// answered 503.
 			t.Errorf("%s: %d writes refused while the memory stream kept its leader", f.name, refused)
+		}
+		if f.noQuorum && refused == 0 {
+			t.Errorf("%s: no write refused while the cluster had no quorum for %s", f.name, f.to.Sub(f.from).Round(time.Millisecond))
 		}
 		if f.leaderless > 0 && f.leaderless < leaderRideThrough && refused > 0 {
 			// The ingestors ride through the election (stream.WithLeaderWait, the default

@@ -210,6 +210,21 @@ func (c *cluster) kill(n *node) {
 	n.cmd = nil
 }
 
+// lameDuck puts a node in lame-duck mode (SIGUSR2, nats-server --signal ldm) and waits for it
+// to exit: it hands its leaderships over, then closes its clients over lame_duck_duration.
+func (c *cluster) lameDuck(n *node) {
+	c.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		c.t.Fatalf("lame-duck %s: %v", n.name, err)
+	}
+	select {
+	case <-n.done:
+	case <-time.After(90 * time.Second):
+		c.t.Fatalf("%s still running 90s after entering lame-duck mode; log:\n%s", n.name, tail(n.log))
+	}
+	n.cmd = nil
+}
+
 // waitHealthy waits until the node's monitoring endpoint says the server and its JetStream
 // are healthy (/healthz: routes up, the meta group and its stream replicas current).
 func (c *cluster) waitHealthy(n *node) {
