@@ -53,6 +53,7 @@ from .models import (
     ToolCall,
     ToolCallStatus,
     ToolStats,
+    TraceHit,
     User,
     WriteReceipt,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "ToolCall",
     "ToolCallStatus",
     "ToolStats",
+    "TraceHit",
     "UnauthenticatedError",
     "UnavailableError",
     "User",

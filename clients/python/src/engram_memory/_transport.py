@@ -96,15 +96,11 @@ class Transport:
     ) -> dict[str, Any]:
         """Send a command to the ingestor; answers the receipt (the 202 body). The body
         carries the client-chosen ids, so a retry is the same event."""
-        try:
-            payload = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
-        except (TypeError, ValueError) as e:
-            raise InvalidRequestError(f"not JSON: {e}", op=op, field="body") from e
         resp = await self._send(
             op,
             method,
             self.cfg.ingestor_url + path,
-            content=payload,
+            content=_payload(op, body),
             params=None,
             retry=_RETRY_WRITE,
         )
@@ -123,16 +119,21 @@ class Transport:
         *,
         consistent: bool = True,
         at_least: int = 0,
+        body: Mapping[str, Any] | None = None,
     ) -> Any:
         """GET a query-service path about ``user`` (``None``: the shared tenant), carrying
         the highest token this client holds for that user unless ``consistent`` is false.
-        A list value repeats its parameter."""
+        A list value repeats its parameter. With ``body``, POST it instead (a vector
+        search: its parameters in the body, the token in the query)."""
         q = dict(params or {})
         token = max(self.token_for(user) if consistent else 0, at_least)
         if token > 0:
             q["consistency"] = str(token)
+        method, payload = "GET", None
+        if body is not None:
+            method, payload = "POST", _payload(op, body)
         resp = await self._send(
-            op, "GET", self.cfg.query_url + path, content=None, params=q, retry=_RETRY_READ
+            op, method, self.cfg.query_url + path, content=payload, params=q, retry=_RETRY_READ
         )
         return self._json(op, resp)
 
@@ -206,6 +207,13 @@ class Transport:
             raise EngramError(
                 f"answer is not JSON: {resp.text[:200]!r}", op=op, status=resp.status_code
             ) from e
+
+
+def _payload(op: str, body: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as e:
+        raise InvalidRequestError(f"not JSON: {e}", op=op, field="body") from e
 
 
 def _body(resp: httpx.Response) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from .models import (
     ToolCall,
     ToolCallStatus,
     ToolStats,
+    TraceHit,
     User,
     WriteReceipt,
     conversation_from,
@@ -51,6 +53,7 @@ from .models import (
     step_hit_from,
     tool_stats_from,
     trace_from,
+    trace_hit_from,
     user_from,
 )
 
@@ -190,13 +193,32 @@ class _Memory:
         user: str | None,
         kind: str,
         query: str,
-        filters: dict[str, str],
+        filters: dict[str, str | bool],
         limit: int,
+        *,
+        by_vector: bool = False,
+        threshold: float | None = None,
+        embedding: list[float] | None = None,
     ) -> list[dict[str, Any]]:
-        """The hits of the full-text search of one kind, best first (docs/query.md,
-        "Search"): the words of ``query``, any of which matches."""
-        q = {"q": query, **filters, "limit": _limit(op, limit)}
-        out = await self._t.read(op, user, f"{user_path(user)}/search/{kind}", q)
+        """The hits of the search of one kind, best first: the full-text search of the
+        words of ``query``, any of which matches (docs/query.md, "Search"); or by vector
+        (docs/query.md, "Vector search"): ``embedding`` POSTed (``query`` is not sent),
+        else with ``by_vector`` the query service's embedder's vector of ``query``.
+        ``threshold`` is the vector searches' (a 400 with full text)."""
+        path = f"{user_path(user)}/search/{kind}"
+        n = _limit(op, limit)
+        vec = _embedding(op, embedding)
+        if vec is not None:
+            body: dict[str, Any] = {"embedding": vec, **filters, "limit": int(n)}
+            _put(body, "threshold", threshold)
+            out = await self._t.read(op, user, path, body=body)
+        else:
+            q = {"q": query, **{k: _param(v) for k, v in filters.items()}, "limit": n}
+            if by_vector:
+                q["mode"] = "vector"
+            if threshold is not None:
+                q["threshold"] = _param(threshold)
+            out = await self._t.read(op, user, path, q)
         return list(out.get(kind) or [])
 
 
@@ -205,6 +227,30 @@ def _limit(op: str, limit: int) -> str:
     if limit < 1:
         raise InvalidRequestError(f"limit {limit}: at least 1", op=op, field="limit")
     return str(min(limit, _PAGE))
+
+
+def _param(value: str | bool | float) -> str:
+    """A query parameter's text: ``true``/``false`` for a flag, the shortest exact text of
+    a number."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(float(value))
+
+
+def _embedding(op: str, value: list[float] | None) -> list[float] | None:
+    """A vector given with a write or a search, as JSON numbers; the services refuse one
+    that is empty, longer than 4096 or all zeros (docs/query.md, "Vector search")."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str | bytes):
+            raise TypeError(f"{type(value).__name__} is not a sequence of numbers")
+        vec = [float(x) for x in value]
+    except (TypeError, ValueError) as e:
+        raise InvalidRequestError(f"embedding: {e}", op=op, field="embedding") from e
+    if not all(math.isfinite(x) for x in vec):
+        raise InvalidRequestError("embedding: must hold finite numbers", op=op, field="embedding")
+    return vec
 
 
 def _identifier(op: str, value: Any, field: str) -> str:
@@ -309,13 +355,16 @@ class ShortTermMemory(_Memory):
         user_identifier: str | None = None,
         timestamp: datetime | None = None,
         title: str | None = None,
+        embedding: list[float] | None = None,
     ) -> Message:
         """Append a message to the user's conversation of ``session_id`` (one conversation
         per user and session). Engram adds ``timestamp`` (default: when the ingestor took
-        it) and ``title`` (the conversation's)."""
+        it), ``title`` (the conversation's) and ``embedding``: the content's vector for
+        vector search (without it, the ingestor's embedder's, when it has one)."""
         op = "add_message"
         user = self._writer(op, user_identifier, "conversation")
         sid = _identifier(op, session_id, "session_id")
+        vec = _embedding(op, embedding)
         try:
             role = MessageRole(role.lower() if isinstance(role, str) else role)
         except ValueError as e:
@@ -334,6 +383,7 @@ class ShortTermMemory(_Memory):
         if timestamp is not None:
             body["timestamp"] = rfc3339(timestamp)
         _put(body, "title", title)
+        _put(body, "embedding", vec)
         acc = await self._t.write(op, user, "POST", "/v1/messages", body)
         self._owners.put(message_id, user)
         return Message(
@@ -344,6 +394,7 @@ class ShortTermMemory(_Memory):
             metadata=dict(metadata or {}),
             session_id=sid,
             created_at=_utc(timestamp) if timestamp is not None else datetime.now(UTC),
+            embedding=vec,
             receipt=_receipt(acc, user),
         )
 
@@ -432,15 +483,35 @@ class ShortTermMemory(_Memory):
         *,
         session_id: str | None = None,
         limit: int = 10,
+        threshold: float | None = None,
         user_identifier: str | None = None,
+        by_vector: bool = False,
+        embedding: list[float] | None = None,
     ) -> list[MessageHit]:
         """The user's messages that contain any word of ``query``, best match first, each
-        with its ``session_id`` and ``score`` (full text, not embeddings: no ``threshold``,
-        no ``metadata_filters``); ``session_id`` keeps one session's."""
+        with its ``session_id`` and ``score`` (full text; no ``metadata_filters``);
+        ``session_id`` keeps one session's.
+
+        By vector, nearest first, ``score`` the cosine similarity ``(1 + cos θ) / 2``:
+        ``by_vector=True`` has the query service embed ``query`` (its ``EMBEDDER``; a 400
+        without one), ``embedding=`` compares that vector instead (``query`` is not sent).
+        Only messages with a vector of the query's length are compared; ``threshold`` (0 to
+        1, vector searches only) drops lower scores."""
         op = "search_messages"
         user = self._reader(op, user_identifier)
-        filters = {"session_id": session_id} if session_id is not None else {}
-        rows = await self._search(op, user, "messages", query, filters, limit)
+        filters: dict[str, str | bool] = {}
+        _put(filters, "session_id", session_id)
+        rows = await self._search(
+            op,
+            user,
+            "messages",
+            query,
+            filters,
+            limit,
+            by_vector=by_vector,
+            threshold=threshold,
+            embedding=embedding,
+        )
         return [message_hit_from(r) for r in rows]
 
 
@@ -506,13 +577,17 @@ class LongTermMemory(_Memory):
         user_identifier: str | None = None,
         applies_to: Sequence[EntityRef | Mapping[str, Any]] | None = None,
         valid_from: datetime | None = None,
+        embedding: list[float] | None = None,
     ) -> Preference:
         """Record a preference of the user, valid from ``valid_from`` (Engram's; default:
         when the ingestor took it), applying to the entities of ``applies_to``. Its id is
-        chosen here, so ``supersede_preference(old.id, new.id)`` works at once."""
+        chosen here, so ``supersede_preference(old.id, new.id)`` works at once. Engram adds
+        ``embedding``: the vector of the preference and its context for vector search
+        (without it, the ingestor's embedder's, when it has one)."""
         op = "add_preference"
         user = self._writer(op, user_identifier, "preference")
         refs = [_entity_ref(op, f"applies_to[{i}]", r) for i, r in enumerate(applies_to or [])]
+        vec = _embedding(op, embedding)
         pref_id = uuid7()
         body: dict[str, Any] = {
             "event_id": uuid7(),
@@ -529,6 +604,7 @@ class LongTermMemory(_Memory):
             body["applies_to"] = refs
         if valid_from is not None:
             body["valid_from"] = rfc3339(valid_from)
+        _put(body, "embedding", vec)
         acc = await self._t.write(op, user, "POST", "/v1/preferences", body)
         self._owners.put(pref_id, user)
         return Preference(
@@ -542,6 +618,7 @@ class LongTermMemory(_Memory):
                 Entity(id=r.get("id"), name=r.get("name", ""), type=r.get("type")) for r in refs
             ],
             valid_from=_utc(valid_from) if valid_from is not None else None,
+            embedding=vec,
             receipt=_receipt(acc, user),
         )
 
@@ -642,15 +719,30 @@ class LongTermMemory(_Memory):
         *,
         category: str | None = None,
         limit: int = 10,
+        threshold: float | None = None,
         user_identifier: str | None = None,
+        by_vector: bool = False,
+        embedding: list[float] | None = None,
     ) -> list[PreferenceHit]:
         """The user's preferences, superseded ones too, whose ``preference`` or ``context``
-        contains any word of ``query``, best match first (full text, not embeddings: no
-        ``threshold``); ``category`` keeps one category."""
+        contains any word of ``query``, best match first (full text); ``category`` keeps one
+        category. By vector as ``search_messages``: ``by_vector=True`` (the query service
+        embeds ``query``) or ``embedding=``, with ``threshold``."""
         op = "search_preferences"
         user = self._reader(op, user_identifier)
-        filters = {"category": category} if category is not None else {}
-        rows = await self._search(op, user, "preferences", query, filters, limit)
+        filters: dict[str, str | bool] = {}
+        _put(filters, "category", category)
+        rows = await self._search(
+            op,
+            user,
+            "preferences",
+            query,
+            filters,
+            limit,
+            by_vector=by_vector,
+            threshold=threshold,
+            embedding=embedding,
+        )
         return [preference_hit_from(r) for r in rows]
 
     async def add_entity(
@@ -666,18 +758,23 @@ class LongTermMemory(_Memory):
         user_identifier: str | None = None,
         message_ids: Sequence[UUID | str] | None = None,
         trace_ids: Sequence[UUID | str] | None = None,
+        embedding: list[float] | None = None,
     ) -> EntityDetail:
         """Record an entity of the user, or add to it: its id is derived from the user,
         ``name`` and ``entity_type`` (the entity a preference's ``applies_to`` of that name
         and type names), so adding it again reaches the same entity. Given fields replace
         the stored ones (``attributes`` wholesale), ``aliases`` add to them, and the user's
         messages and traces of ``message_ids`` and ``trace_ids`` are linked as mentioning it.
+        ``embedding`` is the vector of its name and description for vector search (without
+        it, the ingestor's embedder's, when it has one; adding it again without either keeps
+        the stored one).
 
         Answers the entity as this call wrote it, once the log stored the write (the
         library answers ``(entity, DeduplicationResult)``; Engram deduplicates by name and
         type only); ``get_entity`` reads what is stored."""
         op = "add_entity"
         user = self._writer(op, user_identifier, "entity")
+        vec = _embedding(op, embedding)
         body: dict[str, Any] = {"event_id": uuid7(), "name": name, "type": entity_type}
         _put(body, "user_identifier", user)
         _put(body, "subtype", subtype)
@@ -691,6 +788,7 @@ class LongTermMemory(_Memory):
             body["message_ids"] = [_id(m) for m in message_ids]
         if trace_ids:
             body["trace_ids"] = [_id(t) for t in trace_ids]
+        _put(body, "embedding", vec)
         acc = await self._t.write(op, user, "POST", "/v1/entities", body)
         eid = str(acc["entity_id"])
         self._owners.put(eid, user)
@@ -703,6 +801,7 @@ class LongTermMemory(_Memory):
             aliases=list(aliases or []),
             attributes=dict(attributes or {}),
             confidence=1.0 if confidence is None else confidence,
+            embedding=vec,
             receipt=_receipt(acc, user),
         )
 
@@ -770,22 +869,37 @@ class LongTermMemory(_Memory):
         *,
         entity_types: Sequence[str] | None = None,
         limit: int = 10,
+        threshold: float | None = None,
         user_identifier: str | None = None,
+        by_vector: bool = False,
+        embedding: list[float] | None = None,
     ) -> list[EntityHit]:
         """The user's entities whose ``name`` or ``description`` contains any word of
-        ``query``, best match first (full text: no ``threshold``). ``entity_types`` keeps
-        those types (exact, case-sensitive; the library upper-cases them): one search per
-        type, the hits merged by score."""
+        ``query``, best match first (full text). ``entity_types`` keeps those types (exact,
+        case-sensitive; the library upper-cases them): one search per type, the hits merged
+        by score. By vector as ``search_messages``: ``by_vector=True`` (the query service
+        embeds ``query``) or ``embedding=``, with ``threshold``."""
         op = "search_entities"
         user = self._reader(op, user_identifier)
         types = list(dict.fromkeys(entity_types or []))
+
+        async def search(filters: dict[str, str | bool]) -> list[dict[str, Any]]:
+            return await self._search(
+                op,
+                user,
+                "entities",
+                query,
+                filters,
+                limit,
+                by_vector=by_vector,
+                threshold=threshold,
+                embedding=embedding,
+            )
+
         if len(types) <= 1:
-            filters = {"type": types[0]} if types else {}
-            rows = await self._search(op, user, "entities", query, filters, limit)
+            rows = await search({"type": types[0]} if types else {})
             return [entity_hit_from(r) for r in rows]
-        answers = await asyncio.gather(
-            *(self._search(op, user, "entities", query, {"type": t}, limit) for t in types)
-        )
+        answers = await asyncio.gather(*(search({"type": t}) for t in types))
         hits = [entity_hit_from(r) for rows in answers for r in rows]
         hits.sort(key=lambda h: (-h.score, h.id or ""))
         return hits[:limit]
@@ -1022,11 +1136,15 @@ class ReasoningMemory(_Memory):
         *,
         metadata: dict[str, Any] | None = None,
         user_identifier: str | None = None,
+        embedding: list[float] | None = None,
     ) -> ReasoningTrace:
-        """Open a trace of ``task`` in ``session_id``, scoped to the user."""
+        """Open a trace of ``task`` in ``session_id``, scoped to the user. Engram adds
+        ``embedding``: the task's vector for ``get_similar_traces`` (without it, the
+        ingestor's embedder's, when it has one)."""
         op = "start_trace"
         user = self._writer(op, user_identifier, "trace")
         sid = _identifier(op, session_id, "session_id")
+        vec = _embedding(op, embedding)
         trace_id = uuid7()
         body: dict[str, Any] = {
             "event_id": uuid7(),
@@ -1037,6 +1155,7 @@ class ReasoningMemory(_Memory):
         _put(body, "user_identifier", user)
         if metadata:
             body["metadata"] = metadata
+        _put(body, "embedding", vec)
         acc = await self._t.write(op, user, "POST", "/v1/traces", body)
         started = datetime.now(UTC)
         self._owners.put(trace_id, _TraceInfo(user, sid, task, started, dict(metadata or {})))
@@ -1044,6 +1163,7 @@ class ReasoningMemory(_Memory):
             id=UUID(trace_id),
             session_id=sid,
             task=task,
+            task_embedding=vec,
             metadata=dict(metadata or {}),
             started_at=started,
             created_at=started,
@@ -1257,9 +1377,33 @@ class ReasoningMemory(_Memory):
         ``success_only=False``."""
         op = "search_steps"
         user = self._reader(op, user_identifier)
-        filters = {"success_only": "true"} if success_only else {}
+        filters: dict[str, str | bool] = {"success_only": True} if success_only else {}
         rows = await self._search(op, user, "steps", query, filters, limit)
         return [step_hit_from(r) for r in rows]
+
+    async def get_similar_traces(
+        self,
+        task: str,
+        *,
+        limit: int = 5,
+        success_only: bool = True,
+        threshold: float = 0.7,
+        user_identifier: str | None = None,
+        embedding: list[float] | None = None,
+    ) -> list[TraceHit]:
+        """The user's traces whose task is nearest ``task``, best first, by vector only:
+        the query service embeds ``task`` (its ``EMBEDDER``; a 400 without one), or
+        ``embedding=`` is compared instead (``task`` is not sent). ``score`` is the cosine
+        similarity ``(1 + cos θ) / 2``, the library's scale; ``threshold`` drops lower ones
+        and ``success_only`` keeps the traces completed with success (the library's defaults:
+        0.7 and true). Without their steps (``get_trace`` reads them)."""
+        op = "get_similar_traces"
+        user = self._reader(op, user_identifier)
+        filters: dict[str, str | bool] = {"success_only": True} if success_only else {}
+        rows = await self._search(
+            op, user, "traces", task, filters, limit, threshold=threshold, embedding=embedding
+        )
+        return [trace_hit_from(r) for r in rows]
 
     async def get_trace_entities(
         self,

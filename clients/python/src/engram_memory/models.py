@@ -44,6 +44,7 @@ __all__ = [
     "ToolCall",
     "ToolCallStatus",
     "ToolStats",
+    "TraceHit",
     "User",
     "WriteReceipt",
 ]
@@ -87,8 +88,9 @@ class ToolCallStatus(str, Enum):
 
 
 class MemoryEntry(BaseModel):
-    """The library's base of every memory entry. ``embedding`` is always ``None``: Engram
-    computes no embeddings."""
+    """The library's base of every memory entry. ``embedding`` is the vector a write was
+    given (``embedding=``); it is ``None`` on what the query service answers (it returns no
+    vectors) and where the ingestor's embedder computed the vector."""
 
     id: UUID = Field(default_factory=uuid4)
     created_at: datetime | None = Field(default_factory=_now)
@@ -209,7 +211,9 @@ class ReasoningStep(MemoryEntry):
 
 
 class ReasoningTrace(MemoryEntry):
-    """A reasoning trace for a task; ``steps`` are filled by ``get_trace``."""
+    """A reasoning trace for a task; ``steps`` are filled by ``get_trace``.
+    ``task_embedding`` is the vector ``start_trace`` was given, as ``embedding`` is on the
+    other entries."""
 
     session_id: str
     task: str
@@ -241,7 +245,8 @@ class EntityDetail(Entity):
     (case kept), ``subtype``, ``description``, ``aliases``, ``attributes``, ``confidence``
     (1.0 when never given), plus Engram's times, ``merged_ids`` (the entities merged into
     it) and ``resolved_from`` (the id asked for when it named an entity merged into this
-    one). As returned by ``add_entity``: what that call wrote, with the id Engram derived."""
+    one). As returned by ``add_entity``: what that call wrote, with the id Engram derived
+    (``embedding`` too: the vector given, as on ``MemoryEntry``)."""
 
     subtype: str | None = None
     description: str | None = None
@@ -254,6 +259,7 @@ class EntityDetail(Entity):
     recorded_seq: int | None = None
     merged_ids: list[str] = Field(default_factory=list)
     resolved_from: str | None = None
+    embedding: list[float] | None = None
     receipt: WriteReceipt | None = Field(default=None, exclude=True, repr=False)
 
     @property
@@ -357,8 +363,9 @@ class MentionedEntities(BaseModel):
 
 
 class MessageHit(Message):
-    """A message a search found, with its ``session_id`` and ``score`` (Lucene's BM25,
-    comparable within one answer only)."""
+    """A message a search found, with its ``session_id`` and ``score``: by full text
+    Lucene's BM25, comparable within one answer only; by vector the cosine similarity
+    ``(1 + cos θ) / 2``, from 0 to 1."""
 
     score: float = 0.0
 
@@ -387,6 +394,14 @@ class StepHit(ReasoningStep):
     task: str = ""
     outcome: str | None = None
     success: bool | None = None
+    score: float = 0.0
+
+
+class TraceHit(ReasoningTrace):
+    """A reasoning trace ``get_similar_traces`` found (without its steps), with its
+    ``score``, the cosine similarity ``(1 + cos θ) / 2`` of its task's vector and the
+    query's."""
+
     score: float = 0.0
 
 
@@ -705,6 +720,11 @@ def entity_hit_from(d: dict[str, Any]) -> EntityHit:
         recorded_at=d.get("recorded_at"),
         score=_score(d),
     )
+
+
+@_answer
+def trace_hit_from(d: dict[str, Any]) -> TraceHit:
+    return TraceHit(**dict(trace_from(d)), score=_score(d))
 
 
 @_answer

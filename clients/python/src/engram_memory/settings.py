@@ -143,7 +143,8 @@ _LIBRARY_ONLY = {
     "neo4j": "Engram is a service: give engram=EngramConfig(ingestor_url=..., query_url=...)",
     "backend": "there is one backend, the Engram service",
     "nams": "give engram=EngramConfig(...) instead",
-    "embedding": "Engram computes no embeddings (its searches are full text)",
+    "embedding": "the embedder is the services' EMBEDDER setting (docs/query.md, Vector "
+    "search); pass embedding= to the writes and searches to give your own vectors",
     "llm": "Engram calls no LLM",
     "extraction": "Engram extracts no entities; it stores what the agent writes",
     "resolution": "Engram extracts no entities, so there is nothing to resolve",

@@ -133,6 +133,7 @@ class SyncReasoningMemory(_Part[ReasoningMemory]):
     get_session_traces = _blocking(ReasoningMemory.get_session_traces)
     get_tool_stats = _blocking(ReasoningMemory.get_tool_stats)
     search_steps = _blocking(ReasoningMemory.search_steps)
+    get_similar_traces = _blocking(ReasoningMemory.get_similar_traces)
     get_trace_entities = _blocking(ReasoningMemory.get_trace_entities)
 
 
