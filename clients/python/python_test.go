@@ -62,9 +62,9 @@ func tail(b []byte, n int) []byte {
 
 // TestPythonClient installs the package (editable, with its test extras) into a virtualenv
 // under var/venv/, checks it with ruff and mypy, and runs its pytest suite against a
-// production-like stack (multi-tenant mode and authentication on, HS256 JWTs and API keys)
-// and an open one (multi-tenant mode and authentication off). pytest must run tests and
-// skip none.
+// production-like stack (multi-tenant mode and authentication on, HS256 JWTs and API keys,
+// the hashing embedder EMBEDDER=hash:64 for vector search) and an open one (multi-tenant
+// mode and authentication off, no embedder). pytest must run tests and skip none.
 func TestPythonClient(t *testing.T) {
 	t.Parallel()
 	python := testenv.PythonPackage(t, "clients/python", "test")
@@ -183,7 +183,7 @@ func stacks(t *testing.T) []string {
 	write(t, keysFile, keys)
 
 	prod := testenv.StartStack(t, "AUTH_ENABLED=true", "AUTH_HS256_SECRET_FILE="+secretFile,
-		"AUTH_API_KEYS_FILE="+keysFile, "MULTI_TENANT=true")
+		"AUTH_API_KEYS_FILE="+keysFile, "MULTI_TENANT=true", "EMBEDDER=hash:64")
 	open := testenv.StartStack(t, "MULTI_TENANT=false")
 
 	agent := testenv.User(t, "agent")

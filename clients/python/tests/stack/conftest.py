@@ -3,13 +3,15 @@ clients/python/python_test.go starts them and sets it). A missing variable fails
 test: nothing here is skipped for want of a server.
 
 - ``ENGRAM_TEST_INGESTOR_URL``, ``ENGRAM_TEST_QUERY_URL``: a stack as in production:
-  multi-tenant mode and authentication on (HS256 JWTs and API keys).
+  multi-tenant mode and authentication on (HS256 JWTs and API keys), and the hashing
+  embedder (``EMBEDDER=hash:64``) on its services, so writes get vectors and a text is
+  searched by vector.
 - ``ENGRAM_TEST_ADMIN_TOKEN``: a JWT for every user with read, write and admin.
 - ``ENGRAM_TEST_API_KEY``: an API key for every user with read and write;
   ``ENGRAM_TEST_READONLY_API_KEY``: one with read only.
 - ``ENGRAM_TEST_AGENT_USER``, ``ENGRAM_TEST_AGENT_TOKEN``: a JWT for that one user only.
 - ``ENGRAM_TEST_OPEN_INGESTOR_URL``, ``ENGRAM_TEST_OPEN_QUERY_URL``: a stack with
-  multi-tenant mode and authentication off (the shared tenant).
+  multi-tenant mode and authentication off (the shared tenant), without an embedder.
 - ``ENGRAM_TEST_USERS_FILE``: every identifier a test writes for is appended to it, so the
   Go test deletes their nodes from the shared Neo4j afterwards;
   ``ENGRAM_TEST_SHARED_FILE``: likewise the ids of the shared tenant's nodes (``id <id>``)
