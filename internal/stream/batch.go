@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,7 +67,7 @@ func (p *Publisher) PublishBatchMsgs(ctx context.Context, ids []string, msgs []*
 	}
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		ctx, cancel = context.WithTimeout(ctx, p.timeout+p.leaderWait)
 		defer cancel()
 	}
 	for i, m := range msgs {
@@ -76,7 +77,28 @@ func (p *Publisher) PublishBatchMsgs(ctx context.Context, ids []string, msgs []*
 		m.Header.Set(jetstream.ExpectedStreamHeader, MemoryStream)
 	}
 	fc := jetstreamext.BatchFlowControl{AckFirst: true, AckEvery: batchAckEvery, AckTimeout: p.timeout}
-	ack, err := jetstreamext.PublishMsgBatch(ctx, p.js, msgs, fc)
+	// A stream electing its leader answers the batch's first message (sent as a request,
+	// AckFirst) with no responders, before anything is staged: tried again, as a single
+	// publish is (WithLeaderWait). No acknowledgement in time is not tried again here: the
+	// batch may have been stored, and a second one would be refused whole as a duplicate.
+	leaderDeadline := time.Now().Add(p.leaderWait)
+	pause := leaderPauseMin
+	var ack *jetstreamext.BatchAck
+	var err error
+	for {
+		ack, err = jetstreamext.PublishMsgBatch(ctx, p.js, msgs, fc)
+		if err == nil || p.leaderWait == 0 || ctx.Err() != nil || !noResponders(err) ||
+			!time.Now().Before(leaderDeadline) || !p.js.Conn().IsConnected() {
+			break
+		}
+		t := time.NewTimer(max(min(pause, time.Until(leaderDeadline)), time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		pause = min(2*pause, leaderPauseMax)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("publish batch of %d (first event %s): %w", len(msgs), ids[0], classify(err))
 	}

@@ -179,6 +179,12 @@ const (
 // no server took it (no responders), JetStream said it is unavailable (an API error with code
 // 503), or no acknowledgement came in time.
 func leaderless(err error) bool {
+	return noResponders(err) || errors.Is(classify(err), ErrTimeout)
+}
+
+// noResponders: no server took the publish, or JetStream answered that it is unavailable;
+// either way nothing was stored.
+func noResponders(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
@@ -186,7 +192,7 @@ func leaderless(err error) bool {
 	case errors.As(err, &apiErr):
 		return apiErr.Code == 503
 	}
-	return errors.Is(classify(err), ErrTimeout)
+	return false
 }
 
 // Classify maps an error of a JetStream publish (synchronous, asynchronous or batch) onto the

@@ -134,4 +134,30 @@ func TestPublishRidesThroughLeaderElection(t *testing.T) {
 	if n := streamMsgs(t, js); n != 1 {
 		t.Errorf("the stream holds %d events, want 1", n)
 	}
+
+	// An atomic batch too: its first message finds no responders, and nothing is staged.
+	if err := js.DeleteStream(ctx, stream.MemoryStream); err != nil {
+		t.Fatal(err)
+	}
+	batchDone := make(chan error, 1)
+	var stored []stream.Stored
+	go func() {
+		var err error
+		stored, err = pub.PublishBatch(ctx, []*events.Event{prefEvent("sara@omg.com"), prefEvent("liam@omg.com")})
+		batchDone <- err
+	}()
+	select {
+	case err := <-batchDone:
+		t.Fatalf("batch published without a stream: %v", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	if err := stream.Ensure(ctx, js, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-batchDone; err != nil || len(stored) != 2 || stored[1].Sequence != stored[0].Sequence+1 {
+		t.Fatalf("batch after the stream came back: %+v, %v", stored, err)
+	}
+	if n := streamMsgs(t, js); n != 2 {
+		t.Errorf("the stream holds %d events after the batch, want 2", n)
+	}
 }
