@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"strconv"
 	"time"
@@ -28,18 +27,11 @@ type SearchQuery struct {
 	Threshold float64
 }
 
-// TraceHit is a trace whose task a vector search found near the query (the seed's
-// get_similar_traces).
+// TraceHit is a trace (without its steps) whose task a vector search found near the query
+// (the seed's get_similar_traces).
 type TraceHit struct {
-	ID          string          `json:"id"`
-	SessionID   string          `json:"session_id"`
-	Task        string          `json:"task"`
-	Outcome     *string         `json:"outcome"`
-	Success     *bool           `json:"success"`
-	StartedAt   *time.Time      `json:"started_at"`
-	CompletedAt *time.Time      `json:"completed_at"`
-	Metadata    json.RawMessage `json:"metadata"`
-	Score       float64         `json:"score"`
+	Trace
+	Score float64 `json:"score"`
 }
 
 // SearchTraces finds the user's traces whose task is nearest the query, by vector only
@@ -51,8 +43,13 @@ func (r *Reasoning) SearchTraces(ctx context.Context, identifier string, q Searc
 	if q.Embedding == nil {
 		q.ByVector = false // the route embeds q itself: it has no full text
 	}
-	err := r.c.search(ctx, "search_traces", identifier, "traces", q, opts, &out)
-	return out.Traces, err
+	if err := r.c.search(ctx, "search_traces", identifier, "traces", q, opts, &out); err != nil {
+		return nil, err
+	}
+	for i := range out.Traces {
+		out.Traces[i].User = identifier
+	}
+	return out.Traces, nil
 }
 
 // MessageHit is a message a search found, with its session (Message.SessionID) and score.

@@ -60,19 +60,7 @@ LIMIT $limit
 ` + graph.AwaitFullText + `
 CALL db.index.fulltext.queryNodes('preference_search', $lucene) YIELD node AS p, score
 WHERE score > 0 AND p.owner = $owner AND ($category IS NULL OR p.category = $category)
-RETURN p {
-  .id, .category, .preference, .context, .confidence, .created_at, .valid_from, .valid_until, .metadata,
-  .recorded_at, .recorded_seq, .superseded_recorded_at, .superseded_seq,
-  superseded_by: [x IN [(p)-[s:SUPERSEDED_BY]->(n:Preference) |
-    {id: n.id, owner: n.owner, recorded_at: coalesce(s.recorded_at, p.superseded_recorded_at)}]
-    WHERE x.owner = $owner | x {.id, .recorded_at}],
-  supersedes: [x IN [(o:Preference)-[:SUPERSEDED_BY]->(p) | o {.id, .owner}] WHERE x.owner = $owner | x.id],
-  applies_to: [x IN [(p)-[:APPLIES_TO]->(e:Entity) | e {.id, .name, .type, .owner}] WHERE x.owner = $owner |
-    x {.id, .name, .type}],
-  score: score
-} AS hit
-ORDER BY score DESC, p.id
-LIMIT $limit
+` + preferenceHit + `
 `
 	searchEntitiesCypher = `
 ` + graph.AwaitFullText + `
@@ -100,6 +88,23 @@ ORDER BY score DESC, s.id
 LIMIT $limit
 `
 )
+
+// preferenceHit is how a preference search (full text or vector) answers a hit of p with its
+// score, best first.
+const preferenceHit = `RETURN p {
+  .id, .category, .preference, .context, .confidence, .created_at, .valid_from, .valid_until, .metadata,
+  .recorded_at, .recorded_seq, .superseded_recorded_at, .superseded_seq,
+  superseded_by: [x IN [(p)-[s:SUPERSEDED_BY]->(n:Preference) |
+    {id: n.id, owner: n.owner, recorded_at: coalesce(s.recorded_at, p.superseded_recorded_at)}]
+    WHERE x.owner = $owner | x {.id, .recorded_at}],
+  supersedes: [x IN [(o:Preference)-[:SUPERSEDED_BY]->(p) | o {.id, .owner}] WHERE x.owner = $owner | x.id],
+  applies_to: [x IN [(p)-[:APPLIES_TO]->(e:Entity) | e {.id, .name, .type, .owner}] WHERE x.owner = $owner |
+    x {.id, .name, .type}],
+  score: score
+} AS hit
+ORDER BY score DESC, p.id
+LIMIT $limit
+`
 
 // The properties each index searches (graph.Schema): the Lucene query names them, so that a
 // word is never looked up in owner.

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/engram-memory/engram/internal/embed"
@@ -87,19 +86,7 @@ MATCH (p:Preference {owner: $owner}) USING INDEX p:Preference(owner)
 WHERE p.embedding IS NOT NULL AND size(p.embedding) = $dims AND ($category IS NULL OR p.category = $category)
 WITH p, vector.similarity.cosine(p.embedding, $vector) AS score
 WHERE score >= $threshold
-RETURN p {
-  .id, .category, .preference, .context, .confidence, .created_at, .valid_from, .valid_until, .metadata,
-  .recorded_at, .recorded_seq, .superseded_recorded_at, .superseded_seq,
-  superseded_by: [x IN [(p)-[s:SUPERSEDED_BY]->(n:Preference) |
-    {id: n.id, owner: n.owner, recorded_at: coalesce(s.recorded_at, p.superseded_recorded_at)}]
-    WHERE x.owner = $owner | x {.id, .recorded_at}],
-  supersedes: [x IN [(o:Preference)-[:SUPERSEDED_BY]->(p) | o {.id, .owner}] WHERE x.owner = $owner | x.id],
-  applies_to: [x IN [(p)-[:APPLIES_TO]->(e:Entity) | e {.id, .name, .type, .owner}] WHERE x.owner = $owner |
-    x {.id, .name, .type}],
-  score: score
-} AS hit
-ORDER BY score DESC, p.id
-LIMIT $limit
+` + preferenceHit + `
 `
 	vectorEntitiesCypher = `
 MATCH (e:Entity {owner: $owner}) USING INDEX e:Entity(owner)
@@ -115,7 +102,7 @@ MATCH (t:ReasoningTrace {owner: $owner}) USING INDEX t:ReasoningTrace(owner)
 WHERE t.embedding IS NOT NULL AND size(t.embedding) = $dims AND (NOT $success_only OR t.success = true)
 WITH t, vector.similarity.cosine(t.embedding, $vector) AS score
 WHERE score >= $threshold
-RETURN t {.id, .session_id, .task, .outcome, .success, .started_at, .completed_at, .metadata, score: score} AS hit
+RETURN t {` + traceFields + `, score: score} AS hit
 ORDER BY score DESC, t.id
 LIMIT $limit
 `
@@ -129,17 +116,10 @@ type TraceSearch struct {
 	Limit       int
 }
 
-// TraceHit is a trace whose task is near the query, with its score.
+// TraceHit is a trace (without its steps) whose task is near the query, with its score.
 type TraceHit struct {
-	ID          string          `json:"id"`
-	SessionID   string          `json:"session_id"`
-	Task        string          `json:"task"`
-	Outcome     *string         `json:"outcome"`
-	Success     *bool           `json:"success"`
-	StartedAt   *time.Time      `json:"started_at"`
-	CompletedAt *time.Time      `json:"completed_at"`
-	Metadata    json.RawMessage `json:"metadata"` // {} when none
-	Score       float64         `json:"score"`
+	TraceSummary
+	Score float64 `json:"score"`
 }
 
 // SearchTraces returns the user's traces whose task's vector is nearest q's, best first.
@@ -155,12 +135,7 @@ func (r *Reader) SearchTraces(ctx context.Context, identifier string, q TraceSea
 	}
 	out := make([]TraceHit, 0, len(rows))
 	for _, m := range rows {
-		out = append(out, TraceHit{
-			ID: str(m, "id"), SessionID: str(m, "session_id"), Task: str(m, "task"),
-			Outcome: strp(m, "outcome"), Success: boolp(m, "success"),
-			StartedAt: timep(m, "started_at"), CompletedAt: timep(m, "completed_at"),
-			Metadata: object(m, "metadata"), Score: float(m, "score", 0),
-		})
+		out = append(out, TraceHit{TraceSummary: traceSummaryOf(m), Score: float(m, "score", 0)})
 	}
 	return out, nil
 }
