@@ -343,7 +343,7 @@ func (e *effects) entityRows(w map[string]any) {
 				"description": x.fields["description"], "confidence": x.fields["confidence"],
 				"metadata": x.fields["metadata"], "embedding": x.fields["embedding"],
 				"embedding_with_description": x.fields["embedding_with_description"] == true,
-				"aliases": aliases, "updated_at": x.updated})
+				"aliases":                    aliases, "updated_at": x.updated})
 		}
 	}
 	var msgMentions, traceMentions []any
