@@ -339,11 +339,12 @@ func (e *effects) entityRows(w map[string]any) {
 			continue
 		}
 		if x.touched {
-			update = append(update, map[string]any{"id": x.id, "subtype": x.fields["subtype"],
+			row := map[string]any{"id": x.id, "subtype": x.fields["subtype"],
 				"description": x.fields["description"], "confidence": x.fields["confidence"],
 				"metadata": x.fields["metadata"], "embedding": x.fields["embedding"],
-				"embedding_with_description": x.fields["embedding_with_description"] == true,
-				"aliases":                    aliases, "updated_at": x.updated})
+				"aliases": aliases, "updated_at": x.updated}
+			row["embedding_with_description"] = x.fields["embedding_with_description"] == true
+			update = append(update, row)
 		}
 	}
 	var msgMentions, traceMentions []any
