@@ -162,6 +162,9 @@ class Conversation(BaseModel):
     updated_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     recorded_at: datetime | None = None
+    message_count: int | None = None
+    """How many messages it holds, as ``list_conversations`` answers (the library's
+    ``list_sessions``); ``None`` where the answer does not say (``get_conversation``)."""
 
 
 class Preference(MemoryEntry):
@@ -527,6 +530,7 @@ def conversation_from(d: dict[str, Any], messages: list[Message] | None = None) 
         created_at=d.get("created_at"),
         updated_at=d.get("updated_at"),
         recorded_at=d.get("recorded_at"),
+        message_count=d.get("message_count"),
     )
 
 

@@ -296,6 +296,7 @@ async def test_conversations_and_users(client: MemoryClient, new_user: NewUser) 
     ] == ["second"]
     convs = await client.short_term.list_conversations(user_identifier=sara)
     assert sorted(c.session_id for c in convs) == ["s-1", "s-2"]
+    assert {c.session_id: c.message_count for c in convs} == {"s-1": 2, "s-2": 1}
     listed = await client.users.list_users(limit=1000)
     assert sara in {x.identifier for x in listed}
 
