@@ -354,18 +354,8 @@ func optText(field, v string) (any, error) {
 // quotes every word); a run of punctuation alone is dropped, since the analyzer would reduce
 // it to nothing. q may span lines, so tabs and line breaks are allowed in it.
 func searchWords(q string) ([]string, error) {
-	switch {
-	case q == "":
-		return nil, badArg("q", "must not be empty: give the words to search for")
-	case !utf8.ValidString(q):
-		return nil, badArg("q", "not valid UTF-8")
-	case utf8.RuneCountInString(q) > maxQueryRunes:
-		return nil, badArg("q", "longer than %d characters", maxQueryRunes)
-	}
-	for _, c := range q {
-		if c != '\t' && c != '\n' && c != '\r' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
-			return nil, badArg("q", "control character U+%04X", c)
-		}
+	if err := queryText(q, maxQueryRunes, "the words to search for"); err != nil {
+		return nil, err
 	}
 	var words []string
 	seen := map[string]bool{}
@@ -383,6 +373,25 @@ func searchWords(q string) ([]string, error) {
 		return nil, badArg("q", "%d words: at most %d", len(words), maxQueryWords)
 	}
 	return words, nil
+}
+
+// queryText checks q of a search (what names what the caller should give when q is empty):
+// UTF-8, 1 to maxRunes characters, no control characters but tabs and line breaks.
+func queryText(q string, maxRunes int, what string) error {
+	switch {
+	case q == "":
+		return badArg("q", "must not be empty: give %s", what)
+	case !utf8.ValidString(q):
+		return badArg("q", "not valid UTF-8")
+	case utf8.RuneCountInString(q) > maxRunes:
+		return badArg("q", "longer than %d characters", maxRunes)
+	}
+	for _, c := range q {
+		if c != '\t' && c != '\n' && c != '\r' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
+			return badArg("q", "control character U+%04X", c)
+		}
+	}
+	return nil
 }
 
 // luceneQuery requires the owner and any of the words in any of the fields:

@@ -8,8 +8,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/engram-memory/engram/internal/embed"
 )
@@ -173,7 +173,7 @@ func (h *Handler) parseSearchRequest(r *http.Request, k searchKind) (searchReque
 		return req, h.parseVectorBody(r, k, &req)
 	}
 	v := r.URL.Query()
-	allowed := append([]string{"q", "limit", "mode", "threshold"}, append(k.filters, k.flags...)...)
+	allowed := slices.Concat([]string{"q", "limit", "mode", "threshold"}, k.filters, k.flags)
 	if err := checkParams(v, allowed); err != nil {
 		return req, err
 	}
@@ -260,24 +260,9 @@ func (h *Handler) parseSearchRequest(r *http.Request, k searchKind) (searchReque
 // words, which bound Lucene clauses.
 const maxVectorQueryRunes = 65536
 
-// vectorText checks q of a search by vector: UTF-8, not empty, not too long, no control
-// characters but tabs and line breaks. Whether it has a word to embed is the embedder's to say.
-func vectorText(q string) error {
-	switch {
-	case q == "":
-		return badArg("q", "must not be empty: give the text to search by")
-	case !utf8.ValidString(q):
-		return badArg("q", "not valid UTF-8")
-	case utf8.RuneCountInString(q) > maxVectorQueryRunes:
-		return badArg("q", "longer than %d characters", maxVectorQueryRunes)
-	}
-	for _, c := range q {
-		if c != '\t' && c != '\n' && c != '\r' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
-			return badArg("q", "control character U+%04X", c)
-		}
-	}
-	return nil
-}
+// vectorText checks q of a search by vector; whether it has a word to embed is the
+// embedder's to say.
+func vectorText(q string) error { return queryText(q, maxVectorQueryRunes, "the text to search by") }
 
 // parseVectorBody reads a POST search's body.
 func (h *Handler) parseVectorBody(r *http.Request, k searchKind, req *searchRequest) error {

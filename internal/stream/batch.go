@@ -91,13 +91,7 @@ func (p *Publisher) PublishBatchMsgs(ctx context.Context, ids []string, msgs []*
 			!time.Now().Before(leaderDeadline) || !p.js.Conn().IsConnected() {
 			break
 		}
-		t := time.NewTimer(max(min(pause, time.Until(leaderDeadline)), time.Millisecond))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		pause = min(2*pause, leaderPauseMax)
+		leaderPause(ctx, leaderDeadline, &pause)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish batch of %d (first event %s): %w", len(msgs), ids[0], classify(err))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/engram-memory/engram/internal/events"
 )
@@ -32,9 +33,17 @@ import (
 // account through the AGENTS account's imports: agent.<tenant-token>.<kind>.
 const AgentRoot = "agent"
 
-// DoorQueue is the queue group of the ingestors' doors: each agent's event is relayed once,
-// by one of them.
-const DoorQueue = "engram-ingestor-door"
+// Every ingestor's door takes every agent event and relays it; the stream keeps one copy (the
+// same Nats-Msg-Id within the duplicate window). Not a queue group: a queue group hands an
+// agent's consecutive events to different ingestors, whose relays can then reach the stream in
+// another order than the agent published them (a trace step stored before its trace, and
+// dead-lettered). Each door relays in the order the server delivers to it, which is the
+// agent's order, so with every door relaying everything an event is stored before any copy
+// of the agent's next one. The cost: N ingestors publish each agent event N times (N - 1 of
+// them answered duplicate), and the agent takes the first answer.
+
+// DoorSubject is what the doors subscribe to.
+const DoorSubject = AgentRoot + ".*.*"
 
 // Refusals of the door, as JetStream API errors (the agent's client reads them as it reads
 // the server's): a batch header answers what the server answers on a stream without atomic
@@ -81,8 +90,8 @@ type pendingAnswer struct {
 // far beyond any publish timeout (the agent has given up by then; its retry is a new request).
 const doorAnswerWait = time.Minute
 
-// OpenDoor subscribes to the agents' subjects in the ingestors' queue group. counted, if not
-// nil, is told the outcome of each message.
+// OpenDoor subscribes to the agents' subjects (every door to all of them, see above).
+// counted, if not nil, is told the outcome of each message.
 func OpenDoor(nc *nats.Conn, logger *slog.Logger, counted func(DoorOutcome)) (*Door, error) {
 	if counted == nil {
 		counted = func(DoorOutcome) {}
@@ -92,7 +101,7 @@ func OpenDoor(nc *nats.Conn, logger *slog.Logger, counted func(DoorOutcome)) (*D
 	if err != nil {
 		return nil, fmt.Errorf("open the agents' door: its answers' inbox: %w", err)
 	}
-	sub, err := nc.QueueSubscribe(AgentRoot+".*.*", DoorQueue, d.relay)
+	sub, err := nc.Subscribe(DoorSubject, d.relay)
 	if err != nil {
 		_ = answers.Unsubscribe()
 		return nil, fmt.Errorf("open the agents' door (%s.*.*): %w", AgentRoot, err)
@@ -132,6 +141,16 @@ func (d *Door) relay(m *nats.Msg) {
 	if reason, code := doorRefusal(m.Header, token, kind); reason != "" {
 		d.refuse(m, code, reason)
 		return
+	}
+	// Every door must send the same Nats-Msg-Id, or the stream keeps each door's copy: an
+	// event without one gets the id events.Encode gives (tenant and ce-id).
+	if m.Header.Get(nats.MsgIdHdr) == "" {
+		id := m.Header.Get("ce-id")
+		if id == "" {
+			d.refuse(m, errCodeBadRequest, "an agent's event needs a Nats-Msg-Id or a ce-id header: every ingestor relays it, and the stream keeps one copy by that id")
+			return
+		}
+		m.Header.Set(nats.MsgIdHdr, events.MsgID(token, id))
 	}
 	out := &nats.Msg{Subject: events.SubjectRoot + "." + token + "." + kind, Header: m.Header, Data: m.Data}
 	var n uint64
@@ -217,7 +236,7 @@ func doorRefusal(h nats.Header, token, kind string) (string, int) {
 		switch {
 		case hasPrefixFoldASCII(name, "nats-batch-"):
 			return "atomic batches are not accepted over NATS (header " + name + "): publish the events one by one, or send them to POST /v1/batch", errCodeAtomicDisabled
-		case len(name) == len(jsExpectedLastSubjSeqSubj) && hasPrefixFoldASCII(name, strings.ToLower(jsExpectedLastSubjSeqSubj)):
+		case len(name) == len(jetstream.ExpectedLastSubjSeqSubjHeader) && hasPrefixFoldASCII(name, strings.ToLower(jetstream.ExpectedLastSubjSeqSubjHeader)):
 			// A condition on another tenant's subject would tell the agent that subject's
 			// last sequence.
 			for _, v := range vals {
@@ -229,8 +248,6 @@ func doorRefusal(h nats.Header, token, kind string) (string, int) {
 	}
 	return "", 0
 }
-
-const jsExpectedLastSubjSeqSubj = "Nats-Expected-Last-Subject-Sequence-Subject"
 
 // hasPrefixFoldASCII: s starts with prefix (lower-case ASCII) but for the case of ASCII
 // letters. Header names are ASCII on the wire; Unicode folding (ſ as s) is not what the

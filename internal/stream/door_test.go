@@ -177,3 +177,57 @@ func BenchmarkDoor(b *testing.B) {
 		})
 	}
 }
+
+// TestTwoDoorsKeepTheAgentsOrder: with two ingestors' doors, an agent's pipelined events
+// (asynchronous publishes, one tenant) are stored once each and in the order it published
+// them; an event without Nats-Msg-Id is deduplicated by its ce-id all the same.
+func TestTwoDoorsKeepTheAgentsOrder(t *testing.T) {
+	const sara = "sara@omg.com"
+	s := testenv.StartProductionNATS(t, sara)
+	s.OpenDoor(t)
+	s.OpenDoor(t)
+	_, ajs := s.ConnectAgent(t, sara)
+	ctx := t.Context()
+	const n = 300
+	var ids []string
+	for i := range n {
+		ev := prefEvent(sara)
+		m, err := events.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			m.Header.Del(nats.MsgIdHdr) // the door sets it from ce-id
+		}
+		ids = append(ids, ev.ID)
+		if _, err := ajs.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-ajs.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("acknowledgements not all in")
+	}
+	_, adminJS := s.Connect(t, "admin")
+	mem, err := adminJS.Stream(ctx, stream.MemoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mem.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != n {
+		t.Fatalf("the stream holds %d events, want %d (each once)", info.State.Msgs, n)
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		m, err := mem.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get("ce-id"); got != ids[seq-1] {
+			t.Fatalf("sequence %d holds event %s, want %s: stored out of the agent's order", seq, got, ids[seq-1])
+		}
+	}
+}

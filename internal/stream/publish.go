@@ -152,14 +152,7 @@ func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (S
 			if errors.Is(classify(err), ErrTimeout) {
 				maybeStored = true
 			}
-			// Never past the wait's end: the try after it is the last, and its answer the caller's.
-			t := time.NewTimer(max(min(pause, time.Until(leaderDeadline)), time.Millisecond))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
-			pause = min(2*pause, leaderPauseMax)
+			leaderPause(ctx, leaderDeadline, &pause)
 			continue // the stream is electing a leader: ask again a moment later
 		}
 		if err != nil {
@@ -174,6 +167,19 @@ const (
 	leaderPauseMin = 25 * time.Millisecond
 	leaderPauseMax = 400 * time.Millisecond
 )
+
+// leaderPause waits *pause before the next try of a publish riding through an election,
+// never past deadline (the try after it is the last, and its answer the caller's), and
+// doubles *pause up to leaderPauseMax.
+func leaderPause(ctx context.Context, deadline time.Time, pause *time.Duration) {
+	t := time.NewTimer(max(min(*pause, time.Until(deadline)), time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	*pause = min(2**pause, leaderPauseMax)
+}
 
 // leaderless reports whether a publish's error is what a stream without a leader answers:
 // no server took it (no responders), JetStream said it is unavailable (an API error with code

@@ -227,6 +227,20 @@ func TestClusterNodeLoss(t *testing.T) {
 	// fault is answered before the next begins and each refusal is told of the right fault.
 	quiet := func() { time.Sleep(6 * time.Second) }
 	var faults []fault
+	// restart starts nodes that are down and waits until they are healthy, the streams'
+	// replicas current and both ingestors ready.
+	restart := func(nodes ...*node) {
+		for _, n := range nodes {
+			c.start(n)
+		}
+		for _, n := range nodes {
+			c.waitHealthy(n)
+		}
+		c.waitCurrent(js)
+		for _, u := range ingestors {
+			waitReady(t, u)
+		}
+	}
 	nodeLoss := func(name string, victim *node, poll func(*fault)) {
 		f := fault{name: name, node: true, from: time.Now()}
 		c.kill(victim)
@@ -234,12 +248,7 @@ func TestClusterNodeLoss(t *testing.T) {
 			poll(&f)
 		}
 		settle()
-		c.start(victim)
-		c.waitHealthy(victim)
-		c.waitCurrent(js)
-		for _, u := range ingestors {
-			waitReady(t, u)
-		}
+		restart(victim)
 		f.to = time.Now()
 		faults = append(faults, f)
 		t.Logf("%s %s: down and back in %s", name, victim.name, f.to.Sub(f.from).Round(time.Millisecond))
@@ -306,12 +315,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	if l, _, _ := streamState(ctx, js, stream.MemoryStream); l == "" || l == ld.name {
 		t.Errorf("lame-duck restart: the memory stream's leader is %q after %s left, want another node", l, ld.name)
 	}
-	c.start(ld)
-	c.waitHealthy(ld)
-	c.waitCurrent(js)
-	for _, u := range ingestors {
-		waitReady(t, u)
-	}
+	restart(ld)
 	lf.to = time.Now()
 	faults = append(faults, lf)
 	t.Logf("lame-duck restart %s: down and back in %s", ld.name, lf.to.Sub(lf.from).Round(time.Millisecond))
@@ -324,14 +328,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	c.kill(downA)
 	c.kill(downB)
 	time.Sleep(leaderRideThrough + 4*time.Second)
-	c.start(downA)
-	c.start(downB)
-	c.waitHealthy(downA)
-	c.waitHealthy(downB)
-	c.waitCurrent(js)
-	for _, u := range ingestors {
-		waitReady(t, u)
-	}
+	restart(downA, downB)
 	qf.to = time.Now()
 	faults = append(faults, qf)
 	t.Logf("two nodes down (%s, %s): back in %s", downA.name, downB.name, qf.to.Sub(qf.from).Round(time.Millisecond))
