@@ -162,6 +162,12 @@ func (p *Publisher) PublishMsg(ctx context.Context, id string, msg *nats.Msg) (S
 	}
 }
 
+// errCodeDuplicateInProcess is nats-server's JSStreamDuplicateMessageConflict ("duplicate
+// message id is in process", 409) of a clustered stream: a message with the same Nats-Msg-Id
+// is being replicated. Found by test/cluster when a publish tried again after a lost
+// acknowledgement met its first copy still in flight after a loss of quorum.
+const errCodeDuplicateInProcess = 10158
+
 // Pauses between the tries of a publish riding through a leader election.
 const (
 	leaderPauseMin = 25 * time.Millisecond
@@ -188,15 +194,15 @@ func leaderless(err error) bool {
 	return noResponders(err) || errors.Is(classify(err), ErrTimeout)
 }
 
-// noResponders: no server took the publish, or JetStream answered that it is unavailable;
-// either way nothing was stored.
+// noResponders: no server took the publish, or JetStream answered with its own trouble (a 5xx
+// API error, a full stream aside); either way nothing was stored.
 func noResponders(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
 		return true
 	case errors.As(err, &apiErr):
-		return apiErr.Code == 503
+		return apiErr.Code >= 500 && !errors.Is(classify(err), ErrStreamFull)
 	}
 	return false
 }
@@ -224,6 +230,10 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.Is(err, nats.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", ErrRejected, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess:
+		// A copy with the same Nats-Msg-Id (an earlier try of this publish) is still being
+		// replicated: it may be stored, and asking again once it is done answers its sequence.
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 		return fmt.Errorf("%w: %w: %w", ErrConflict, ErrBusy, err)
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
@@ -247,7 +257,10 @@ func classify(err error) error {
 				return fmt.Errorf("%w: %w", ErrRejected, err)
 			}
 		}
-		if apiErr.Code == 503 {
+		if apiErr.Code >= 500 {
+			// JetStream's own trouble, not the event's: 503 unavailable, or 500 such as
+			// "cluster can not handle request" (10009) or "stream is offline" (10118), which
+			// a stream regaining its quorum answers. Nothing was stored; worth retrying.
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return fmt.Errorf("%w: %w", ErrRejected, err)
