@@ -71,8 +71,10 @@ RETURN p`
 var seedEntities = []events.EntityRef{{Name: "Healthcare", Type: "Industry"}, {Name: "Berlin", Type: "Location"}, {Name: "Finance", Type: "Industry"}}
 
 // seedBase is the valid time of the first seeded preference; preference j is valid from
-// seedBase + j days.
-var seedBase = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+// seedBase + j days. In the offset form (2026-01-01T09:00Z), as the projection stores every
+// datetime (docs/graph.md): in time.UTC the driver would send the zone id
+// (2026-01-01T09:00Z[UTC]), which the projector never writes.
+var seedBase = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC).In(time.FixedZone("Offset", 0))
 
 // seedRow is one user's part of the seeding statement.
 func seedRow(t Tenants, i, prefs int) map[string]any {

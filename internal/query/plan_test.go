@@ -202,6 +202,13 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"TraceEntities", userTraceEntities, with(map[string]any{"id": events.NewID(), "limit": int64(11)})},
 		{"Facts of a subject as of", userFacts, with(map[string]any{"subject": "Bob", "predicate": "works_at", "as_of": at, "known_at": at, "limit": int64(10)})},
 	}
+	for _, v := range presentPreferenceVariants(at) {
+		queries = append(queries, struct {
+			name   string
+			cypher string
+			params map[string]any
+		}{"PreferencesFor " + v.name, presentPreferences(userPreferenceHead, v.q, byCreation), prefParams()})
+	}
 	// The shared tenant's reads have no user to start from: they seek the owner index or the
 	// unique id of the conversation or trace asked for, and must not scan either.
 	sharedPref := prefParams()
@@ -215,11 +222,13 @@ func TestReadsAreIndexBacked(t *testing.T) {
 	}
 	sharedMsg := sharedWith(map[string]any{"session_id": "s", "conversation_id": events.ConversationID("", "s"), "limit": int64(10),
 		"since": at, "before": at, "cursor_ts": at, "cursor_id": "x"})
-	for _, q := range []struct {
+	type sharedQuery struct {
 		name   string
 		cypher string
 		params map[string]any
-	}{
+	}
+	var sharedQueries []sharedQuery
+	for _, q := range []sharedQuery{
 		{"shared PreferencesFor", sharedPreferencesFor, sharedPref},
 		{"shared PreferenceHistory", sharedPreferenceHistory, sharedPref},
 		{"shared Conversations", sharedConversations, sharedWith(map[string]any{"limit": int64(10)})},
@@ -237,6 +246,12 @@ func TestReadsAreIndexBacked(t *testing.T) {
 		{"shared TraceEntities", sharedTraceEntities, sharedWith(map[string]any{"id": events.NewID(), "limit": int64(11)})},
 		{"shared Facts", sharedFacts, sharedWith(map[string]any{"subject": "Bob", "predicate": nil, "as_of": at, "known_at": at, "limit": int64(10)})},
 	} {
+		sharedQueries = append(sharedQueries, q)
+	}
+	for _, v := range presentPreferenceVariants(at) {
+		sharedQueries = append(sharedQueries, sharedQuery{"shared PreferencesFor " + v.name, presentPreferences(sharedPreferenceHead, v.q, byCreation), sharedPref})
+	}
+	for _, q := range sharedQueries {
 		plan, b := profileRead(t, d, q.name, q.cypher, q.params)
 		if leaves := plan.leaves(); len(leaves) != 1 {
 			t.Errorf("%s starts at %d places, want one seek:\n%s", q.name, len(leaves), b.String())
@@ -340,4 +355,29 @@ func entityListArgs(name, typ, cursorID any) map[string]any {
 func relatedArgs(identifier string) map[string]any {
 	return map[string]any{"frontier": []string{events.EntityID(identifier, "Healthcare", "Industry"), events.NewID()},
 		"types": []string{"WORKS_AT"}, "direction": "both"}
+}
+
+// presentPreferenceVariants is every shape presentPreferences builds: active or not, as of an
+// instant or not, applying to an entity by id, by name and type, by name, or to none.
+func presentPreferenceVariants(at time.Time) []struct {
+	name string
+	q    preferenceQuery
+} {
+	var out []struct {
+		name string
+		q    preferenceQuery
+	}
+	for _, active := range []bool{true, false} {
+		for _, asOf := range []*time.Time{nil, &at} {
+			for _, ref := range []*events.EntityRef{nil, {ID: "e"}, {Name: "Healthcare", Type: "Industry"}, {Name: "Healthcare"}} {
+				q := preferenceQuery{activeOnly: active, asOf: asOf, appliesTo: ref}
+				name := fmt.Sprintf("active=%t as_of=%t applies_to=%+v", active, asOf != nil, ref)
+				out = append(out, struct {
+					name string
+					q    preferenceQuery
+				}{name, q})
+			}
+		}
+	}
+	return out
 }

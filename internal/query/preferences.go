@@ -180,7 +180,11 @@ func (r *Reader) PreferencesFor(ctx context.Context, identifier string, opts ...
 		params["applies_to_name"] = textParam(ref.Name)
 		params["applies_to_type"] = textParam(ref.Type)
 	}
-	return r.preferences(ctx, "preferences", pick(identifier, preferencesFor, sharedPreferencesFor), params)
+	cypher := pick(identifier, preferencesFor, sharedPreferencesFor)
+	if q.knownAt == nil {
+		cypher = presentPreferences(pick(identifier, userPreferenceHead, sharedPreferenceHead), q, byCreation)
+	}
+	return r.preferences(ctx, "preferences", cypher, params)
 }
 
 // PreferenceHistory returns every version of the user's preferences — superseded ones too —
