@@ -7,6 +7,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,11 +212,12 @@ func reads(ctx context.Context, r *runner) error {
 	r.report.Add(seed)
 	r.log.Info("seeded", "users", users, "elapsed", took.Round(time.Second))
 	client := httpClient(r.cfg.ReadWorkers)
+	neo4jPID := r.neo4jPID()
 	var worst *readVariant
 	var worstP99 float64
 	for _, v := range readVariants(prefs) {
 		// The baseline first: plain Cypher through the driver, same workers.
-		rawRate, rs := closedLoop(ctx, r.cfg.ReadWorkers, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
+		rawRate, rs, rawCPU := r.readLoop(ctx, neo4jPID, func(ctx context.Context) (int, error) {
 			params := map[string]any{"identifier": r.tenants.User(groupReads, rand.IntN(users))}
 			for k, val := range v.params {
 				params[k] = val
@@ -223,10 +228,15 @@ func reads(ctx context.Context, r *runner) error {
 		})
 		base := latencyResult("baseline", "raw cypher get_preferences_for "+v.name, "req/s", rawRate, rs)
 		r.report.Add(base)
-		rate, s := closedLoop(ctx, r.cfg.ReadWorkers, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
+		rate, s, cpu := r.readLoop(ctx, neo4jPID, func(ctx context.Context) (int, error) {
 			return 1, get(ctx, client, readURL(q.URL, r.tenants, users, v))
 		})
 		res := ratioTo(latencyResult(ScenarioReads, fmt.Sprintf("GetPreferencesFor %s workers=%d", v.name, r.cfg.ReadWorkers), "req/s", rate, s), base, 0)
+		if rawCPU > 0 && cpu > 0 {
+			// Where a read's cost lies: in Neo4j (its statement) or around it (HTTP, the
+			// service, the driver), on the two cores both share.
+			res = withNote(res, fmt.Sprintf("Neo4j's CPU per read %.0f µs, the raw Cypher's %.0f µs (a managed transaction, as ExecuteQuery runs it)", cpu, rawCPU))
+		}
 		res.Target = fmt.Sprintf("p99 ≤ %s", targetReadP99)
 		res.Status = met(s.Count > 0 && s.P99 <= targetReadP99 && s.Errors == 0)
 		r.report.Add(res)
@@ -248,6 +258,39 @@ func reads(ctx context.Context, r *runner) error {
 	n, err := DeleteGraph(ctx, r.stack.Neo4j, r.stack.Neo4jDB, r.tenants.GroupPrefix(groupReads))
 	r.log.Info("seeded graph removed", "nodes", n, "elapsed", time.Since(t0).Round(time.Second))
 	return err
+}
+
+// readLoop runs op closed-loop with the read workers, warm-up first, and returns the rate, the
+// latencies and Neo4j's CPU time per operation over the timed step in µs (0 when Neo4j's
+// process is not known: another machine's, or not the development one).
+func (r *runner) readLoop(ctx context.Context, pid int, op func(context.Context) (int, error)) (float64, Summary, float64) {
+	if r.cfg.Warmup > 0 {
+		closedLoop(ctx, r.cfg.ReadWorkers, 0, r.cfg.Warmup, op)
+	}
+	cpu0 := processCPU(pid)
+	rate, s := closedLoop(ctx, r.cfg.ReadWorkers, 0, r.cfg.Duration, op)
+	cpu := processCPU(pid) - cpu0
+	if pid <= 0 || cpu0 == 0 || s.Count == 0 {
+		return rate, s, 0
+	}
+	return rate, s, cpu / float64(s.Count+s.Errors) * 1e6
+}
+
+// neo4jPID is the process of the development Neo4j (deploy/neo4j writes var/run/neo4j.pid)
+// when the run reads from it, else 0.
+func (r *runner) neo4jPID() int {
+	if r.cfg.RepoDir == "" || !isLoopback(r.cfg.Endpoints.Neo4j.URI) || os.Getenv("NEO4J_INSTANCE") != "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(r.cfg.RepoDir, "var", "run", "neo4j.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return pid
 }
 
 // get GETs u and requires 200.

@@ -145,3 +145,61 @@ func TestPublishBatchRefusedWhole(t *testing.T) {
 		t.Errorf("stream holds %d messages after refused batches, want 1", n)
 	}
 }
+
+// BenchmarkBatchPublish is what one batch of 100 events costs JetStream by itself, on the
+// embedded server the dev stack and the bench run (one replica, file storage), per event:
+// an atomic batch (PublishBatchMsgs, what POST /v1/batch stores with) against the same 100
+// encoded events published asynchronously and all acknowledged (not all or nothing). On one
+// replica nats-server stages every atomic batch in a file store of its own, created,
+// flushed with fsync and removed per batch (newBatchStore, jetstream_batching.go; with more
+// replicas it stages in memory), which is most of the difference:
+// go test -run '^$' -bench BenchmarkBatchPublish -benchmem ./internal/stream/
+func BenchmarkBatchPublish(b *testing.B) {
+	const sara = "sara@omg.com"
+	_, _, js := testenv.NATS(b)
+	pub := stream.NewPublisher(js, 5*time.Second)
+	batch := func(b *testing.B) ([]string, []*nats.Msg) {
+		ids := make([]string, 100)
+		msgs := make([]*nats.Msg, 100)
+		for i := range msgs {
+			ev := prefEvent(sara)
+			m, err := events.Encode(ev)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids[i], msgs[i] = ev.ID, m
+		}
+		return ids, msgs
+	}
+	b.Run("atomic_100", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			ids, msgs := batch(b)
+			b.StartTimer()
+			if _, err := pub.PublishBatchMsgs(b.Context(), ids, msgs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
+	})
+	b.Run("async_100", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			_, msgs := batch(b)
+			b.StartTimer()
+			for _, m := range msgs {
+				if _, err := js.PublishMsgAsync(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				b.Fatal("acknowledgements not all in within a minute")
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
+	})
+}
