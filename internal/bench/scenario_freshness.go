@@ -73,7 +73,11 @@ func freshness(ctx context.Context, r *runner) error {
 		rate := st.rate
 		before, merr := scrape(ctx, proj.URL+"/metrics")
 		start := time.Now()
+		cpu := r.startCPUSplit(ServiceIngestor, ServiceProjector, ServiceQuery)
 		wres, res := r.freshnessAt(ctx, rate, src, ing.URL, q.URL)
+		if n := cpu.note(int64(rate*(r.cfg.Duration+r.cfg.Warmup).Seconds()), "offered write"); n != "" {
+			res = withNote(res, n)
+		}
 		if after, err := scrape(ctx, proj.URL+"/metrics"); err == nil && merr == nil {
 			if b := projectorBreakdown(before, after, time.Since(start)); b != "" {
 				res = withNote(res, b)

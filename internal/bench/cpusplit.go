@@ -1,0 +1,64 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// cpuSplit is where the machine's CPU went while a step ran: the stack's processes the driver
+// knows, the development Neo4j (when it can find it), the driver's own process (the load it
+// offers, its probes, and NATS when the driver embeds it), and everything else.
+type cpuSplit struct {
+	names []string
+	pids  []int
+	at    []float64
+	self  float64
+	busy  float64
+	start time.Time
+}
+
+// startCPUSplit takes the first reading of the stack's services (those started as processes)
+// and of Neo4j.
+func (r *runner) startCPUSplit(services ...string) *cpuSplit {
+	c := &cpuSplit{}
+	for _, name := range services {
+		if svc, ok := r.stack.services[name]; ok && svc.Proc != nil && svc.Proc.Pid() > 0 {
+			c.names, c.pids = append(c.names, name), append(c.pids, svc.Proc.Pid())
+		}
+	}
+	if pid := r.neo4jPID(); pid > 0 {
+		c.names, c.pids = append(c.names, "Neo4j"), append(c.pids, pid)
+	}
+	for _, pid := range c.pids {
+		c.at = append(c.at, processCPU(pid))
+	}
+	c.self, c.busy, c.start = processCPU(os.Getpid()), machineBusy(), time.Now()
+	return c
+}
+
+// note says, per process, the CPU seconds since the first reading and the microseconds per
+// unit of work (n of them, e.g. writes accepted).
+func (c *cpuSplit) note(n int64, unit string) string {
+	if n <= 0 {
+		return ""
+	}
+	per := func(s float64) string { return fmt.Sprintf("%.1f s (%.0f µs per %s)", s, s*1e6/float64(n), unit) }
+	var parts []string
+	known := 0.0
+	for i, pid := range c.pids {
+		s := processCPU(pid) - c.at[i]
+		known += s
+		parts = append(parts, c.names[i]+" "+per(s))
+	}
+	self := processCPU(os.Getpid()) - c.self
+	known += self
+	parts = append(parts, "the driver (offered load, probes, embedded NATS) "+per(self))
+	busy := machineBusy() - c.busy
+	parts = append(parts, "other processes "+per(max(0, busy-known)))
+	return fmt.Sprintf("CPU during the step: %s; of %.0f core-seconds the machine had (%d cores), busy %.0f %%",
+		strings.Join(parts, ", "), time.Since(c.start).Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),
+		100*busy/(time.Since(c.start).Seconds()*float64(runtime.NumCPU())))
+}
