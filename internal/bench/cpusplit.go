@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/engram-memory/engram/internal/procstat"
 )
 
 // cpuSplit is where the machine's CPU went while a step ran: the stack's processes the driver
@@ -33,9 +35,9 @@ func (r *runner) startCPUSplit(services ...string) *cpuSplit {
 		c.names, c.pids = append(c.names, "Neo4j"), append(c.pids, pid)
 	}
 	for _, pid := range c.pids {
-		c.at = append(c.at, processCPU(pid))
+		c.at = append(c.at, procstat.CPU(pid))
 	}
-	c.self, c.busy, c.start = processCPU(os.Getpid()), machineBusy(), time.Now()
+	c.self, c.busy, c.start = procstat.CPU(os.Getpid()), procstat.MachineBusy(), time.Now()
 	return c
 }
 
@@ -49,14 +51,14 @@ func (c *cpuSplit) note(n int64, unit string) string {
 	var parts []string
 	known := 0.0
 	for i, pid := range c.pids {
-		s := processCPU(pid) - c.at[i]
+		s := procstat.CPU(pid) - c.at[i]
 		known += s
 		parts = append(parts, c.names[i]+" "+per(s))
 	}
-	self := processCPU(os.Getpid()) - c.self
+	self := procstat.CPU(os.Getpid()) - c.self
 	known += self
 	parts = append(parts, "the driver (offered load, probes, embedded NATS) "+per(self))
-	busy := machineBusy() - c.busy
+	busy := procstat.MachineBusy() - c.busy
 	parts = append(parts, "other processes "+per(max(0, busy-known)))
 	return fmt.Sprintf("CPU during the step: %s; of %.0f core-seconds the machine had (%d cores), busy %.0f %%",
 		strings.Join(parts, ", "), time.Since(c.start).Seconds()*float64(runtime.NumCPU()), runtime.NumCPU(),

@@ -17,6 +17,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/procstat"
 )
 
 func init() {
@@ -267,9 +268,9 @@ func (r *runner) readLoop(ctx context.Context, pid int, op func(context.Context)
 	if r.cfg.Warmup > 0 {
 		closedLoop(ctx, r.cfg.ReadWorkers, 0, r.cfg.Warmup, op)
 	}
-	cpu0 := processCPU(pid)
+	cpu0 := procstat.CPU(pid)
 	rate, s := closedLoop(ctx, r.cfg.ReadWorkers, 0, r.cfg.Duration, op)
-	cpu := processCPU(pid) - cpu0
+	cpu := procstat.CPU(pid) - cpu0
 	if pid <= 0 || cpu0 == 0 || s.Count == 0 {
 		return rate, s, 0
 	}

@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/graph"
+	"github.com/engram-memory/engram/internal/procstat"
 	"github.com/engram-memory/engram/internal/replay"
 	"github.com/engram-memory/engram/internal/stream"
 )
@@ -78,7 +77,7 @@ func replayScenario(ctx context.Context, r *runner) error {
 	}()
 	// As memctl replay and memctl verify do.
 	restoreGC := replay.BulkGC()
-	cpu0, self0, busy0 := processCPU(scratchPID), processCPU(os.Getpid()), machineBusy()
+	cpu0, self0, busy0 := procstat.CPU(scratchPID), procstat.CPU(os.Getpid()), procstat.MachineBusy()
 	st, err := replay.Run(ctx, scratch, r.stack.JS, replay.Options{
 		Group: r.tenants.OwnerPrefix() + "replay", LiveGroup: r.stack.ProjectorGroup, Force: true,
 		MultiTenant: true,
@@ -86,7 +85,7 @@ func replayScenario(ctx context.Context, r *runner) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	neoCPU, selfCPU, busy := processCPU(scratchPID)-cpu0, processCPU(os.Getpid())-self0, machineBusy()-busy0
+	neoCPU, selfCPU, busy := procstat.CPU(scratchPID)-cpu0, procstat.CPU(os.Getpid())-self0, procstat.MachineBusy()-busy0
 	restoreGC()
 	res := Result{Scenario: ScenarioReplay, Variant: fmt.Sprintf("%d events", st.Applied+st.Skipped), Metric: "events/s",
 		Value: st.EventsPer, Count: st.Applied, Errors: st.Skipped,
@@ -148,44 +147,6 @@ const (
 	scratchHeap      = "2g"
 	scratchPageCache = "1g"
 )
-
-// processCPU is the CPU time, in seconds, a process used so far (0 when unknown).
-func processCPU(pid int) float64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // clock ticks; 100 per second on Linux
-}
-
-// machineBusy is the CPU time, in seconds over all cores, the machine spent busy so far
-// (/proc/stat; 0 when unknown).
-func machineBusy() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	busy := 0.0
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
-		if i < len(f) {
-			x, _ := strconv.ParseFloat(f[i], 64)
-			busy += x
-		}
-	}
-	return busy / 100 // clock ticks
-}
 
 // scratchNeo4j starts a Neo4j of the run's own, empty, on a free port, and returns a driver,
 // its process id and the function that stops it and closes the driver.

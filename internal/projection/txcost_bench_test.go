@@ -2,15 +2,12 @@ package projection
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/procstat"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
@@ -22,11 +19,16 @@ import (
 // that CPU is what a live transaction competes for (docs/projector.md).
 func BenchmarkApplyTransaction(b *testing.B) {
 	d := testenv.Neo4j(b)
-	pid := devNeo4jPID()
+	pid := testenv.DevNeo4jPID()
 	ctx := b.Context()
 	r := newRecorder()
+	threeEvents := func(u string) []Record {
+		return []Record{r.rec(u, events.UserUpserted{UserID: events.UserID(u), Identifier: u}),
+			r.rec(u, events.MessageAdded{MessageID: events.NewID(), SessionID: "s", Role: "user", Content: "hello there"}),
+			r.rec(u, events.PreferenceAdded{PreferenceID: events.NewID(), Category: "c", Preference: "likes Go"})}
+	}
 	b.Run("one node", func(b *testing.B) {
-		cpu0 := procCPU(pid)
+		cpu0 := procstat.CPU(pid)
 		for i := range b.N {
 			if _, err := neo4j.ExecuteQuery(ctx, d, "CREATE (:BenchTxCost {i: $i})", map[string]any{"i": i}, neo4j.EagerResultTransformer); err != nil {
 				b.Fatal(err)
@@ -39,16 +41,12 @@ func BenchmarkApplyTransaction(b *testing.B) {
 	})
 	b.Run("look-up of 3 events", func(b *testing.B) {
 		u := testenv.User(b, "txcost-lookup")
-		k, err := segmentKeys([]Record{
-			r.rec(u, events.UserUpserted{UserID: events.UserID(u), Identifier: u}),
-			r.rec(u, events.MessageAdded{MessageID: events.NewID(), SessionID: "s", Role: "user", Content: "hello there"}),
-			r.rec(u, events.PreferenceAdded{PreferenceID: events.NewID(), Category: "c", Preference: "likes Go"}),
-		})
+		k, err := segmentKeys(threeEvents(u))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
-		cpu0 := procCPU(pid)
+		cpu0 := procstat.CPU(pid)
 		for range b.N {
 			sess := d.NewSession(ctx, neo4j.SessionConfig{})
 			_, err := neo4j.ExecuteWrite(ctx, sess, func(tx neo4j.ManagedTransaction) (any, error) {
@@ -80,11 +78,7 @@ func BenchmarkApplyTransaction(b *testing.B) {
 			return []Record{r.rec(u, events.UserUpserted{UserID: events.UserID(u), Identifier: u}),
 				r.rec(u, events.PreferenceAdded{PreferenceID: events.NewID(), Category: "c", Preference: "likes Go"})}
 		}},
-		{"apply 3 events", func(u string) []Record {
-			return []Record{r.rec(u, events.UserUpserted{UserID: events.UserID(u), Identifier: u}),
-				r.rec(u, events.MessageAdded{MessageID: events.NewID(), SessionID: "s", Role: "user", Content: "hello there"}),
-				r.rec(u, events.PreferenceAdded{PreferenceID: events.NewID(), Category: "c", Preference: "likes Go"})}
-		}},
+		{"apply 3 events", threeEvents},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			batches := make([][]Record, b.N)
@@ -97,7 +91,7 @@ func BenchmarkApplyTransaction(b *testing.B) {
 			}
 			cleanupScope(b, d, s)
 			b.ResetTimer()
-			cpu0 := procCPU(pid)
+			cpu0 := procstat.CPU(pid)
 			for i := range b.N {
 				sess := d.NewSession(ctx, neo4j.SessionConfig{})
 				_, err := neo4j.ExecuteWrite(ctx, sess, func(tx neo4j.ManagedTransaction) (Outcome, error) {
@@ -115,28 +109,6 @@ func BenchmarkApplyTransaction(b *testing.B) {
 
 func reportCPU(b *testing.B, pid int, cpu0 float64) {
 	if pid > 0 {
-		b.ReportMetric((procCPU(pid)-cpu0)*1e6/float64(b.N), "neo4j-µs/op")
+		b.ReportMetric((procstat.CPU(pid)-cpu0)*1e6/float64(b.N), "neo4j-µs/op")
 	}
-}
-
-func devNeo4jPID() int {
-	wd, _ := os.Getwd()
-	bs, err := os.ReadFile(filepath.Join(wd, "..", "..", "var", "run", "neo4j.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(bs)))
-	return pid
-}
-
-func procCPU(pid int) float64 {
-	bs, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(bs)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) / 100
 }

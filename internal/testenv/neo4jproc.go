@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -189,4 +190,20 @@ func repoRoot() (string, error) {
 		return "", fmt.Errorf("repository root %s: %w", root, err)
 	}
 	return root, nil
+}
+
+// DevNeo4jPID is the process id of the development Neo4j that `make neo4j-start` runs
+// (deploy/neo4j writes var/run/neo4j.pid), or 0 when there is none to find; benchmarks read
+// its CPU time.
+func DevNeo4jPID() int {
+	root, err := repoRoot()
+	if err != nil {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(root, "var", "run", "neo4j.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
