@@ -36,9 +36,13 @@ const entityProjection = `.id, .name, .type, .subtype, .description, .aliases, .
 const (
 	// An entity by id, through the user's HAS_ENTITY (another user's id finds nothing), then
 	// its survivor when it was merged (merged_into names it; the MERGED_INTO edge reaches it).
+	// Both ends are pinned to their unique seeks: without the hint on t, a graph of users but
+	// few entities made the planner solve t.owner = u.owner as a seek of every entity of the
+	// tenant in the Entity(owner) index, a plan replan=skip then keeps as the tenant grows.
 	userEntityByID = `
 MATCH (u:User {identifier: $identifier})-[:HAS_ENTITY]->(t:Entity {id: $entity_id})
 USING INDEX SEEK u:User(identifier)
+USING INDEX SEEK t:Entity(id)
 WHERE u.owner = $owner AND t.owner = u.owner` + entityResolved
 	sharedEntityByID = `
 MATCH (t:Entity {id: $entity_id})

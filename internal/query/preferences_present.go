@@ -20,7 +20,7 @@ WITH p WHERE none(o IN [(p)-[:SUPERSEDED_BY]->(n:Preference) | n.owner] WHERE o 
 	if q.asOf != nil {
 		// CASE rather than "IS NULL OR": the planner solves an OR of a shared preference's
 		// properties as a union of two Preference(owner) seeks when the graph is nearly empty
-		// (TestReadsAreIndexBackedOnAnEmptyGraph), and replan=skip keeps that plan.
+		// (TestReadsAreIndexBackedAsTheGraphGrows), and replan=skip keeps that plan.
 		b.WriteString(`
 WITH p WHERE CASE WHEN p.valid_from IS NULL THEN true ELSE datetime({datetime: p.valid_from, timezone: 'Z'}) <= $as_of END
   AND CASE WHEN p.valid_until IS NULL THEN true ELSE datetime({datetime: p.valid_until, timezone: 'Z'}) > $as_of END`)
