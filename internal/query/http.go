@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/engram-memory/engram/internal/app"
@@ -140,7 +141,7 @@ type answerFunc func(w http.ResponseWriter, r *http.Request, read readFunc) int
 func (h *Handler) routeWith(name string, ep endpoint, answer answerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code := h.serve(w, r, ep, answer)
+		code := h.serve(w, r, ep, answer, strings.Contains(name, "search_"))
 		if h.metrics != nil {
 			h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 			h.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
@@ -148,7 +149,9 @@ func (h *Handler) routeWith(name string, ep endpoint, answer answerFunc) http.Ha
 	})
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, answer answerFunc) int {
+// serve answers one request; a search (search) waits for the search indexer's checkpoint as
+// well as the projector's (Reader.WaitForSearch).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, answer answerFunc, search bool) int {
 	identifier := r.PathValue("identifier")
 	if _, err := tenant(identifier); err != nil {
 		return h.writeError(w, r, err)
@@ -163,7 +166,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, ans
 	}
 	if token > 0 {
 		start := time.Now()
-		if err := h.waitFor(r.Context(), identifier, token); err != nil {
+		if err := h.waitFor(r.Context(), identifier, token, search); err != nil {
 			return h.writeError(w, r, err)
 		}
 		w.Header().Add("Server-Timing", serverTiming("consistency", time.Since(start)))
@@ -202,9 +205,13 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, read readFunc) 
 	return http.StatusOK
 }
 
-func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64) error {
+func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64, search bool) error {
 	start := time.Now()
-	err := h.reader.WaitFor(ctx, identifier, token, h.wait)
+	wait := h.reader.WaitFor
+	if search {
+		wait = h.reader.WaitForSearch
+	}
+	err := wait(ctx, identifier, token, h.wait)
 	if h.metrics != nil {
 		outcome := "covered"
 		switch {
