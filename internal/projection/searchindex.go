@@ -84,7 +84,9 @@ func IndexPending(ctx context.Context, d neo4j.DriverWithContext, database, grou
 		labeled int
 		claimed bool
 	}
-	r, err := neo4j.ExecuteWrite(ctx, d.NewSession(ctx, neo4j.SessionConfig{DatabaseName: database}),
+	sess := d.NewSession(ctx, neo4j.SessionConfig{AccessMode: neo4j.AccessModeWrite, DatabaseName: database})
+	defer func() { _ = sess.Close(context.WithoutCancel(ctx)) }()
+	r, err := neo4j.ExecuteWrite(ctx, sess,
 		func(tx neo4j.ManagedTransaction) (result, error) {
 			res, err := tx.Run(ctx, cypherIndexPending, map[string]any{"prefix": group + "-p", "limit": int64(searchBatchLimit)})
 			if err != nil {

@@ -665,6 +665,25 @@ func concurrentWritesOfOneUser(t *testing.T, ingestors []string) {
 	t.Helper()
 	user := testenv.User(t, "burst")
 	hc := &http.Client{Timeout: 30 * time.Second}
+	// The check follows the loss of quorum: a node back and healthy, the replicas current and
+	// the ingestors ready, the stream may still be electing or catching up and refuse writes
+	// (503, nothing stored) for a few seconds more, which is the refusal checkUnavailability
+	// accounts for, not the one this check is about. One write of the user accepted first.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		body, _ := json.Marshal(map[string]any{"user_identifier": user, "session_id": "burst", "role": "user", "content": "first"})
+		resp, err := hc.Post(ingestors[0]+"/v1/messages", "application/json", bytes.NewReader(body))
+		last := fmt.Sprint(err)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				break
+			}
+			last = resp.Status
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write accepted within 60s after the cluster was back (last: %s)", last)
+		}
+	}
 	const n = 48
 	codes := make([]string, n)
 	var wg sync.WaitGroup
