@@ -39,7 +39,7 @@ CREATE (u)-[:HAS_CONVERSATION]->(c)
 WITH u, c, s
 CALL (u, s) {
   UNWIND s.entities AS e
-  CREATE (x:Entity:SearchableEntity {id: e.id, name: e.name, type: e.type, description: e.description, aliases: [], owner: s.owner,
+  CREATE (x:Entity {id: e.id, name: e.name, type: e.type, description: e.description, aliases: [], owner: s.owner,
                     created_at: s.at, updated_at: s.at, recorded_at: s.at, recorded_seq: s.seq})
   CREATE (u)-[:HAS_ENTITY]->(x)
 }
@@ -51,7 +51,7 @@ CALL (s) {
 }
 CALL (c, s) {
   UNWIND s.messages AS m
-  CREATE (x:Message:SearchableMessage {id: m.id, role: 'user', content: m.content, timestamp: m.at, metadata: '{}', owner: s.owner,
+  CREATE (x:Message {id: m.id, role: 'user', content: m.content, timestamp: m.at, metadata: '{}', owner: s.owner,
                      created_at: m.at, recorded_at: m.at, recorded_seq: s.seq})
   CREATE (c)-[:HAS_MESSAGE]->(x)
   WITH x, m

@@ -35,12 +35,12 @@ CREATE (u:User {identifier: s.identifier, id: s.uid, owner: s.owner, created_at:
 WITH u, s
 CALL (s) {
   UNWIND s.entities AS e
-  CREATE (:Entity:SearchableEntity {id: e.id, name: e.name, type: e.type, owner: s.owner, created_at: s.at,
+  CREATE (:Entity {id: e.id, name: e.name, type: e.type, owner: s.owner, created_at: s.at,
                    recorded_at: s.at, recorded_seq: s.seq})
 }
 CALL (u, s) {
   UNWIND s.prefs AS p
-  CREATE (x:Preference:SearchablePreference {id: p.id, category: p.category, preference: p.preference, context: null,
+  CREATE (x:Preference {id: p.id, category: p.category, preference: p.preference, context: null,
                         confidence: p.confidence, created_at: p.at, valid_from: p.at, metadata: '{}',
                         owner: s.owner, recorded_at: p.at, recorded_seq: p.seq})
   CREATE (u)-[:HAS_PREFERENCE]->(x)

@@ -20,8 +20,6 @@ import (
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
-
-	"github.com/engram-memory/engram/internal/graph"
 )
 
 // Scope says what a fingerprint covers: every node owned by one of Owners, the Tool nodes
@@ -196,11 +194,8 @@ func labelsAndProps(rec *neo4j.Record, lk, pk string) ([]string, map[string]any,
 	}
 	labels := make([]string, 0, len(list))
 	for _, l := range list {
-		// The search indexer's labels say whether a node is searchable yet, not what the
-		// memory holds: a live graph and its replay differ there until the indexer ran.
-		if s, _ := l.(string); !graph.IsSearchLabel(s) {
-			labels = append(labels, s)
-		}
+		s, _ := l.(string)
+		labels = append(labels, s)
 	}
 	slices.Sort(labels)
 	rawProps, _ := rec.Get(pk)

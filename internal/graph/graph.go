@@ -160,13 +160,11 @@ var Schema = []string{
 	// Full-text search per user (internal/query search.go). Each index is global, so each
 	// also holds owner: a search puts the user's owner in its Lucene query and reads only
 	// that owner's matches, instead of every tenant's matches filtered afterwards. They are
-	// eventually consistent (fullTextOptions), and each indexes a label of its own that the
-	// search indexer adds (SearchLabels), not the node's own label: the projector's
-	// transactions write no full-text update (docs/projector.md, "The search indexer").
-	"CREATE FULLTEXT INDEX message_search IF NOT EXISTS FOR (n:SearchableMessage) ON EACH [n.content, n.owner]" + fullTextOptions,
-	"CREATE FULLTEXT INDEX preference_search IF NOT EXISTS FOR (n:SearchablePreference) ON EACH [n.preference, n.context, n.owner]" + fullTextOptions,
-	"CREATE FULLTEXT INDEX entity_search IF NOT EXISTS FOR (n:SearchableEntity) ON EACH [n.name, n.description, n.owner]" + fullTextOptions,
-	"CREATE FULLTEXT INDEX reasoning_step_search IF NOT EXISTS FOR (n:SearchableStep) ON EACH [n.thought, n.action, n.observation, n.owner]" + fullTextOptions,
+	// eventually consistent (fullTextOptions).
+	"CREATE FULLTEXT INDEX message_search IF NOT EXISTS FOR (n:Message) ON EACH [n.content, n.owner]" + fullTextOptions,
+	"CREATE FULLTEXT INDEX preference_search IF NOT EXISTS FOR (n:Preference) ON EACH [n.preference, n.context, n.owner]" + fullTextOptions,
+	"CREATE FULLTEXT INDEX entity_search IF NOT EXISTS FOR (n:Entity) ON EACH [n.name, n.description, n.owner]" + fullTextOptions,
+	"CREATE FULLTEXT INDEX reasoning_step_search IF NOT EXISTS FOR (n:ReasoningStep) ON EACH [n.thought, n.action, n.observation, n.owner]" + fullTextOptions,
 }
 
 // fullTextOptions makes a full-text index eventually consistent: a transaction's updates to
@@ -178,34 +176,6 @@ var Schema = []string{
 // read-your-writes: each waits for the indexes to catch up with every transaction committed
 // before it (AwaitFullText), so a search behind a consistency token sees the write.
 const fullTextOptions = " OPTIONS {indexConfig: {`fulltext.eventually_consistent`: true}}"
-
-// SearchPending is the label the projector gives every node it creates of a label a search
-// reads (SearchLabels), in the transaction that creates it; the search indexer
-// (projection.SearchIndexer) swaps it for the searchable label in batches of its own. Both
-// are index state, not memory: the fingerprint of a graph leaves them out.
-const SearchPending = "SearchPending"
-
-// SearchLabels maps each label the searches read to the label its full-text index covers.
-var SearchLabels = map[string]string{
-	"Message":       "SearchableMessage",
-	"Preference":    "SearchablePreference",
-	"Entity":        "SearchableEntity",
-	"ReasoningStep": "SearchableStep",
-}
-
-// IsSearchLabel tells whether label is the search indexer's (SearchPending or one of
-// SearchLabels' values) rather than the memory's.
-func IsSearchLabel(label string) bool {
-	if label == SearchPending {
-		return true
-	}
-	for _, l := range SearchLabels {
-		if l == label {
-			return true
-		}
-	}
-	return false
-}
 
 // AwaitFullText is the clause a search starts with: it waits until the eventually consistent
 // full-text indexes hold the updates of every transaction committed before it.
@@ -253,75 +223,33 @@ func ApplySchema(ctx context.Context, d neo4j.DriverWithContext, database string
 	return nil
 }
 
-// dropSynchronousFullText drops those of Schema's full-text indexes that an earlier version
-// created otherwise than Schema says now, for ApplySchema to create them again (CREATE … IF
-// NOT EXISTS keeps an index of the same name whatever its definition): synchronous ones
-// (before fullTextOptions), and ones on the node's own label (before the search indexer, on
-// Message rather than SearchableMessage). The nodes such an index covered get SearchPending
-// (markPending), so the search indexer makes them searchable again. Until then searches find
-// less; it happens once per database. Appliers running at once may each drop and create: the
-// last create stands, and every one of them creates the index as Schema says.
+// dropSynchronousFullText drops those of Schema's full-text indexes that a version before
+// fullTextOptions created synchronous, for ApplySchema to create them again as they are now
+// (CREATE … IF NOT EXISTS keeps an index of the same name whatever its options). Until the
+// new index is populated (ApplySchema waits for it), searches find less or fail; it happens
+// once per database. Appliers running at once may each drop and create: the last create
+// stands, and every one of them creates the index as Schema says.
 func dropSynchronousFullText(ctx context.Context, d neo4j.DriverWithContext, database string) error {
 	var names []any
-	want := map[string]string{}
 	for _, stmt := range Schema {
 		if m := ruleName.FindStringSubmatch(stmt); m != nil && m[1] == "FULLTEXT INDEX" {
 			names = append(names, m[2])
-			if l := fullTextLabel.FindStringSubmatch(stmt); l != nil {
-				want[m[2]] = l[1]
-			}
 		}
 	}
-	res, err := neo4j.ExecuteQuery(ctx, d, `SHOW FULLTEXT INDEXES YIELD name, options, labelsOrTypes
-WHERE name IN $names
-RETURN name, coalesce(options.indexConfig['fulltext.eventually_consistent'], false) = true AS ec, labelsOrTypes AS labels`,
-		map[string]any{"names": names}, neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(database))
+	res, err := neo4j.ExecuteQuery(ctx, d, `SHOW FULLTEXT INDEXES YIELD name, options
+WHERE name IN $names AND coalesce(options.indexConfig['fulltext.eventually_consistent'], false) <> true
+RETURN name`, map[string]any{"names": names}, neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(database))
 	if err != nil {
 		return fmt.Errorf("check full-text indexes: %w", err)
 	}
 	for _, rec := range res.Records {
 		name, _ := rec.Values[0].(string)
-		ec, _ := rec.Values[1].(bool)
-		labels, _ := rec.Values[2].([]any)
-		var old string
-		if len(labels) == 1 {
-			old, _ = labels[0].(string)
-		}
-		if ec && old == want[name] {
-			continue
-		}
 		if _, err := neo4j.ExecuteQuery(ctx, d, "DROP INDEX "+name+" IF EXISTS", nil, neo4j.EagerResultTransformer,
 			neo4j.ExecuteQueryWithDatabase(database)); err != nil {
-			return fmt.Errorf("drop outdated full-text index %s: %w", name, err)
-		}
-		if _, own := SearchLabels[old]; own {
-			if err := markPending(ctx, d, database, old); err != nil {
-				return err
-			}
+			return fmt.Errorf("drop synchronous full-text index %s: %w", name, err)
 		}
 	}
 	return nil
-}
-
-// fullTextLabel finds the label a Schema full-text statement indexes.
-var fullTextLabel = regexp.MustCompile(`FOR \(n:(\w+)\)`)
-
-// markPending gives SearchPending to every node of label that is not searchable yet, in
-// transactions of a bounded size, for the search indexer to index.
-func markPending(ctx context.Context, d neo4j.DriverWithContext, database, label string) error {
-	q := "MATCH (n:" + label + ") WHERE NOT n:" + SearchLabels[label] + " AND NOT n:" + SearchPending + `
-WITH n LIMIT 10000
-SET n:` + SearchPending + `
-RETURN count(n) AS marked`
-	for {
-		res, err := neo4j.ExecuteQuery(ctx, d, q, nil, neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(database))
-		if err != nil {
-			return fmt.Errorf("mark %s nodes for the search indexer: %w", label, err)
-		}
-		if n, _ := res.Records[0].Values[0].(int64); n < 10000 {
-			return nil
-		}
-	}
 }
 
 func isRuleExists(err error) bool {

@@ -12,7 +12,6 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/engram-memory/engram/internal/graph"
-	"github.com/engram-memory/engram/internal/projection"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
@@ -118,8 +117,8 @@ func TestApplySchemaConcurrently(t *testing.T) {
 // consistent.
 func checkFullText(t *testing.T, ctx context.Context, d neo4j.DriverWithContext, when string) {
 	t.Helper()
-	res, err := neo4j.ExecuteQuery(ctx, d, `SHOW FULLTEXT INDEXES YIELD name, state, options, labelsOrTypes
-RETURN name, state, coalesce(options.indexConfig['fulltext.eventually_consistent'], false) AS ec, labelsOrTypes`, nil, neo4j.EagerResultTransformer)
+	res, err := neo4j.ExecuteQuery(ctx, d, `SHOW FULLTEXT INDEXES YIELD name, state, options
+RETURN name, state, coalesce(options.indexConfig['fulltext.eventually_consistent'], false) AS ec`, nil, neo4j.EagerResultTransformer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +129,6 @@ RETURN name, state, coalesce(options.indexConfig['fulltext.eventually_consistent
 		if state != "ONLINE" || ec != true {
 			t.Errorf("%s: full-text index %v is %v, eventually consistent %v; want ONLINE and true", when, name, state, ec)
 		}
-		if labels, _ := rec.Values[3].([]any); len(labels) != 1 || !graph.IsSearchLabel(fmt.Sprint(labels[0])) {
-			t.Errorf("%s: full-text index %v covers %v, want one label of the search indexer's", when, name, labels)
-		}
 	}
 	if found != 4 {
 		t.Errorf("%s: %d full-text indexes, want the schema's 4", when, found)
@@ -140,10 +136,9 @@ RETURN name, state, coalesce(options.indexConfig['fulltext.eventually_consistent
 }
 
 // TestApplySchemaMakesFullTextEventuallyConsistent: a database whose full-text indexes an
-// earlier version created synchronous (same names, no options) and on the nodes' own labels
-// gets them eventually consistent and on the search indexer's labels when the services apply
-// the schema, several at once, and the indexes hold what the graph had before once the
-// search indexer took the nodes they covered.
+// earlier version created synchronous (same names, no options) gets them eventually consistent
+// when the services apply the schema, several at once, and the indexes hold what the graph
+// had before.
 func TestApplySchemaMakesFullTextEventuallyConsistent(t *testing.T) {
 	t.Parallel()
 	p := testenv.StartNeo4jProcess(t)
@@ -176,18 +171,6 @@ func TestApplySchemaMakesFullTextEventuallyConsistent(t *testing.T) {
 		}
 	}
 	checkFullText(t, ctx, d, "after the migration")
-	// The index of an earlier version covered Message itself; the one of now covers the
-	// search indexer's label, so the message is pending until the indexer takes it.
-	pending, err := neo4j.ExecuteQuery(ctx, d, "MATCH (n:Message {id: 'm1'}) RETURN n:SearchPending AND NOT n:SearchableMessage", nil, neo4j.EagerResultTransformer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending.Records) != 1 || pending.Records[0].Values[0] != true {
-		t.Fatalf("the message the old index covered is not pending for the search indexer: %v", pending.Records)
-	}
-	if err := projection.IndexAllPending(ctx, d, "", "projector"); err != nil {
-		t.Fatal(err)
-	}
 	res, err := neo4j.ExecuteQuery(ctx, d, graph.AwaitFullText+`
 CALL db.index.fulltext.queryNodes('message_search', 'content:espresso') YIELD node RETURN node.id AS id`, nil, neo4j.EagerResultTransformer)
 	if err != nil {
@@ -197,7 +180,7 @@ CALL db.index.fulltext.queryNodes('message_search', 'content:espresso') YIELD no
 		t.Errorf("search of the migrated index: %v, want the message written before", res.Records)
 	}
 	// A write is found by the search that follows it: the search waits for the index.
-	if _, err := neo4j.ExecuteQuery(ctx, d, "CREATE (:Message:SearchableMessage {id: 'm2', content: 'ristretto after lunch', owner: 'o1'})", nil, neo4j.EagerResultTransformer); err != nil {
+	if _, err := neo4j.ExecuteQuery(ctx, d, "CREATE (:Message {id: 'm2', content: 'ristretto after lunch', owner: 'o1'})", nil, neo4j.EagerResultTransformer); err != nil {
 		t.Fatal(err)
 	}
 	res, err = neo4j.ExecuteQuery(ctx, d, graph.AwaitFullText+`

@@ -109,7 +109,7 @@ CALL () {
   MATCH (c:Conversation {id: g.conversation_id}) USING INDEX SEEK c:Conversation(id)
   CALL (c, g) {
     UNWIND g.messages AS r
-    CREATE (c)-[:HAS_MESSAGE]->(m:Message:SearchPending {id: r.id, role: r.role, content: r.content,
+    CREATE (c)-[:HAS_MESSAGE]->(m:Message {id: r.id, role: r.role, content: r.content,
                                            timestamp: r.timestamp, metadata: r.metadata,
                                            owner: r.owner, recorded_at: r.recorded_at,
                                            recorded_seq: r.seq, embedding: r.embedding})
@@ -132,7 +132,7 @@ CALL () {
 const writeEntities = `
 CALL () {
   UNWIND $w.create_entities AS r
-  CREATE (e:Entity:SearchPending)
+  CREATE (e:Entity)
   SET e = r.props
   WITH r, e
   MATCH (u:User {identifier: r.user}) USING INDEX SEEK u:User(identifier)
@@ -157,7 +157,7 @@ CALL () {
   OPTIONAL MATCH (u:User {identifier: g.user}) USING INDEX SEEK u:User(identifier)
   CALL (u, g) {
     UNWIND g.preferences AS r
-    CREATE (p:Preference:SearchPending {id: r.id, category: r.category, preference: r.preference,
+    CREATE (p:Preference {id: r.id, category: r.category, preference: r.preference,
                           context: r.context, confidence: r.confidence, created_at: r.time,
                           valid_from: r.valid_from, metadata: r.metadata, owner: r.owner,
                           recorded_at: r.recorded_at, recorded_seq: r.seq, embedding: r.embedding})
@@ -293,7 +293,7 @@ CALL () {
 CALL () {
   UNWIND $w.steps AS r
   MATCH (t:ReasoningTrace {id: r.trace_id}) USING INDEX SEEK t:ReasoningTrace(id)
-  CREATE (t)-[:HAS_STEP {order: r.step_number}]->(:ReasoningStep:SearchPending {id: r.id,
+  CREATE (t)-[:HAS_STEP {order: r.step_number}]->(:ReasoningStep {id: r.id,
           step_number: r.step_number, thought: r.thought, action: r.action,
           observation: r.observation, timestamp: r.time, owner: r.owner,
           recorded_at: r.recorded_at, recorded_seq: r.seq})

@@ -88,8 +88,8 @@ func cleanupCheckpoints(t testing.TB, d neo4j.DriverWithContext, group string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_, _ = neo4j.ExecuteQuery(ctx, d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $prefix OR c.name STARTS WITH $search DELETE c",
-			map[string]any{"prefix": group + "-p", "search": group + "-search-p"}, neo4j.EagerResultTransformer)
+		_, _ = neo4j.ExecuteQuery(ctx, d, "MATCH (c:EngramCheckpoint) WHERE c.name STARTS WITH $prefix DELETE c",
+			map[string]any{"prefix": group + "-p"}, neo4j.EagerResultTransformer)
 	})
 }
 

@@ -22,9 +22,6 @@ type Metrics struct {
 	Checkpoint   *prometheus.GaugeVec     // committed checkpoint, by partition
 	Delay        *prometheus.HistogramVec // from an event's storing to its receipt and to its commit
 
-	searchIndexed prometheus.Counter   // nodes the search indexer made searchable
-	searchBatch   prometheus.Histogram // duration of a search indexer batch
-
 	// The Delay histogram's two series, looked up once (they are observed per event).
 	delayReceived, delayCommitted prometheus.Observer
 
@@ -76,14 +73,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: delayBuckets}, []string{"until"}),
 		Checkpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_sequence",
 			Help: "Stream sequence of the partition's last applied event, as committed by this process."}, []string{"partition"}),
-		searchIndexed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "search_indexed_total",
-			Help: "Nodes the search indexer of this process made searchable (gave their full-text indexes' label)."}),
-		searchBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "search_batch_duration_seconds",
-			Help:    "Duration of a search indexer transaction (one batch of pending nodes, the search checkpoints moved with it).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	m.collectors = []prometheus.Collector{m.Applied, m.Skipped, m.DeadLettered, m.Retries, m.BatchSize,
-		m.ApplySeconds, m.Partitions, m.GapFilled, m.Checkpoint, m.Delay, m.searchIndexed, m.searchBatch}
+		m.ApplySeconds, m.Partitions, m.GapFilled, m.Checkpoint, m.Delay}
 	for _, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -37,7 +37,6 @@ type Projector struct {
 
 	warm       *warmer
 	progress   *lagCollector
-	search     *searchIndexer
 	graphReady <-chan struct{} // closed once the schema is applied (nil: not waited for)
 
 	mu         sync.Mutex // serializes Start and Stop
@@ -115,7 +114,6 @@ func New(cfg Config, driver neo4j.DriverWithContext, js jetstream.JetStream, opt
 	}
 	p.dlq = NewDeadLetters(js, cfg.Group, timeout)
 	p.warm = &warmer{driver: driver, database: cfg.Common.Neo4j.Database, cold: true}
-	p.search = newSearchIndexer(driver, cfg.Common.Neo4j.Database, cfg.Group, p.log, m)
 	p.progress = newLagCollector(cfg.Group, cfg.Partitions, driver, cfg.Common.Neo4j.Database, js.Conn())
 	if err := m.register(p.progress); err != nil {
 		return nil, fmt.Errorf("projection metrics: %w", err)
@@ -204,7 +202,7 @@ func (p *Projector) Start(ctx context.Context) error {
 		workers = append(workers, &worker{
 			partition: part, consumer: cc.Durable, filter: cc.FilterSubject, cfg: p.cfg,
 			group: cc.PriorityGroups[0], js: p.js, ccfg: cc, cons: cons, stream: mem, driver: p.driver,
-			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm, progress: p.progress, committer: group, search: p.search,
+			database: p.cfg.Common.Neo4j.Database, dlq: p.dlq, metrics: p.metrics, warm: p.warm, progress: p.progress, committer: group,
 			log:       p.log.With("partition", part),
 			erasures:  newErasures(p.js),
 			multiUser: p.cfg.Common.MultiTenant,
@@ -238,11 +236,6 @@ func (p *Projector) Start(ctx context.Context) error {
 		}
 		p.releaseDeadPins(stop)
 		p.warmed.Store(true)
-		p.done.Add(1)
-		go func() {
-			defer p.done.Done()
-			p.search.run(stop)
-		}()
 		for _, w := range workers {
 			w.init(stop)
 			p.done.Add(1)

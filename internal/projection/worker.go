@@ -66,9 +66,8 @@ type worker struct {
 	warm       *warmer
 	metrics    *Metrics
 	progress   *lagCollector
-	search     *searchIndexer // told of every commit that applied events
-	committer  *committer     // the process's group commit (nil: each step its own transaction)
-	in         *inbox         // the current iterator's deliveries
+	committer  *committer // the process's group commit (nil: each step its own transaction)
+	in         *inbox     // the current iterator's deliveries
 	log        *slog.Logger
 	multiUser  bool
 	backoff    Backoff
@@ -480,9 +479,6 @@ func (w *worker) finish(plan *stepPlan) {
 	}
 	if n := len(plan.apply); n > 0 && w.progress != nil {
 		w.progress.committed(w.partition, plan.last, plan.apply[n-1].stored)
-	}
-	if len(plan.apply) > 0 {
-		w.search.kick()
 	}
 }
 

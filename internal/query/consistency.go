@@ -33,14 +33,6 @@ MATCH (c:EngramCheckpoint {name: $name})
 RETURN c {.stream_seq} AS checkpoint
 `
 
-// searchCheckpoints reads a partition's projector checkpoint and its search indexer's
-// (projection.SearchCheckpointName) in one read.
-const searchCheckpoints = `
-OPTIONAL MATCH (c:EngramCheckpoint {name: $name})
-OPTIONAL MATCH (s:EngramCheckpoint {name: $search})
-RETURN {applied: c.stream_seq, searched: s.stream_seq} AS checkpoint
-`
-
 // Poll intervals of WaitFor: short at first, since the projector usually catches up within a
 // batch, growing so that a slow wait costs few queries.
 const (
@@ -204,58 +196,6 @@ func (r *Reader) WaitFor(ctx context.Context, identifier string, token uint64, w
 			return late()
 		}
 		poll = min(poll*3/2, maxPoll)
-	}
-}
-
-// WaitForSearch is WaitFor for the full-text searches: their indexes cover the nodes the
-// search indexer made searchable (projection.IndexPending), which trails the projector by a
-// batch. Once WaitFor returned, every event of the user's partition at or below token is
-// applied, and is at or below the projector checkpoint C; the search is covered when the
-// search checkpoint reached min(token, C) (C below token: the partition held nothing more up
-// to token). It waits at most wait in all, WaitFor's part included.
-func (r *Reader) WaitForSearch(ctx context.Context, identifier string, token uint64, wait time.Duration) error {
-	start := time.Now()
-	if err := r.WaitFor(ctx, identifier, token, wait); err != nil {
-		return err
-	}
-	name, err := r.CheckpointName(identifier)
-	if err != nil {
-		return err
-	}
-	owner, _ := events.TenantToken(identifier)
-	search := r.group + "-search-p" + strconv.Itoa(events.Partition(owner, r.partitions))
-	wctx, cancel := context.WithTimeout(ctx, max(wait-time.Since(start), time.Millisecond))
-	defer cancel()
-	timer := time.NewTimer(maxPoll)
-	defer timer.Stop()
-	var reached uint64
-	for poll := firstPoll; ; poll = min(poll*3/2, maxPoll) {
-		rows, err := r.read(wctx, "search checkpoint", searchCheckpoints, map[string]any{"name": name, "search": search})
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if wctx.Err() == nil || errors.Is(err, ErrUnavailable) {
-				return err
-			}
-		} else if len(rows) > 0 {
-			var applied uint64
-			if v := int64p(rows[0], "applied"); v != nil && *v > 0 {
-				applied = uint64(*v)
-			}
-			if v := int64p(rows[0], "searched"); v != nil && *v > 0 {
-				reached = uint64(*v)
-			}
-			if reached >= min(token, applied) {
-				return nil
-			}
-		}
-		if !r.pause(wctx, timer, poll, nil) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return &ConsistencyError{Token: token, Checkpoint: search, Reached: reached, Waited: time.Since(start)}
-		}
 	}
 }
 

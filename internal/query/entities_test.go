@@ -41,7 +41,7 @@ func (f *fixture) entity(e entitySpec) string {
 		meta = e.metadata
 	}
 	f.write(`
-CREATE (e:Entity:SearchableEntity {id: $id, name: $name, type: $type, owner: $owner, created_at: $at, updated_at: $at,
+CREATE (e:Entity {id: $id, name: $name, type: $type, owner: $owner, created_at: $at, updated_at: $at,
                   recorded_at: $at, recorded_seq: $seq, aliases: $aliases})
 SET e.subtype = $subtype, e.description = $description, e.metadata = $metadata, e.confidence = $confidence
 WITH e

@@ -133,7 +133,7 @@ MERGE (c:Conversation {id: $conversation_id})
                 c.created_at = $at, c.recorded_at = $recorded_at, c.recorded_seq = $seq
 SET c.updated_at = $timestamp
 MERGE (u)-[:HAS_CONVERSATION]->(c)
-CREATE (m:Message:SearchableMessage {id: $id, role: $role, content: $content, timestamp: $timestamp, metadata: $metadata,
+CREATE (m:Message {id: $id, role: $role, content: $content, timestamp: $timestamp, metadata: $metadata,
                    owner: $owner, created_at: $at, recorded_at: $recorded_at, recorded_seq: $seq})
 CREATE (c)-[:HAS_MESSAGE]->(m)
 WITH c, m
@@ -171,7 +171,7 @@ func (f *fixture) preference(p pref) string {
 		ctxt = p.context
 	}
 	f.write(mergeUser+`
-CREATE (p:Preference:SearchablePreference {id: $id, category: $category, preference: $preference, context: $context,
+CREATE (p:Preference {id: $id, category: $category, preference: $preference, context: $context,
                       confidence: 1.0, created_at: $at, valid_from: $valid_from, metadata: $metadata,
                       owner: $owner, recorded_at: $recorded_at, recorded_seq: $seq})
 CREATE (u)-[:HAS_PREFERENCE]->(p)
@@ -179,7 +179,7 @@ WITH p
 UNWIND $applies_to AS ref
 MERGE (e:Entity {id: ref.id})
   ON CREATE SET e.name = ref.name, e.type = ref.type, e.owner = $owner, e.created_at = $at,
-                e.recorded_at = $recorded_at, e.recorded_seq = $seq, e:SearchableEntity
+                e.recorded_at = $recorded_at, e.recorded_seq = $seq
 MERGE (p)-[:APPLIES_TO]->(e)
 `, map[string]any{
 		"id": id, "category": p.category, "preference": p.text, "context": ctxt,
@@ -221,7 +221,7 @@ func (f *fixture) step(traceID string, n int64, thought string, at time.Time) st
 	id := events.NewID()
 	f.write(`
 MATCH (t:ReasoningTrace {id: $trace_id}) WHERE t.owner = $owner
-CREATE (s:ReasoningStep:SearchableStep {id: $id, step_number: $n, thought: $thought, action: 'act', observation: 'obs',
+CREATE (s:ReasoningStep {id: $id, step_number: $n, thought: $thought, action: 'act', observation: 'obs',
                          timestamp: $at, owner: $owner, recorded_at: $at, recorded_seq: $seq})
 CREATE (t)-[:HAS_STEP {order: $n}]->(s)
 `, map[string]any{"trace_id": traceID, "id": id, "n": n, "thought": thought, "at": at, "seq": f.next()})
@@ -275,7 +275,7 @@ func testGroup(t *testing.T, d neo4j.DriverWithContext) string {
 	group := "qtest-" + events.NewID()[24:]
 	t.Cleanup(func() {
 		_, _ = neo4j.ExecuteQuery(context.Background(), d,
-			"UNWIND range(0, 63) AS p UNWIND [$group + '-p', $group + '-search-p'] AS prefix MATCH (c:EngramCheckpoint {name: prefix + toString(p)}) DELETE c",
+			"UNWIND range(0, 63) AS p MATCH (c:EngramCheckpoint {name: $group + '-p' + toString(p)}) DELETE c",
 			map[string]any{"group": group}, neo4j.EagerResultTransformer)
 	})
 	return group

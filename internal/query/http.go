@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/engram-memory/engram/internal/app"
@@ -141,7 +140,7 @@ type answerFunc func(w http.ResponseWriter, r *http.Request, read readFunc) int
 func (h *Handler) routeWith(name string, ep endpoint, answer answerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code := h.serve(w, r, ep, answer, strings.Contains(name, "search_"))
+		code := h.serve(w, r, ep, answer)
 		if h.metrics != nil {
 			h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 			h.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
@@ -149,9 +148,7 @@ func (h *Handler) routeWith(name string, ep endpoint, answer answerFunc) http.Ha
 	})
 }
 
-// serve answers one request; a search (search) waits for the search indexer's checkpoint as
-// well as the projector's (Reader.WaitForSearch).
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, answer answerFunc, search bool) int {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, answer answerFunc) int {
 	identifier := r.PathValue("identifier")
 	if _, err := tenant(identifier); err != nil {
 		return h.writeError(w, r, err)
@@ -166,7 +163,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep endpoint, ans
 	}
 	if token > 0 {
 		start := time.Now()
-		if err := h.waitFor(r.Context(), identifier, token, search); err != nil {
+		if err := h.waitFor(r.Context(), identifier, token); err != nil {
 			return h.writeError(w, r, err)
 		}
 		w.Header().Add("Server-Timing", serverTiming("consistency", time.Since(start)))
@@ -205,13 +202,9 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, read readFunc) 
 	return http.StatusOK
 }
 
-func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64, search bool) error {
+func (h *Handler) waitFor(ctx context.Context, identifier string, token uint64) error {
 	start := time.Now()
-	wait := h.reader.WaitFor
-	if search {
-		wait = h.reader.WaitForSearch
-	}
-	err := wait(ctx, identifier, token, h.wait)
+	err := h.reader.WaitFor(ctx, identifier, token, h.wait)
 	if h.metrics != nil {
 		outcome := "covered"
 		switch {

@@ -206,11 +206,6 @@ func Run(ctx context.Context, d neo4j.DriverWithContext, js jetstream.JetStream,
 			return st, err
 		}
 	}
-	// The replayed nodes are created pending for the search indexer (projection.IndexPending):
-	// the replay ends when they are searchable and the search checkpoints cover them.
-	if err := projection.IndexAllPending(ctx, d, o.Database, o.LiveGroup); err != nil {
-		return st, err
-	}
 	if err := deleteCheckpoints(ctx, d, o.Database, names); err != nil {
 		return st, err
 	}
