@@ -112,7 +112,8 @@ CALL () {
     CREATE (c)-[:HAS_MESSAGE]->(m:Message {id: r.id, role: r.role, content: r.content,
                                            timestamp: r.timestamp, metadata: r.metadata,
                                            owner: r.owner, recorded_at: r.recorded_at,
-                                           recorded_seq: r.seq, embedding: r.embedding})
+                                           recorded_seq: r.seq, embedding: r.embedding,
+                                           embedding_sketch: r.embedding_sketch})
     RETURN collect(m) AS ms
   }
   OPTIONAL MATCH (tail:Message {id: g.tail}) USING INDEX SEEK tail:Message(id)
@@ -141,10 +142,11 @@ CALL () {
 CALL () {
   UNWIND $w.update_entities AS r
   MATCH (e:Entity {id: r.id}) USING INDEX SEEK e:Entity(id)
+  WITH r, e, r.embedding IS NULL OR (NOT r.embedding_with_description AND e.embedding IS NOT NULL) AS keep
   SET e.subtype = coalesce(r.subtype, e.subtype), e.description = coalesce(r.description, e.description),
       e.confidence = coalesce(r.confidence, e.confidence), e.metadata = coalesce(r.metadata, e.metadata),
-      e.embedding = CASE WHEN r.embedding IS NULL OR (NOT r.embedding_with_description AND e.embedding IS NOT NULL)
-                         THEN e.embedding ELSE r.embedding END,
+      e.embedding = CASE WHEN keep THEN e.embedding ELSE r.embedding END,
+      e.embedding_sketch = CASE WHEN keep THEN e.embedding_sketch ELSE r.embedding_sketch END,
       e.updated_at = r.updated_at,
       e.aliases = coalesce(e.aliases, []) + [a IN r.aliases WHERE a <> e.name AND NOT a IN coalesce(e.aliases, [])]
 }`
@@ -160,7 +162,8 @@ CALL () {
     CREATE (p:Preference {id: r.id, category: r.category, preference: r.preference,
                           context: r.context, confidence: r.confidence, created_at: r.time,
                           valid_from: r.valid_from, metadata: r.metadata, owner: r.owner,
-                          recorded_at: r.recorded_at, recorded_seq: r.seq, embedding: r.embedding})
+                          recorded_at: r.recorded_at, recorded_seq: r.seq, embedding: r.embedding,
+                          embedding_sketch: r.embedding_sketch})
     FOREACH (x IN CASE WHEN u IS NULL THEN [] ELSE [u] END | CREATE (x)-[:HAS_PREFERENCE]->(p))
     WITH r, p
     UNWIND r.applies_to AS eid
@@ -285,7 +288,7 @@ CALL () {
   CREATE (t:ReasoningTrace {id: r.id, session_id: r.session_id, task: r.task,
                             started_at: r.time, metadata: r.metadata, user_identifier: r.user,
                             owner: r.owner, recorded_at: r.recorded_at, recorded_seq: r.seq,
-                            embedding: r.embedding})
+                            embedding: r.embedding, embedding_sketch: r.embedding_sketch})
   WITH r, t
   MATCH (u:User {identifier: r.user}) USING INDEX SEEK u:User(identifier)
   CREATE (u)-[:HAS_TRACE]->(t)

@@ -28,7 +28,7 @@ type entityWrite struct {
 	name     string         // known when the segment creates it
 	create   map[string]any // the bare node's properties, when new
 	touched  bool           // an entity_added applied: aliases a list, updated_at set
-	fields   map[string]any // subtype, description, confidence, metadata, embedding: the last given
+	fields   map[string]any // subtype, description, confidence, metadata, embedding (and its sketch): the last given
 	updated  any
 	aliases  []any
 	aliasSet map[string]bool
@@ -101,6 +101,7 @@ func (w *entityWrite) add(m map[string]any) {
 	// (writeEntities' update).
 	if v := m["embedding"]; v != nil && (m["description"] != nil || w.fields["embedding"] == nil) {
 		w.fields["embedding"] = v
+		w.fields["embedding_sketch"] = m["embedding_sketch"]
 		w.fields["embedding_with_description"] = m["description"] != nil
 	}
 	w.updated = m["time"]
@@ -342,7 +343,7 @@ func (e *effects) entityRows(w map[string]any) {
 			row := map[string]any{"id": x.id, "subtype": x.fields["subtype"],
 				"description": x.fields["description"], "confidence": x.fields["confidence"],
 				"metadata": x.fields["metadata"], "embedding": x.fields["embedding"],
-				"aliases": aliases, "updated_at": x.updated}
+				"embedding_sketch": x.fields["embedding_sketch"], "aliases": aliases, "updated_at": x.updated}
 			row["embedding_with_description"] = x.fields["embedding_with_description"] == true
 			update = append(update, row)
 		}

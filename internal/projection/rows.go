@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/events"
 )
 
@@ -108,7 +109,7 @@ func messageAddedRow(r Record, m map[string]any) error {
 	m["timestamp"] = timeOr(d.Timestamp, r.Event.Time)
 	m["metadata"] = meta
 	m["title"] = nilIfEmpty(d.Title)
-	m["embedding"] = vector(d.Embedding)
+	m["embedding"], m["embedding_sketch"] = vector(d.Embedding)
 	return nil
 }
 
@@ -154,7 +155,7 @@ func preferenceAddedRow(r Record, m map[string]any) error {
 	m["metadata"] = meta
 	m["entity_ids"] = entityIDs
 	m["entities"] = entities
-	m["embedding"] = vector(d.Embedding)
+	m["embedding"], m["embedding_sketch"] = vector(d.Embedding)
 	return nil
 }
 
@@ -182,7 +183,7 @@ func traceStartedRow(r Record, m map[string]any) error {
 	m["session_id"] = d.SessionID
 	m["task"] = d.Task
 	m["metadata"] = meta
-	m["embedding"] = vector(d.Embedding)
+	m["embedding"], m["embedding_sketch"] = vector(d.Embedding)
 	return nil
 }
 
@@ -295,7 +296,7 @@ func entityAddedRow(r Record, m map[string]any) error {
 	m["aliases"] = aliases
 	m["metadata"] = meta
 	m["confidence"] = confidence
-	m["embedding"] = vector(d.Embedding)
+	m["embedding"], m["embedding_sketch"] = vector(d.Embedding)
 	return nil
 }
 
@@ -378,13 +379,17 @@ func jsonText(v any) (string, error) {
 	return string(bytes.TrimRight(b.Bytes(), "\n")), nil
 }
 
-// vector is an embedding as the node's property: a list of floats, or null (no property) when
-// the event carries none.
-func vector(v []float64) any {
+// vector is an embedding as the node's properties: a list of floats and its sketch (the bytes
+// a vector search reads of every node it compares, embed.Sketch), or nulls (no properties)
+// when the event carries none.
+func vector(v []float64) (embedding, sketch any) {
 	if len(v) == 0 {
-		return nil
+		return nil, nil
 	}
-	return v
+	if sk := embed.Sketch(v); sk != nil {
+		return v, sk
+	}
+	return v, nil
 }
 
 // jsonObject is jsonText of a metadata object; absent metadata is "{}".

@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/graph"
 )
 
@@ -188,7 +189,7 @@ type StepHit struct {
 // first, then by id. An unknown user has none; "" is the shared tenant.
 func (r *Reader) SearchMessages(ctx context.Context, identifier string, q MessageSearch) ([]MessageHit, error) {
 	cypher := searchMessagesCypher
-	params, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, messageFields, &cypher, vectorMessagesCypher)
+	params, vk, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, messageFields, vectorMessages)
 	if err != nil {
 		return nil, err
 	}
@@ -198,8 +199,12 @@ func (r *Reader) SearchMessages(ctx context.Context, identifier string, q Messag
 			return nil, err
 		}
 		params["session_id"] = q.SessionID
+		if vk != nil {
+			vk = &vectorSessionMessages
+			params["conversation_id"] = events.ConversationID(identifier, q.SessionID)
+		}
 	}
-	rows, err := r.read(ctx, "search messages", cypher, params)
+	rows, err := r.searchRead(ctx, "search messages", cypher, vk, params)
 	if err != nil {
 		return nil, err
 	}
@@ -225,14 +230,14 @@ func (r *Reader) SearchMessages(ctx context.Context, identifier string, q Messag
 // superseded it), whose preference or context contains any word of q.Text, best score first.
 func (r *Reader) SearchPreferences(ctx context.Context, identifier string, q PreferenceSearch) ([]PreferenceHit, error) {
 	cypher := searchPreferencesCypher
-	params, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, preferenceFields, &cypher, vectorPreferencesCypher)
+	params, vk, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, preferenceFields, vectorPreferences)
 	if err != nil {
 		return nil, err
 	}
 	if params["category"], err = optText("category", q.Category); err != nil {
 		return nil, err
 	}
-	rows, err := r.read(ctx, "search preferences", cypher, params)
+	rows, err := r.searchRead(ctx, "search preferences", cypher, vk, params)
 	if err != nil {
 		return nil, err
 	}
@@ -247,14 +252,14 @@ func (r *Reader) SearchPreferences(ctx context.Context, identifier string, q Pre
 // q.Text, best score first.
 func (r *Reader) SearchEntities(ctx context.Context, identifier string, q EntitySearch) ([]EntityHit, error) {
 	cypher := searchEntitiesCypher
-	params, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, entityFields, &cypher, vectorEntitiesCypher)
+	params, vk, err := r.searchOrVector(identifier, q.Text, q.Vector, q.Limit, entityFields, vectorEntities)
 	if err != nil {
 		return nil, err
 	}
 	if params["type"], err = optText("type", q.Type); err != nil {
 		return nil, err
 	}
-	rows, err := r.read(ctx, "search entities", cypher, params)
+	rows, err := r.searchRead(ctx, "search entities", cypher, vk, params)
 	if err != nil {
 		return nil, err
 	}
@@ -308,14 +313,23 @@ func (r *Reader) SearchSteps(ctx context.Context, identifier string, q StepSearc
 	return out, nil
 }
 
-// searchOrVector is searchParams for a full-text search, or vectorParams with *cypher set
-// to vectorCypher when v is set.
-func (r *Reader) searchOrVector(identifier, text string, v *VectorQuery, n int, fields []string, cypher *string, vectorCypher string) (map[string]any, error) {
+// searchOrVector is searchParams for a full-text search, or vectorParams and the vector
+// search of kind vk when v is set.
+func (r *Reader) searchOrVector(identifier, text string, v *VectorQuery, n int, fields []string, vk vectorKind) (map[string]any, *vectorKind, error) {
 	if v == nil {
-		return r.searchParams(identifier, text, n, fields)
+		params, err := r.searchParams(identifier, text, n, fields)
+		return params, nil, err
 	}
-	*cypher = vectorCypher
-	return r.vectorParams(identifier, *v, n)
+	params, err := r.vectorParams(identifier, *v, n)
+	return params, &vk, err
+}
+
+// searchRead runs a full-text search's cypher, or the vector search vk when set.
+func (r *Reader) searchRead(ctx context.Context, op, cypher string, vk *vectorKind, params map[string]any) ([]map[string]any, error) {
+	if vk != nil {
+		return r.vectorRead(ctx, op, *vk, params)
+	}
+	return r.read(ctx, op, cypher, params)
 }
 
 // searchParams validates what every search takes and returns its parameters: the owner, the

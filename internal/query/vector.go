@@ -1,15 +1,18 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/engram-memory/engram/internal/embed"
 )
@@ -63,50 +66,233 @@ func (r *Reader) vectorParams(identifier string, q VectorQuery, n int) (map[stri
 		return nil, err
 	}
 	return map[string]any{"owner": owner, "vector": q.Vector, "dims": int64(len(q.Vector)),
-		"threshold": q.Threshold, "limit": int64(n)}, nil
+		"sketch_size": int64(embed.SketchHeader + len(q.Vector)),
+		"threshold":   q.Threshold, "limit": int64(n)}, nil
 }
 
-// The vector searches. Each starts at the owner index (the user's nodes of the label), keeps
-// those with a vector of the query's length, scores them and keeps the best; the answers have
-// the shapes of the full-text searches' (search.go).
-const (
-	vectorMessagesCypher = `
-MATCH (m:Message {owner: $owner}) USING INDEX m:Message(owner)
-WHERE m.embedding IS NOT NULL AND size(m.embedding) = $dims
-WITH m, vector.similarity.cosine(m.embedding, $vector) AS score
-WHERE score >= $threshold
+// The vector searches, each in two reads or more (vectorRead). The first starts at the owner
+// index (the user's nodes of the label; a session's messages from its conversation), keeps
+// those the kind's filters let through that have a vector of the query's length, and returns
+// their ids and sketches (embed.Sketch: a byte per dimension and a bound on its error), not
+// their vectors: Neo4j reads a list of 256 floats in about 20 µs and the sketch in well under
+// one. Go bounds each node's cosine from its sketch (nearest) and asks for the nodes that may
+// be among the nearest; the next read scores just those with vector.similarity.cosine over
+// their full vectors, checks what else must hold (a message's conversation), and answers in
+// the shapes of the full-text searches (search.go). Nodes written before sketches existed have
+// a vector and no sketch: the first read scores them exactly. The answer is the exact one, as
+// if every node were scored with vector.similarity.cosine and the best kept.
+type vectorKind struct {
+	v     string // the node's variable in the Cypher
+	match string // the user's nodes of the label, with the kind's filters
+	byID  string // the nodes of $ids by the id index, their owner, the kind's filters, and what the hit needs
+	carry string // the variables byID leaves besides v
+	hit   string // the answer's RETURN, ORDER BY score DESC, then id, LIMIT $limit
+}
+
+var (
+	vectorMessages = vectorKind{v: "m",
+		match: "MATCH (m:Message {owner: $owner}) USING INDEX m:Message(owner)",
+		byID: `MATCH (m:Message {id: id}) USING INDEX SEEK m:Message(id)
+WHERE m.owner = $owner
 UNWIND [(c:Conversation)-[:HAS_MESSAGE]->(m) | c] AS c
-WITH m, score, c WHERE c.owner = $owner AND ($session_id IS NULL OR c.session_id = $session_id)
-RETURN m {.id, .role, .content, .timestamp, .metadata, .recorded_at, session_id: c.session_id, score: score} AS hit
+WITH m, c WHERE c.owner = $owner AND ($session_id IS NULL OR c.session_id = $session_id)`,
+		carry: ", c",
+		hit: `RETURN m {.id, .role, .content, .timestamp, .metadata, .recorded_at, session_id: c.session_id, score: score} AS hit
 ORDER BY score DESC, m.id
-LIMIT $limit
-`
-	vectorPreferencesCypher = `
-MATCH (p:Preference {owner: $owner}) USING INDEX p:Preference(owner)
-WHERE p.embedding IS NOT NULL AND size(p.embedding) = $dims AND ($category IS NULL OR p.category = $category)
-WITH p, vector.similarity.cosine(p.embedding, $vector) AS score
-WHERE score >= $threshold
-` + preferenceHit + `
-`
-	vectorEntitiesCypher = `
-MATCH (e:Entity {owner: $owner}) USING INDEX e:Entity(owner)
-WHERE e.embedding IS NOT NULL AND size(e.embedding) = $dims AND ($type IS NULL OR e.type = $type)
-WITH e, vector.similarity.cosine(e.embedding, $vector) AS score
-WHERE score >= $threshold
-RETURN e {.id, .name, .type, .description, .created_at, .recorded_at, score: score} AS hit
+LIMIT $limit`}
+	// vectorSessionMessages is vectorMessages of one session: its conversation's messages
+	// (docs/graph.md: the derived id of the identifier and the session).
+	vectorSessionMessages = func() vectorKind {
+		k := vectorMessages
+		k.match = `MATCH (c:Conversation {id: $conversation_id}) USING INDEX SEEK c:Conversation(id)
+WHERE c.owner = $owner AND c.session_id = $session_id
+UNWIND [(c)-[:HAS_MESSAGE]->(m:Message) | m] AS m
+WITH m WHERE m.owner = $owner`
+		return k
+	}()
+	vectorPreferences = vectorKind{v: "p",
+		match: "MATCH (p:Preference {owner: $owner}) USING INDEX p:Preference(owner)\nWHERE ($category IS NULL OR p.category = $category)",
+		byID:  "MATCH (p:Preference {id: id}) USING INDEX SEEK p:Preference(id)\nWHERE p.owner = $owner AND ($category IS NULL OR p.category = $category)",
+		hit:   preferenceHit}
+	vectorEntities = vectorKind{v: "e",
+		match: "MATCH (e:Entity {owner: $owner}) USING INDEX e:Entity(owner)\nWHERE ($type IS NULL OR e.type = $type)",
+		byID:  "MATCH (e:Entity {id: id}) USING INDEX SEEK e:Entity(id)\nWHERE e.owner = $owner AND ($type IS NULL OR e.type = $type)",
+		hit: `RETURN e {.id, .name, .type, .description, .created_at, .recorded_at, score: score} AS hit
 ORDER BY score DESC, e.id
-LIMIT $limit
-`
-	vectorTracesCypher = `
-MATCH (t:ReasoningTrace {owner: $owner}) USING INDEX t:ReasoningTrace(owner)
-WHERE t.embedding IS NOT NULL AND size(t.embedding) = $dims AND (NOT $success_only OR t.success = true)
-WITH t, vector.similarity.cosine(t.embedding, $vector) AS score
-WHERE score >= $threshold
-RETURN t {` + traceFields + `, score: score} AS hit
+LIMIT $limit`}
+	vectorTraces = vectorKind{v: "t",
+		match: "MATCH (t:ReasoningTrace {owner: $owner}) USING INDEX t:ReasoningTrace(owner)\nWHERE (NOT $success_only OR t.success = true)",
+		byID:  "MATCH (t:ReasoningTrace {id: id}) USING INDEX SEEK t:ReasoningTrace(id)\nWHERE t.owner = $owner AND (NOT $success_only OR t.success = true)",
+		hit: "RETURN t {" + traceFields + `, score: score} AS hit
 ORDER BY score DESC, t.id
-LIMIT $limit
-`
+LIMIT $limit`}
 )
+
+// candidates is the first read: the ids and sketches of the nodes that have one, and the
+// exact scores of those with a vector and no sketch. coalesce reads the vector only of a
+// node without a sketch.
+func (k vectorKind) candidates() string {
+	v := k.v
+	return k.match + `
+WITH ` + v + `, ` + v + `.embedding_sketch AS sk
+WHERE coalesce(size(sk) = $sketch_size, ` + v + `.embedding IS NOT NULL AND size(` + v + `.embedding) = $dims)
+RETURN {ids: collect(CASE WHEN sk IS NOT NULL THEN ` + v + `.id END), sketches: collect(sk),
+        exact: collect(CASE WHEN sk IS NULL THEN [` + v + `.id, vector.similarity.cosine(` + v + `.embedding, $vector)] END)} AS hit
+`
+}
+
+// scored is the next read: the nodes of $ids scored over their full vectors, those at the
+// threshold or above.
+func (k vectorKind) scored() string {
+	v := k.v
+	return `UNWIND $ids AS id
+` + k.byID + `
+WITH ` + v + k.carry + ` WHERE ` + v + `.embedding IS NOT NULL AND size(` + v + `.embedding) = $dims
+WITH ` + v + k.carry + `, vector.similarity.cosine(` + v + `.embedding, $vector) AS score
+WHERE score >= $threshold
+` + k.hit + `
+`
+}
+
+// sketchSlack widens every bound for the precision of Neo4j's vector.similarity.cosine, which
+// computes in single precision: per dimension, a rounding of each input and of the sum.
+const sketchSlack = 1.2e-7
+
+// vectorRead runs a vector search of kind k with params (vectorParams' and the kind's
+// filters) and returns the hits, nearest first, then by id.
+//
+// The first read gives each node bounds on its cosine (sketched, or exact for a node without
+// a sketch). Then, until nothing is left to ask: the cut is the n-th highest lower bound of
+// the nodes not known to be out that surely pass the threshold, and every node not yet
+// scored whose upper bound reaches both the threshold and the cut is scored exactly by the
+// next read; a node that read does not return is out (below the threshold, or failing what
+// the first read did not check). When it stops, n scored nodes are at or above the cut, and
+// every node not scored is below it: the scored nodes' best n are the exact answer. One next
+// read is the rule; another follows only when nodes of the first turn out to be out.
+func (r *Reader) vectorRead(ctx context.Context, op string, k vectorKind, params map[string]any) ([]map[string]any, error) {
+	rows, err := r.read(ctx, op, k.candidates(), params)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	vec, _ := params["vector"].([]float64)
+	threshold, _ := params["threshold"].(float64)
+	limit, _ := params["limit"].(int64)
+	nodes, err := sketchBounds(rows[0], embed.Unit(vec))
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", op, err)
+	}
+	n := int(limit)
+	floor := 2*threshold - 1
+	scored := maps.Clone(params)
+	var hits []map[string]any
+	for {
+		ids := nodes.wanted(n, floor)
+		if len(ids) == 0 {
+			break
+		}
+		scored["ids"], scored["limit"] = ids, int64(len(ids))
+		got, err := r.read(ctx, op, k.scored(), scored)
+		if err != nil {
+			return nil, err
+		}
+		hits = append(hits, got...)
+		nodes.scored(ids, got)
+	}
+	slices.SortFunc(hits, func(a, b map[string]any) int {
+		if c := cmp.Compare(float(b, "score", 0), float(a, "score", 0)); c != 0 {
+			return c
+		}
+		return strings.Compare(str(a, "id"), str(b, "id"))
+	})
+	return hits[:min(len(hits), n)], nil
+}
+
+// nodeBounds are the first read's nodes with the bounds of their cosine to the query.
+type nodeBounds struct {
+	id     []any
+	lo, hi []float64
+	state  []int8 // 0 not scored yet, 1 scored (lo = hi = its cosine), -1 out
+	at     map[string]int
+}
+
+// sketchBounds reads the first read's row: the bounds of each sketch's cosine to the unit
+// vector x, and the exact scores.
+func sketchBounds(row map[string]any, x []float64) (*nodeBounds, error) {
+	ids, _ := row["ids"].([]any)
+	sketches, _ := row["sketches"].([]any)
+	exact, _ := row["exact"].([]any)
+	if len(ids) != len(sketches) {
+		return nil, fmt.Errorf("%d ids for %d sketches", len(ids), len(sketches))
+	}
+	size := len(ids) + len(exact)
+	b := &nodeBounds{id: make([]any, 0, size), lo: make([]float64, 0, size), hi: make([]float64, 0, size),
+		state: make([]int8, size), at: make(map[string]int, size)}
+	slack := float64(len(x)+8) * sketchSlack
+	add := func(id any, cos, bound float64) {
+		s, _ := id.(string)
+		b.at[s] = len(b.id)
+		b.id = append(b.id, id)
+		b.lo = append(b.lo, cos-bound-slack)
+		b.hi = append(b.hi, cos+bound+slack)
+	}
+	for i, id := range ids {
+		sk, _ := sketches[i].([]byte)
+		cos, bound, err := embed.Cosine(sk, x)
+		if err != nil {
+			return nil, fmt.Errorf("node %v: %w", id, err)
+		}
+		add(id, cos, bound)
+	}
+	for _, e := range exact {
+		pair, _ := e.([]any)
+		var score float64
+		ok := len(pair) == 2
+		if ok {
+			score, ok = pair[1].(float64)
+		}
+		if !ok {
+			return nil, fmt.Errorf("exact score %v: want [id, number]", e)
+		}
+		add(pair[0], 2*score-1, 0)
+	}
+	return b, nil
+}
+
+// wanted returns the nodes not scored yet that may be among the n best at or above floor.
+func (b *nodeBounds) wanted(n int, floor float64) []any {
+	sure := make([]float64, 0, len(b.id))
+	for i := range b.id {
+		if b.state[i] >= 0 && b.lo[i] >= floor {
+			sure = append(sure, b.lo[i])
+		}
+	}
+	cut := math.Inf(-1)
+	if n > 0 && len(sure) >= n {
+		slices.Sort(sure)
+		cut = sure[len(sure)-n]
+	}
+	var out []any
+	for i := range b.id {
+		if b.state[i] == 0 && b.hi[i] >= floor && b.hi[i] >= cut {
+			out = append(out, b.id[i])
+		}
+	}
+	return out
+}
+
+// scored records the next read's answer for ids: the hits' exact cosines; the rest are out.
+func (b *nodeBounds) scored(ids []any, hits []map[string]any) {
+	for _, id := range ids {
+		s, _ := id.(string)
+		b.state[b.at[s]] = -1
+	}
+	for _, h := range hits {
+		if i, ok := b.at[str(h, "id")]; ok {
+			cos := 2*float(h, "score", 0) - 1
+			b.state[i], b.lo[i], b.hi[i] = 1, cos, cos
+		}
+	}
+}
 
 // TraceSearch is a vector search of a user's reasoning traces by task (the library's
 // get_similar_traces).
@@ -129,7 +315,7 @@ func (r *Reader) SearchTraces(ctx context.Context, identifier string, q TraceSea
 		return nil, err
 	}
 	params["success_only"] = q.SuccessOnly
-	rows, err := r.read(ctx, "search traces", vectorTracesCypher, params)
+	rows, err := r.vectorRead(ctx, "search traces", vectorTraces, params)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/events"
+	"github.com/engram-memory/engram/internal/graph"
 	"github.com/engram-memory/engram/internal/testenv"
 )
 
@@ -17,6 +18,9 @@ import (
 func BenchmarkVectorSearch(b *testing.B) {
 	d := testenv.Neo4j(b)
 	ctx := b.Context()
+	if err := graph.ApplySchema(ctx, d, ""); err != nil {
+		b.Fatal(err)
+	}
 	h := embed.Hash{D: 256}
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("messages=%d", n), func(b *testing.B) {
@@ -33,7 +37,7 @@ func BenchmarkVectorSearch(b *testing.B) {
 					_, err := neo4j.ExecuteQuery(ctx, d, `
 MERGE (c:Conversation {id: $conv}) ON CREATE SET c.owner = $owner, c.session_id = 's'
 WITH c UNWIND $rows AS r
-CREATE (c)-[:HAS_MESSAGE]->(:Message {id: r.id, role: 'user', content: r.content, owner: $owner, embedding: r.embedding})`,
+CREATE (c)-[:HAS_MESSAGE]->(:Message {id: r.id, role: 'user', content: r.content, owner: $owner, embedding: r.embedding, embedding_sketch: r.sketch})`,
 						map[string]any{"conv": conv, "owner": owner, "rows": rows}, neo4j.EagerResultTransformer)
 					if err != nil {
 						b.Fatal(err)
@@ -43,7 +47,7 @@ CREATE (c)-[:HAS_MESSAGE]->(:Message {id: r.id, role: 'user', content: r.content
 				for i := range n {
 					text := fmt.Sprintf("message %d about topic %d and topic %d", i, i%97, i%13)
 					v, _ := h.Embed(text)
-					rows = append(rows, map[string]any{"id": events.NewID(), "content": text, "embedding": v})
+					rows = append(rows, map[string]any{"id": events.NewID(), "content": text, "embedding": v, "sketch": embed.Sketch(v)})
 					if len(rows) == cap(rows) {
 						flush()
 					}
