@@ -78,31 +78,70 @@ ORDER BY e.name, e.id
 LIMIT $limit
 `
 
-	// The relationships of the entities of one breadth-first level (RelatedEntities): each
-	// entity of $frontier by its unique id, joined to the user, and its RELATED_TO edges in
-	// both directions, the other end's owner checked after the expansion.
-	userEntityEdges = `
-MATCH (u:User {identifier: $identifier})
+	// The walk of RelatedEntities in one statement: the entity by id (its survivor s when it
+	// was merged), then up to three breadth-first levels of RELATED_TO edges, each level the
+	// edges of every entity first reached at the level before, each such entity by its unique
+	// id and the user's (HAS_ENTITY). A level is read only while the entities reached so far
+	// are at most $limit: once more are, the walk is cut and says so, and Go never looks
+	// further (RelatedEntities), so a level's frontier is all that the level before reached,
+	// whatever order Go gives them. The edges of one entity x: both directions, the other
+	// end's owner checked after the expansion.
+	userRelatedWalk = `
+MATCH (u:User {identifier: $identifier})-[:HAS_ENTITY]->(t:Entity {id: $entity_id})
 USING INDEX SEEK u:User(identifier)
-WHERE u.owner = $owner
-UNWIND $frontier AS fid
-MATCH (u)-[:HAS_ENTITY]->(x:Entity {id: fid})
-USING INDEX SEEK x:Entity(id)
-WHERE x.owner = u.owner` + entityEdges
-	sharedEntityEdges = `
-MATCH (x:Entity)
-USING INDEX SEEK x:Entity(id)
-WHERE x.id IN $frontier AND x.owner = $owner` + entityEdges
-	entityEdges = `
-RETURN {from: x.id, edges: [h IN [(x)-[r:RELATED_TO]-(e:Entity) | {
+USING INDEX SEEK t:Entity(id)
+WHERE u.owner = $owner AND t.owner = u.owner
+WITH u, t, [x IN [(t)-[:MERGED_INTO]->(s:Entity) | s] WHERE x.owner = $owner] AS into
+WITH u, t, CASE WHEN t.merged_into IS NULL OR size(into) = 0 THEN t ELSE into[0] END AS s` + relatedWalk
+	sharedRelatedWalk = `
+MATCH (t:Entity {id: $entity_id})
+USING INDEX SEEK t:Entity(id)
+WHERE t.owner = $owner
+WITH null AS u, t, [x IN [(t)-[:MERGED_INTO]->(s:Entity) | s] WHERE x.owner = $owner] AS into
+WITH u, t, CASE WHEN t.merged_into IS NULL OR size(into) = 0 THEN t ELSE into[0] END AS s` + relatedWalk
+	relatedWalk = `
+CALL (s) {
+  WITH s AS x
+  RETURN [{from: x.id, edges: ` + entityEdges + `}] AS level1
+}
+CALL (s, level1) {
+  UNWIND level1 AS l UNWIND l.edges AS h
+  WITH h WHERE h.e.id <> s.id
+  RETURN collect(DISTINCT h.e.id) AS reached1
+}
+CALL (u, reached1) {
+  WITH u, reached1 WHERE $depth >= 2 AND size(reached1) <= $limit
+  UNWIND reached1 AS fid` + relatedFrontier + `
+  RETURN collect({from: x.id, edges: ` + entityEdges + `}) AS level2
+}
+CALL (s, reached1, level2) {
+  UNWIND level2 AS l UNWIND l.edges AS h
+  WITH h WHERE h.e.id <> s.id AND NOT h.e.id IN reached1
+  RETURN collect(DISTINCT h.e.id) AS reached2
+}
+CALL (u, reached1, reached2) {
+  WITH u, reached1, reached2 WHERE $depth >= 3 AND size(reached1) + size(reached2) <= $limit
+  UNWIND reached2 AS fid` + relatedFrontier + `
+  RETURN collect({from: x.id, edges: ` + entityEdges + `}) AS level3
+}
+WITH t, s AS e, level1, level2, level3
+RETURN {entity: e {` + entityProjection + `, resolved_from: CASE WHEN e <> t THEN t.id END},
+        levels: [level1, level2, level3]} AS walk
+`
+	// relatedFrontier is x, the entity fid of a level's frontier: the user's by HAS_ENTITY, or
+	// the shared tenant's by owner (u is null).
+	relatedFrontier = `
+  MATCH (x:Entity {id: fid})
+  USING INDEX SEEK x:Entity(id)
+  WHERE x.owner = $owner AND (u IS NULL OR EXISTS { (u)-[:HAS_ENTITY]->(x) })`
+	entityEdges = `[h IN [(x)-[r:RELATED_TO]-(e:Entity) | {
     out: startNode(r) = x, owner: e.owner, merged: e.merged_into,
     r: r {.id, .type, .description, .confidence, .valid_from, .valid_until, .attributes_json,
           .created_at, .updated_at, .recorded_at, source_id: startNode(r).id, target_id: endNode(r).id},
     e: e {` + entityProjection + `, resolved_from: null}}]
   WHERE h.owner = $owner AND h.merged IS NULL
     AND ($types IS NULL OR h.r.type IN $types)
-    AND ($direction = 'both' OR h.out = ($direction = 'out'))]} AS hop
-`
+    AND ($direction = 'both' OR h.out = ($direction = 'out'))]`
 )
 
 // Bounds of the related-entities read.
@@ -382,60 +421,57 @@ func (r *Reader) RelatedEntities(ctx context.Context, identifier, id string, q R
 		return Related{}, err
 	}
 
-	var out Related
-	err = r.readTx(ctx, "related entities", func(run func(cypher string, params map[string]any) ([]map[string]any, error)) error {
-		rows, err := run(pick(identifier, userEntityByID, sharedEntityByID),
-			map[string]any{"identifier": identifier, "owner": owner, "entity_id": id})
-		if err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			return &EntityNotFoundError{ID: id}
-		}
-		out = Related{Entity: entityOf(rows[0]), Related: []RelatedEntity{}}
-		start := out.Entity.ID
-		seen := map[string]bool{start: true}
-		paths := map[string][]Relationship{start: {}}
-		frontier := []string{start}
-		for level := 1; level <= depth && len(frontier) > 0 && !out.Truncated; level++ {
-			rows, err := run(pick(identifier, userEntityEdges, sharedEntityEdges), map[string]any{
-				"identifier": identifier, "owner": owner, "frontier": frontier, "types": types, "direction": string(dir)})
-			if err != nil {
-				return err
-			}
-			edges := map[string][]map[string]any{}
-			for _, m := range rows {
+	rows, err := r.read(ctx, "related entities", pick(identifier, userRelatedWalk, sharedRelatedWalk), map[string]any{
+		"identifier": identifier, "owner": owner, "entity_id": id, "types": types, "direction": string(dir),
+		"depth": int64(depth), "limit": int64(n)})
+	if err != nil {
+		return Related{}, err
+	}
+	if len(rows) == 0 {
+		return Related{}, &EntityNotFoundError{ID: id}
+	}
+	entity, _ := rows[0]["entity"].(map[string]any)
+	levels, _ := rows[0]["levels"].([]any)
+	out := Related{Entity: entityOf(entity), Related: []RelatedEntity{}}
+	start := out.Entity.ID
+	seen := map[string]bool{start: true}
+	paths := map[string][]Relationship{start: {}}
+	frontier := []string{start}
+	for level := 1; level <= depth && len(frontier) > 0 && !out.Truncated; level++ {
+		edges := map[string][]map[string]any{}
+		if level <= len(levels) {
+			for _, x := range levels[level-1].([]any) {
+				m, _ := x.(map[string]any)
 				edges[str(m, "from")] = mapList(m, "edges")
 			}
-			var next []string
-		walk:
-			for _, from := range frontier {
-				hops := edges[from]
-				sort.SliceStable(hops, func(i, j int) bool { return hopLess(hops[i], hops[j]) })
-				for _, h := range hops {
-					e, _ := h["e"].(map[string]any)
-					rm, _ := h["r"].(map[string]any)
-					other := str(e, "id")
-					if seen[other] {
-						continue
-					}
-					if len(out.Related) == n {
-						out.Truncated = true
-						break walk
-					}
-					seen[other] = true
-					rel := relationshipOf(rm, h["out"] == true)
-					path := append(append(make([]Relationship, 0, level), paths[from]...), rel)
-					paths[other] = path
-					out.Related = append(out.Related, RelatedEntity{Entity: entityOf(e), Depth: level, Path: path})
-					next = append(next, other)
-				}
-			}
-			frontier = next
 		}
-		return nil
-	})
-	return out, err
+		var next []string
+	walk:
+		for _, from := range frontier {
+			hops := edges[from]
+			sort.SliceStable(hops, func(i, j int) bool { return hopLess(hops[i], hops[j]) })
+			for _, h := range hops {
+				e, _ := h["e"].(map[string]any)
+				rm, _ := h["r"].(map[string]any)
+				other := str(e, "id")
+				if seen[other] {
+					continue
+				}
+				if len(out.Related) == n {
+					out.Truncated = true
+					break walk
+				}
+				seen[other] = true
+				rel := relationshipOf(rm, h["out"] == true)
+				path := append(append(make([]Relationship, 0, level), paths[from]...), rel)
+				paths[other] = path
+				out.Related = append(out.Related, RelatedEntity{Entity: entityOf(e), Depth: level, Path: path})
+				next = append(next, other)
+			}
+		}
+		frontier = next
+	}
+	return out, nil
 }
 
 // hopLess orders one entity's edges: by relationship type, then the other end's name and id,
