@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
+	"github.com/engram-memory/engram/internal/embed"
 	"github.com/engram-memory/engram/internal/events"
 	"github.com/engram-memory/engram/internal/graph"
 )
@@ -28,7 +30,8 @@ const groupEntityReads = "er"
 
 // seedEntityUsers writes, per user, what the projector writes for five entity_added events
 // (HAS_ENTITY, derived ids), four relationship_added events (a chain), and four messages of one
-// session whose entity_added message_ids mention two entities each (docs/graph.md).
+// session whose entity_added message_ids mention two entities each, each with the vector of
+// its content (seedEmbedder) and its sketch (docs/graph.md).
 const seedEntityUsers = `
 UNWIND $users AS s
 CREATE (u:User {identifier: s.identifier, id: s.uid, owner: s.owner, created_at: s.at, attributes_json: '{}',
@@ -52,13 +55,18 @@ CALL (s) {
 CALL (c, s) {
   UNWIND s.messages AS m
   CREATE (x:Message {id: m.id, role: 'user', content: m.content, timestamp: m.at, metadata: '{}', owner: s.owner,
-                     created_at: m.at, recorded_at: m.at, recorded_seq: s.seq})
+                     created_at: m.at, recorded_at: m.at, recorded_seq: s.seq, embedding: m.embedding,
+                     embedding_sketch: m.sketch})
   CREATE (c)-[:HAS_MESSAGE]->(x)
   WITH x, m
   UNWIND m.mentions AS eid
   MATCH (e:Entity {id: eid})
   CREATE (x)-[:MENTIONS]->(e)
 }`
+
+// seedEmbedder makes the seeded messages' vectors and the vector search's query: what an
+// ingestor with EMBEDDER=hash:64 writes.
+var seedEmbedder = embed.Hash{D: 64}
 
 // The seeded entities of every user, and the words the searches look for.
 var entitySeed = []struct{ name, typ, description string }{
@@ -86,9 +94,10 @@ func entitySeedRow(t Tenants, i int) map[string]any {
 	}
 	msgs := make([]any, 4)
 	for k := range msgs {
+		content := fmt.Sprintf("message %d: %s met %s about the consultant search", k, entitySeed[k].name, entitySeed[k+1].name)
+		vec, _ := seedEmbedder.Embed(content)
 		msgs[k] = map[string]any{"id": events.NewID(), "at": at.Add(time.Duration(k) * time.Minute),
-			"content":  fmt.Sprintf("message %d: %s met %s about the consultant search", k, entitySeed[k].name, entitySeed[k+1].name),
-			"mentions": []any{ids[k], ids[k+1]}}
+			"content": content, "mentions": []any{ids[k], ids[k+1]}, "embedding": vec, "sketch": embed.Sketch(vec)}
 	}
 	return map[string]any{"identifier": user, "uid": events.UserID(user), "owner": owner, "at": at, "seq": int64(i + 1),
 		"conv": events.ConversationID(user, "s"), "entities": ents, "rels": rels, "messages": msgs}
@@ -107,12 +116,19 @@ WHERE score > 0 AND node.owner = $owner RETURN node, score ORDER BY score DESC L
 	rawSearchMessage = graph.AwaitFullText + `
 CALL db.index.fulltext.queryNodes('message_search', $lucene) YIELD node, score
 WHERE score > 0 AND node.owner = $owner RETURN node, score ORDER BY score DESC LIMIT 10`
+	// rawVectorMessage scores every message of the user exactly (the library's answer if
+	// its index could filter by owner).
+	rawVectorMessage = `
+MATCH (m:Message {owner: $owner}) WHERE m.embedding IS NOT NULL
+WITH m, vector.similarity.cosine(m.embedding, $vector) AS score
+RETURN m, score ORDER BY score DESC, m.id LIMIT 10`
 )
 
 // entityReadVariant is one read: the query service's path for a user and the baseline's.
 type entityReadVariant struct {
 	name string
 	path func(user, entity string) string
+	body []byte // POSTed to path when set
 	raw  string
 	args func(user, owner, entity string) map[string]any
 }
@@ -129,19 +145,30 @@ func lucene(owner string, fields []string, word string) string {
 	return q + ")"
 }
 
+// The vector search's query: the seeded embedder's vector of its words, and the POST body
+// that carries it (docs/query.md, "Vector search").
+var (
+	vectorQuery, _ = seedEmbedder.Embed("consultant search")
+	vectorBody, _  = json.Marshal(map[string]any{"embedding": vectorQuery, "limit": 10})
+)
+
 func entityReadVariants() []entityReadVariant {
 	byID := func(user, owner, entity string) map[string]any { return map[string]any{"id": entity} }
 	return []entityReadVariant{
-		{"GetEntity", func(u, e string) string { return "/entities/" + e }, rawEntityByID, byID},
-		{"GetRelatedEntities depth=2", func(u, e string) string { return "/entities/" + e + "/related?depth=2" }, rawRelated, byID},
-		{"GetEntityMentions limit=10", func(u, e string) string { return "/entities/" + e + "/mentions?limit=10" }, rawMentions, byID},
-		{"SearchEntities", func(u, e string) string { return "/search/entities?q=consultant" }, rawSearchEntity,
+		{"GetEntity", func(u, e string) string { return "/entities/" + e }, nil, rawEntityByID, byID},
+		{"GetRelatedEntities depth=2", func(u, e string) string { return "/entities/" + e + "/related?depth=2" }, nil, rawRelated, byID},
+		{"GetEntityMentions limit=10", func(u, e string) string { return "/entities/" + e + "/mentions?limit=10" }, nil, rawMentions, byID},
+		{"SearchEntities", func(u, e string) string { return "/search/entities?q=consultant" }, nil, rawSearchEntity,
 			func(user, owner, entity string) map[string]any {
 				return map[string]any{"owner": owner, "lucene": lucene(owner, []string{"name", "description"}, "consultant")}
 			}},
-		{"SearchMessages", func(u, e string) string { return "/search/messages?q=consultant" }, rawSearchMessage,
+		{"SearchMessages", func(u, e string) string { return "/search/messages?q=consultant" }, nil, rawSearchMessage,
 			func(user, owner, entity string) map[string]any {
 				return map[string]any{"owner": owner, "lucene": lucene(owner, []string{"content"}, "consultant")}
+			}},
+		{"SearchMessages by vector", func(u, e string) string { return "/search/messages" }, vectorBody, rawVectorMessage,
+			func(user, owner, entity string) map[string]any {
+				return map[string]any{"owner": owner, "vector": vectorQuery}
 			}},
 	}
 }
@@ -180,7 +207,11 @@ func entityReads(ctx context.Context, r *runner) error {
 		r.report.Add(base)
 		rate, s := closedLoop(ctx, r.cfg.ReadWorkers, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
 			user, _, entity := pick()
-			return 1, get(ctx, client, q.URL+"/v1/users/"+url.PathEscape(user)+v.path(user, entity))
+			u := q.URL + "/v1/users/" + url.PathEscape(user) + v.path(user, entity)
+			if v.body != nil {
+				return 1, post(ctx, client, u, v.body)
+			}
+			return 1, get(ctx, client, u)
 		})
 		res := ratioTo(latencyResult(ScenarioEntityReads, fmt.Sprintf("%s workers=%d", v.name, r.cfg.ReadWorkers), "req/s", rate, s), base, 0)
 		res.Target = fmt.Sprintf("p99 ≤ %s", targetEntityReadP99)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -300,6 +301,22 @@ func get(ctx context.Context, client *http.Client, u string) error {
 	if err != nil {
 		return err
 	}
+	return expectOK(client, req)
+}
+
+// post POSTs the JSON body to u and requires 200.
+func post(ctx context.Context, client *http.Client, u string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return expectOK(client, req)
+}
+
+// expectOK sends req and requires 200.
+func expectOK(client *http.Client, req *http.Request) error {
+	u := req.Method + " " + req.URL.String()
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -310,7 +327,7 @@ func get(ctx context.Context, client *http.Client, u string) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d: %s", u, resp.StatusCode, clip(string(b), 300))
+		return fmt.Errorf("%s: status %d: %s", u, resp.StatusCode, clip(string(b), 300))
 	}
 	return nil
 }
