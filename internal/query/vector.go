@@ -70,7 +70,8 @@ func (r *Reader) vectorParams(identifier string, q VectorQuery, n int) (map[stri
 		"threshold":   q.Threshold, "limit": int64(n)}, nil
 }
 
-// The vector searches, each in two reads or more (vectorRead). The first starts at the owner
+// The vector searches, each in two reads or more (vectorRead; one when the nodes are few, see
+// candidates). The first starts at the owner
 // index (the user's nodes of the label; a session's messages from its conversation), keeps
 // those the kind's filters let through that have a vector of the query's length, and returns
 // their ids and sketches (embed.Sketch: a byte per dimension and a bound on its error), not
@@ -130,22 +131,36 @@ LIMIT $limit`}
 
 // candidates is the first read: the ids and sketches of the nodes that have one, and the
 // exact scores of those with a vector and no sketch. coalesce reads the vector only of a
-// node without a sketch.
+// node without a sketch. When there are no more such nodes than $limit, every one of them
+// would be scored by the next read whatever the bounds say (the cut is below them all), so
+// the first read scores them itself (few, the next read's statement over their ids) and the
+// search is one round trip: a user's first memories, and most of a session's.
 func (k vectorKind) candidates() string {
 	v := k.v
 	return k.match + `
 WITH ` + v + `, ` + v + `.embedding_sketch AS sk
 WHERE coalesce(size(sk) = $sketch_size, ` + v + `.embedding IS NOT NULL AND size(` + v + `.embedding) = $dims)
-RETURN {ids: collect(CASE WHEN sk IS NOT NULL THEN ` + v + `.id END), sketches: collect(sk),
-        exact: collect(CASE WHEN sk IS NULL THEN [` + v + `.id, vector.similarity.cosine(` + v + `.embedding, $vector)] END)} AS hit
+WITH collect(CASE WHEN sk IS NOT NULL THEN ` + v + `.id END) AS ids, collect(sk) AS sketches,
+     collect(CASE WHEN sk IS NULL THEN [` + v + `.id, vector.similarity.cosine(` + v + `.embedding, $vector)] END) AS exact,
+     collect(` + v + `.id) AS every
+CALL (every) {
+  CALL (every) {
+` + k.scoring("CASE WHEN size(every) <= $limit THEN every ELSE [] END") + `  }
+  RETURN collect(hit) AS few
+}
+RETURN {ids: ids, sketches: sketches, exact: exact, all_scored: size(every) <= $limit, few: few} AS hit
 `
 }
 
 // scored is the next read: the nodes of $ids scored over their full vectors, those at the
 // threshold or above.
-func (k vectorKind) scored() string {
+func (k vectorKind) scored() string { return k.scoring("$ids") }
+
+// scoring scores the nodes of the ids list ids over their full vectors and returns those at
+// the threshold or above, the best $limit.
+func (k vectorKind) scoring(ids string) string {
 	v := k.v
-	return `UNWIND $ids AS id
+	return `UNWIND ` + ids + ` AS id
 ` + k.byID + `
 WITH ` + v + k.carry + ` WHERE ` + v + `.embedding IS NOT NULL AND size(` + v + `.embedding) = $dims
 WITH ` + v + k.carry + `, vector.similarity.cosine(` + v + `.embedding, $vector) AS score
@@ -174,9 +189,21 @@ func (r *Reader) vectorRead(ctx context.Context, op string, k vectorKind, params
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
+	limit, _ := params["limit"].(int64)
+	if all, _ := rows[0]["all_scored"].(bool); all {
+		few, _ := rows[0]["few"].([]any)
+		hits := make([]map[string]any, 0, len(few))
+		for _, h := range few {
+			m, ok := h.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("query %s: hit is %T, want a map", op, h)
+			}
+			hits = append(hits, m)
+		}
+		return hits, nil // ordered and limited by the statement, as the next read's are
+	}
 	vec, _ := params["vector"].([]float64)
 	threshold, _ := params["threshold"].(float64)
-	limit, _ := params["limit"].(int64)
 	nodes, err := sketchBounds(rows[0], embed.Unit(vec))
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", op, err)

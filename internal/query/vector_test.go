@@ -35,14 +35,33 @@ RETURN p.id AS id, score
 ORDER BY score DESC, p.id
 LIMIT $limit`
 
+const exactEntities = `
+MATCH (e:Entity {owner: $owner}) USING INDEX e:Entity(owner)
+WHERE e.embedding IS NOT NULL AND size(e.embedding) = $dims AND ($type IS NULL OR e.type = $type)
+WITH e, vector.similarity.cosine(e.embedding, $vector) AS score
+WHERE score >= $threshold
+RETURN e.id AS id, score
+ORDER BY score DESC, e.id
+LIMIT $limit`
+
+const exactTraces = `
+MATCH (t:ReasoningTrace {owner: $owner}) USING INDEX t:ReasoningTrace(owner)
+WHERE t.embedding IS NOT NULL AND size(t.embedding) = $dims AND (NOT $success_only OR t.success = true)
+WITH t, vector.similarity.cosine(t.embedding, $vector) AS score
+WHERE score >= $threshold
+RETURN t.id AS id, score
+ORDER BY score DESC, t.id
+LIMIT $limit`
+
 // TestVectorSearchIsExact: the sketched search (vector.go) answers what scoring every node
 // exactly answers — the same ids in the same order with the same scores — over a graph made to
 // defeat it: clusters of vectors closer than any sketch can tell apart, exact duplicates
 // (ties, ordered by id), nodes with a vector and no sketch (written before sketches), vectors
 // of another length, nodes without one, a message of the user's tenant outside any of the
 // user's conversations nearest to one query (the first read cannot see that it is out),
-// and another user holding the same vectors; for many queries, limits, thresholds and
-// filters.
+// and another user holding the same vectors; for every kind (messages, preferences,
+// entities, traces), many queries, limits, thresholds and filters, over a user of 400 nodes
+// and one with fewer than the larger limits (searched in one read).
 func TestVectorSearchIsExact(t *testing.T) {
 	t.Parallel()
 	d := neo4jDriver(t)
@@ -113,7 +132,9 @@ func TestVectorSearchIsExact(t *testing.T) {
 				vec = x.vec
 			}
 			rows = append(rows, map[string]any{"id": x.id, "vec": vec, "sketch": x.sketch, "session": x.session,
-				"conv": events.ConversationID(identifier, x.session), "category": x.category})
+				"conv": events.ConversationID(identifier, x.session), "category": x.category,
+				"type":    map[string]string{"food": "PERSON", "travel": "LOCATION", "work": "ORGANIZATION"}[x.category],
+				"success": x.session == "s2"})
 		}
 		_, err := neo4j.ExecuteQuery(ctx, d, `
 MATCH (u:User {identifier: $identifier})
@@ -124,7 +145,11 @@ MERGE (u)-[:HAS_CONVERSATION]->(c)
 CREATE (c)-[:HAS_MESSAGE]->(m:Message {id: r.id, role: 'user', content: 'x', owner: $owner})
 SET m.embedding = r.vec, m.embedding_sketch = r.sketch
 CREATE (u)-[:HAS_PREFERENCE]->(p:Preference {id: r.id + '-p', category: r.category, preference: 'x', owner: $owner})
-SET p.embedding = r.vec, p.embedding_sketch = r.sketch`,
+SET p.embedding = r.vec, p.embedding_sketch = r.sketch
+CREATE (u)-[:HAS_ENTITY]->(e:Entity {id: r.id + '-e', name: r.id, type: r.type, owner: $owner})
+SET e.embedding = r.vec, e.embedding_sketch = r.sketch
+CREATE (u)-[:HAS_TRACE]->(t:ReasoningTrace {id: r.id + '-t', session_id: r.session, task: 'x', success: r.success, owner: $owner})
+SET t.embedding = r.vec, t.embedding_sketch = r.sketch`,
 			map[string]any{"identifier": identifier, "owner": owner, "rows": rows}, neo4j.EagerResultTransformer)
 		if err != nil {
 			t.Fatal(err)
@@ -165,51 +190,92 @@ CREATE (:Message {id: $id, role: 'user', content: 'x', owner: $owner, embedding:
 		}
 		return out
 	}
+	// A user with fewer nodes than the larger limits: those searches score every node in
+	// the first read (one round trip), the smaller limits go through the sketches.
+	small := newFixture(t, d, "vexact-small")
+	small.user(nil, at)
+	few := build(12)
+	write(small.owner, small.id, few)
+
 	queries := [][]float64{centres[0], centres[1], near(centres[2], 1e-4), near(centres[0], 1e-2), lone, gauss(), mine[5].vec}
 	compared, nonEmpty := 0, 0
-	for qi, q := range queries {
-		for _, n := range []int{1, 3, 10, 50} {
-			for _, threshold := range []float64{0, 0.6, 0.999} {
-				for _, filter := range []string{"", "s2"} {
-					name := fmt.Sprintf("query %d limit %d threshold %v filter %q", qi, n, threshold, filter)
-					vq := &VectorQuery{Vector: q, Threshold: threshold}
-					params := map[string]any{"owner": f.owner, "vector": q, "dims": int64(dims), "threshold": threshold,
-						"limit": int64(n), "session_id": nil, "category": nil}
-					if filter != "" {
-						params["session_id"] = filter
-					}
-					msgs, err := r.SearchMessages(ctx, f.id, MessageSearch{SessionID: filter, Limit: n, Vector: vq})
-					if err != nil {
-						t.Fatalf("%s: %v", name, err)
-					}
-					got := make([]string, 0, len(msgs))
-					for _, m := range msgs {
-						got = append(got, fmt.Sprintf("%v %.9g", m.ID, m.Score))
-					}
-					want := oracle(exactMessages, params)
-					if fmt.Sprint(got) != fmt.Sprint(want) {
-						t.Errorf("messages, %s:\n got %v\nwant %v", name, got, want)
-					}
-					category := map[string]string{"": "", "s2": "travel"}[filter]
-					params["category"] = nil
-					if category != "" {
-						params["category"] = category
-					}
-					prefs, err := r.SearchPreferences(ctx, f.id, PreferenceSearch{Category: category, Limit: n, Vector: vq})
-					if err != nil {
-						t.Fatalf("%s: %v", name, err)
-					}
-					got = got[:0]
-					for _, p := range prefs {
-						got = append(got, fmt.Sprintf("%v %.9g", p.ID, p.Score))
-					}
-					want = oracle(exactPreferences, params)
-					if fmt.Sprint(got) != fmt.Sprint(want) {
-						t.Errorf("preferences, %s:\n got %v\nwant %v", name, got, want)
-					}
-					compared += 2
-					if len(want) > 0 {
-						nonEmpty++
+	check := func(kind, name string, got, want []string) {
+		t.Helper()
+		compared++
+		if len(want) > 0 {
+			nonEmpty++
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s, %s:\n got %v\nwant %v", kind, name, got, want)
+		}
+	}
+	for _, who := range []struct {
+		f       *fixture
+		queries [][]float64
+	}{{f, queries}, {small, [][]float64{few[0].vec, few[4].vec, gauss(), centres[1]}}} {
+		f := who.f
+		for qi, q := range who.queries {
+			for _, n := range []int{1, 3, 10, 50} {
+				for _, threshold := range []float64{0, 0.6, 0.999} {
+					for _, filter := range []string{"", "s2"} {
+						name := fmt.Sprintf("%s: query %d limit %d threshold %v filter %q", f.id, qi, n, threshold, filter)
+						vq := &VectorQuery{Vector: q, Threshold: threshold}
+						params := map[string]any{"owner": f.owner, "vector": q, "dims": int64(dims), "threshold": threshold,
+							"limit": int64(n), "session_id": nil, "category": nil}
+						if filter != "" {
+							params["session_id"] = filter
+						}
+						msgs, err := r.SearchMessages(ctx, f.id, MessageSearch{SessionID: filter, Limit: n, Vector: vq})
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						got := make([]string, 0, len(msgs))
+						for _, m := range msgs {
+							got = append(got, fmt.Sprintf("%v %.9g", m.ID, m.Score))
+						}
+						want := oracle(exactMessages, params)
+						check("messages", name, got, want)
+						category := map[string]string{"": "", "s2": "travel"}[filter]
+						params["category"] = nil
+						if category != "" {
+							params["category"] = category
+						}
+						prefs, err := r.SearchPreferences(ctx, f.id, PreferenceSearch{Category: category, Limit: n, Vector: vq})
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						got = got[:0]
+						for _, p := range prefs {
+							got = append(got, fmt.Sprintf("%v %.9g", p.ID, p.Score))
+						}
+						want = oracle(exactPreferences, params)
+						check("preferences", name, got, want)
+						typ := map[string]string{"": "", "s2": "LOCATION"}[filter]
+						params["type"] = nil
+						if typ != "" {
+							params["type"] = typ
+						}
+						ents, err := r.SearchEntities(ctx, f.id, EntitySearch{Type: typ, Limit: n, Vector: vq})
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						got = got[:0]
+						for _, e := range ents {
+							got = append(got, fmt.Sprintf("%v %.9g", e.ID, e.Score))
+						}
+						want = oracle(exactEntities, params)
+						check("entities", name, got, want)
+						params["success_only"] = filter != ""
+						traces, err := r.SearchTraces(ctx, f.id, TraceSearch{VectorQuery: *vq, SuccessOnly: filter != "", Limit: n})
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						got = got[:0]
+						for _, tr := range traces {
+							got = append(got, fmt.Sprintf("%v %.9g", tr.ID, tr.Score))
+						}
+						want = oracle(exactTraces, params)
+						check("traces", name, got, want)
 					}
 				}
 			}
