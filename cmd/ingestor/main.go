@@ -24,6 +24,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ingestor: %v\n", err)
 		os.Exit(2)
 	}
+	// The write path's garbage collector (app.TuneGC says why), unless GOGC or GOMEMLIMIT
+	// is set.
+	app.TuneGC(os.Getenv, app.HotPathGCPercent, app.HotPathMemoryLimit)
 	fx.New(
 		app.Module(cfg.Common),
 		ingest.Module(cfg),

@@ -31,6 +31,10 @@ type Common struct {
 	PublishLeaderWait time.Duration
 	StartTimeout      time.Duration // how long start-up waits for NATS; Neo4j is not waited for (Neo4jModule)
 	ShutdownTimeout   time.Duration
+	// CPUProfileDir, when set, holds a CPU profile of the process from start to stop
+	// (<service>-<pid>.pprof): how `memctl bench` and an operator see where a service's time
+	// goes without opening a profiling endpoint on its HTTP port.
+	CPUProfileDir string
 }
 
 // Validate reports every problem at once.
@@ -171,4 +175,5 @@ func BindCommon(f *Flags, c *Common, service, defaultHTTP string) {
 	f.Duration(&c.PublishLeaderWait, "publish-leader-wait", "PUBLISH_LEADER_WAIT", 10*time.Second, "how long beyond PUBLISH_TIMEOUT a write rides through the stream's leader election (tried again while no server answers for the stream) before it is refused; 0: refused at once")
 	f.Duration(&c.StartTimeout, "start-timeout", "START_TIMEOUT", 5*time.Minute, "how long start-up waits for NATS before it gives up")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "graceful shutdown limit")
+	f.String(&c.CPUProfileDir, "cpu-profile-dir", "CPU_PROFILE_DIR", "", "directory to write a CPU profile of the process to, from start to stop (<service>-<pid>.pprof); empty: none")
 }

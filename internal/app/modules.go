@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -44,8 +46,41 @@ func Module(c Common) fx.Option {
 			NewHealth,
 			http.NewServeMux,
 		),
+		fx.Invoke(func(lc fx.Lifecycle, logger *slog.Logger) { profileCPU(lc, c, logger) }),
 		fx.Invoke(RegisterHTTP),
 	)
+}
+
+// profileCPU writes a CPU profile of the whole run into Common.CPUProfileDir, when set. Its
+// hooks are appended first among the service's, so the profile starts before the rest starts
+// and ends after the rest stopped.
+func profileCPU(lc fx.Lifecycle, c Common, logger *slog.Logger) {
+	if c.CPUProfileDir == "" {
+		return
+	}
+	var f *os.File
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			if err := os.MkdirAll(c.CPUProfileDir, 0o755); err != nil {
+				return fmt.Errorf("CPU_PROFILE_DIR: %w", err)
+			}
+			var err error
+			name := filepath.Join(c.CPUProfileDir, fmt.Sprintf("%s-%d.pprof", c.Service, os.Getpid()))
+			if f, err = os.Create(name); err != nil {
+				return fmt.Errorf("CPU_PROFILE_DIR: %w", err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				_ = f.Close()
+				return fmt.Errorf("CPU_PROFILE_DIR: %w", err)
+			}
+			logger.Info("writing a CPU profile until stop", "file", name)
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			pprof.StopCPUProfile()
+			return f.Close()
+		},
+	})
 }
 
 // Timeouts bounds start-up (Common.StartTimeout, instead of fx's 15 s) and shutdown.

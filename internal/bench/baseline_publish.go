@@ -28,6 +28,7 @@ type rawPublisher struct {
 	seq     atomic.Uint64
 	runID   string
 	avgSize int
+	steps   int // of syncFromProcess, each under Nats-Msg-Ids of its own
 }
 
 // AsyncWindow bounds the raw async publishes in flight; the same bound as Engram's async

@@ -121,7 +121,8 @@ func TestTinyRun(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	want := []string{
-		"baseline jetstream sync publish c=1", "ingest-http c=1", "baseline jetstream sync publish c=2", "ingest-http c=2",
+		"baseline jetstream sync publish in-process c=1", "baseline jetstream sync publish c=1", "baseline http relay c=1", "ingest-http c=1",
+		"baseline jetstream sync publish c=2", "baseline http relay c=2", "ingest-http c=2",
 		"baseline jetstream async publish in-flight=4096", "ingest-batch c=1 batch=10", "ingest-batch c=2 batch=10",
 		"publish async in-flight=4096",
 		"baseline raw neo4j UNWIND batch=500 writers=2", "projection 200 events",
@@ -145,6 +146,17 @@ func TestTinyRun(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), res.Variant) {
 			t.Errorf("row %q not in the printed table", name)
+		}
+	}
+	// The single-command rows compare with publishes from a process of their own (memctl
+	// bench-publish), and name the relay's and the in-process publishes' figures beside.
+	for _, c := range []string{"1", "2"} {
+		res, _ := rep.Find("ingest-http c=" + c)
+		if res.Baseline != "baseline jetstream sync publish c="+c || !strings.Contains(res.Note, "the HTTP relay") || !strings.Contains(res.Note, "in-process") {
+			t.Errorf("ingest-http c=%s: baseline %q, note %q; want the out-of-process publishes as baseline and the relay and in-process ratios noted", c, res.Baseline, res.Note)
+		}
+		if base, _ := rep.Find("baseline jetstream sync publish c=" + c); base.Count == 0 || !strings.Contains(base.Note, "memctl bench-publish") {
+			t.Errorf("out-of-process baseline c=%s: %+v; want publishes counted by the child process", c, base)
 		}
 	}
 	if res, _ := findPrefix(rep, "replay"); res.Count < 200 {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/engram-memory/engram/internal/events"
@@ -196,4 +198,59 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// requestPool is a pool of single-command requests made before a timed step, as the raw
+// baselines' messages are: the driver shares the two cores with the services it measures, so
+// making each request's script, texts and JSON inside the timed loop would charge the
+// ingestor with the driver's work (the publish row's lesson, docs/BENCHMARKS.md, session 10).
+// Each request is sent under a fresh event id, written over the template's, so none is a
+// duplicate; the other ids repeat every len(reqs) requests, which the ingestor does not look
+// at (the projector is stopped while the write scenarios run, and their events are purged).
+type requestPool struct {
+	reqs []pooledRequest
+	next atomic.Uint64
+}
+
+type pooledRequest struct {
+	method, path string
+	body         []byte
+	idAt         int // offset of the event id in body
+}
+
+func newRequestPool(src *eventSource, n int) (*requestPool, error) {
+	p := &requestPool{reqs: make([]pooledRequest, 0, n)}
+	for range n {
+		ev := src.Next()
+		cmd, err := Command(ev)
+		if err != nil {
+			return nil, err
+		}
+		body, err := json.Marshal(cmd)
+		if err != nil {
+			return nil, err
+		}
+		at := bytes.Index(body, []byte(`"event_id":"`+ev.ID+`"`))
+		if at < 0 || len(ev.ID) != uuidLen {
+			return nil, fmt.Errorf("bench: no event id %q in the body of a %s command", ev.ID, cmd.Op())
+		}
+		method, path := route(cmd)
+		p.reqs = append(p.reqs, pooledRequest{method: method, path: path, body: body, idAt: at + len(`"event_id":"`)})
+	}
+	return p, nil
+}
+
+// uuidLen is the length of an event id in its text form.
+const uuidLen = 36
+
+// send posts the next request of the pool under a fresh event id.
+func (p *requestPool) send(ctx context.Context, w *writer) error {
+	r := p.reqs[int(p.next.Add(1)%uint64(len(p.reqs)))]
+	body := slices.Clone(r.body)
+	copy(body[r.idAt:r.idAt+uuidLen], events.NewID())
+	var a accepted
+	if err := w.do(ctx, r.method, r.path, body, &a); err != nil {
+		return fmt.Errorf("%s %s: %w", r.method, r.path, err)
+	}
+	return nil
 }

@@ -23,6 +23,7 @@ type Process struct {
 	Log  string // file with its stdout and stderr
 
 	bin    string
+	args   []string
 	env    []string
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -43,7 +44,7 @@ func (p *Process) start(ctx context.Context, readyWithin time.Duration) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(p.bin)
+	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a Ctrl-C on the terminal reaches the driver alone and the

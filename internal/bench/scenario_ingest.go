@@ -45,21 +45,62 @@ func ingestHTTP(ctx context.Context, r *runner) error {
 		return err
 	}
 	src := newEventSource(r.tenants, groupIngestHTTP, ingestPool, &r.written)
+	pool, err := newRequestPool(src, publishPool)
+	if err != nil {
+		return err
+	}
 	w := &writer{base: ing.URL, client: httpClient(slices.Max(r.cfg.Concurrency))}
+	// The baseline the target compares with is raw publishing from a process of its own, as
+	// the ingestor publishes (baseline_process.go); the driver's publishes inside the
+	// embedded server's process are measured beside it.
+	exe, exeErr := r.stack.Memctl(ctx)
+	var relay *writer
+	if exeErr == nil {
+		proc, err := r.startRelay(ctx, exe, raw)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = proc.stop() }()
+		relay = &writer{base: proc.URL, client: httpClient(slices.Max(r.cfg.Concurrency))}
+	}
 	for _, c := range r.cfg.Concurrency {
 		rate, s := raw.sync(ctx, c, r.cfg.Warmup, r.cfg.Duration)
-		base := latencyResult("baseline", fmt.Sprintf("jetstream sync publish c=%d", c), "events/s", rate, s)
-		base = withNote(base, fmt.Sprintf("raw PublishMsg of %d-byte Engram messages", raw.avgSize))
-		r.report.Add(base)
-		rate, s = closedLoop(ctx, c, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
-			cmd, err := Command(src.Next())
+		inproc := latencyResult("baseline", fmt.Sprintf("jetstream sync publish in-process c=%d", c), "events/s", rate, s)
+		inproc = withNote(inproc, fmt.Sprintf("raw PublishMsg of %d-byte Engram messages from the driver's process, which holds the embedded NATS", raw.avgSize))
+		base := inproc
+		if exeErr == nil {
+			rate, s, err := raw.syncFromProcess(ctx, exe, r.stack.NATSURL, r.stack.Dir, c, r.cfg.Warmup, r.cfg.Duration)
 			if err != nil {
-				return 0, err
+				return err
 			}
-			_, err = w.send(ctx, cmd)
-			return 1, err
+			base = latencyResult("baseline", fmt.Sprintf("jetstream sync publish c=%d", c), "events/s", rate, s)
+			base = withNote(base, fmt.Sprintf("raw PublishMsg of %d-byte Engram messages from a process of its own (memctl bench-publish), as the ingestor publishes", raw.avgSize))
+		} else {
+			r.report.Note("ingest-http c=%d compared with publishes inside the driver's process: %v", c, exeErr)
+		}
+		r.report.Add(inproc)
+		if base != inproc {
+			r.report.Add(base)
+		}
+		var floor Result
+		if relay != nil {
+			rate, s := closedLoop(ctx, c, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
+				return 1, pool.send(ctx, relay)
+			})
+			floor = latencyResult("baseline", fmt.Sprintf("http relay c=%d", c), "events/s", rate, s)
+			floor = withNote(floor, "the same requests to an HTTP server that publishes each body as it is with one sync publish, nothing else (memctl bench-publish -relay)")
+			r.report.Add(floor)
+		}
+		rate, s = closedLoop(ctx, c, r.cfg.Warmup, r.cfg.Duration, func(ctx context.Context) (int, error) {
+			return 1, pool.send(ctx, w)
 		})
 		res := ratioTo(latencyResult(ScenarioIngestHTTP, fmt.Sprintf("c=%d", c), "events/s", rate, s), base, targetIngestRatio)
+		if base != inproc && inproc.Value > 0 {
+			res = withNote(res, fmt.Sprintf("%.2f× the in-process publishes", res.Value/inproc.Value))
+		}
+		if floor.Value > 0 {
+			res = withNote(res, fmt.Sprintf("%.2f× the HTTP relay", res.Value/floor.Value))
+		}
 		r.report.Add(res)
 		r.log.Info("measured", "row", res.Name(), "events_per_s", int(res.Value), "ratio", fmt.Sprintf("%.2f", res.Ratio))
 		if ctx.Err() != nil {

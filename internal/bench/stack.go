@@ -480,3 +480,21 @@ func serviceLogLevel() string {
 	}
 	return "info"
 }
+
+// Memctl returns a memctl binary built from the repository for the run (the raw publish
+// baseline's process, `memctl bench-publish`), building it at the first call.
+func (s *Stack) Memctl(ctx context.Context) (string, error) {
+	bin := filepath.Join(s.Dir, "bin", "memctl")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if s.cfg.RepoDir == "" {
+		return "", fmt.Errorf("%w: memctl: run from the repository", ErrUnavailable)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if _, err := buildService(bctx, s.cfg.RepoDir, filepath.Join(s.Dir, "bin"), "memctl"); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return bin, nil
+}

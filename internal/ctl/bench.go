@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -155,4 +156,40 @@ func benchLogLevel(getenv func(string) string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+func init() {
+	register("bench-publish", "(run by memctl bench) raw JetStream publishes from a process of their own, the ingest baseline", runBenchPublish)
+}
+
+// runBenchPublish is the child of memctl bench's raw publish baseline: it reads the spec the
+// driver wrote, publishes, and prints the result as JSON.
+func runBenchPublish(ctx context.Context, args []string, out, errOut io.Writer, _ func(string) string) error {
+	fs := flag.NewFlagSet("bench-publish", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	specFile := fs.String("spec", "", "JSON file of the publishes to make (written by memctl bench)")
+	relay := fs.String("relay", "", "serve the HTTP relay baseline on this address instead (every POST's body published as it is) until stopped")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *specFile == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	b, err := os.ReadFile(*specFile)
+	if err != nil {
+		return err
+	}
+	var spec bench.RawPublishSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("spec %s: %w", *specFile, err)
+	}
+	if *relay != "" {
+		return bench.RunRelay(ctx, spec, *relay)
+	}
+	res, err := bench.RunRawPublish(ctx, spec)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(out).Encode(res)
 }
