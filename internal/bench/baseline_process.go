@@ -189,7 +189,7 @@ func RunRelay(ctx context.Context, spec RawPublishSpec, addr string) error {
 
 // startRelay starts the relay for p's messages in a process of its own.
 func (r *runner) startRelay(ctx context.Context, exe string, p *rawPublisher) (*Process, error) {
-	spec := RawPublishSpec{NATSURL: r.stack.NATSURL, IDPrefix: p.runID + "-relay", Concurrency: 1, Duration: time.Second}
+	spec := RawPublishSpec{NATSURL: r.stack.NATSURL, IDPrefix: p.runID + "-relay"} // the relay reads no concurrency or duration
 	for _, m := range p.msgs {
 		spec.Msgs = append(spec.Msgs, RawPublishMsg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 	}
