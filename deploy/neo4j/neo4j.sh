@@ -3,6 +3,7 @@
 #   deploy/neo4j/neo4j.sh build|start|stop|status
 # Settings (environment, with defaults): NEO4J_BOLT_PORT=7687, NEO4J_DATA_DIR=var/neo4j,
 # NEO4J_PASSWORD=engram-dev-password, NEO4J_HEAP=2g, NEO4J_PAGECACHE=512m,
+# NEO4J_TX_LOG_RETENTION=512M size (transaction logs kept; Neo4j's default is 2 days),
 # NEO4J_START_TIMEOUT=180 (seconds), NEO4J_INSTANCE (a name for a second server, e.g. the
 # scratch database of `memctl verify`: its own pid and log file), NEO4J_JAVA_OPTS (JVM options,
 # default "-Xms512m -Xmx$NEO4J_HEAP -XX:+UseG1GC"). The first start fetches the jars through Maven.

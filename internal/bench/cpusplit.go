@@ -20,12 +20,22 @@ type cpuSplit struct {
 	self  float64
 	busy  float64
 	start time.Time
+
+	jvm      int // the Neo4j's index in pids, or -1
+	jit, gcs float64
 }
+
+// The JVM's threads by name (Linux keeps 15 bytes of it): HotSpot's compilers, and its
+// collectors' workers with the VM thread that runs their pauses (and a serial collector).
+var (
+	jitThreads = []string{"C1 CompilerThre", "C2 CompilerThre"}
+	gcThreads  = []string{"GC Thread#", "G1 ", "VM Thread"}
+)
 
 // startCPUSplit takes the first reading of the stack's services (those started as processes)
 // and of Neo4j.
 func (r *runner) startCPUSplit(services ...string) *cpuSplit {
-	c := &cpuSplit{}
+	c := &cpuSplit{jvm: -1}
 	for _, name := range services {
 		if svc, ok := r.stack.services[name]; ok && svc.Proc != nil && svc.Proc.Pid() > 0 {
 			c.names, c.pids = append(c.names, name), append(c.pids, svc.Proc.Pid())
@@ -33,6 +43,8 @@ func (r *runner) startCPUSplit(services ...string) *cpuSplit {
 	}
 	if pid := r.neo4jPID(); pid > 0 {
 		c.names, c.pids = append(c.names, "Neo4j"), append(c.pids, pid)
+		c.jvm = len(c.pids) - 1
+		c.jit, c.gcs = procstat.ThreadsCPU(pid, jitThreads...), procstat.ThreadsCPU(pid, gcThreads...)
 	}
 	for _, pid := range c.pids {
 		c.at = append(c.at, procstat.CPU(pid))
@@ -53,7 +65,14 @@ func (c *cpuSplit) note(n int64, unit string) string {
 	for i, pid := range c.pids {
 		s := procstat.CPU(pid) - c.at[i]
 		known += s
-		parts = append(parts, c.names[i]+" "+per(s))
+		part := c.names[i] + " " + per(s)
+		if i == c.jvm {
+			// A JVM that is still compiling runs slower and takes the CPU the rest need: a
+			// freshly started Neo4j's compilers use minutes of CPU under load.
+			part += fmt.Sprintf(" (its JIT compiler %.1f s, its garbage collector %.1f s)",
+				procstat.ThreadsCPU(pid, jitThreads...)-c.jit, procstat.ThreadsCPU(pid, gcThreads...)-c.gcs)
+		}
+		parts = append(parts, part)
 	}
 	self := procstat.CPU(os.Getpid()) - c.self
 	known += self

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -278,21 +279,36 @@ func (r *runner) readLoop(ctx context.Context, pid int, op func(context.Context)
 	return rate, s, cpu / float64(s.Count+s.Errors) * 1e6
 }
 
-// neo4jPID is the process of the development Neo4j (deploy/neo4j writes var/run/neo4j.pid)
-// when the run reads from it, else 0.
+// neo4jPID is the process of the local Neo4j the run reads from, else 0: one deploy/neo4j
+// started (var/run/neo4j.pid, the development server, or var/run/neo4j-NAME.pid, an instance
+// of its own) whose Bolt port is the run's URI's.
 func (r *runner) neo4jPID() int {
-	if r.cfg.RepoDir == "" || !isLoopback(r.cfg.Endpoints.Neo4j.URI) || os.Getenv("NEO4J_INSTANCE") != "" {
+	uri := r.cfg.Endpoints.Neo4j.URI
+	if r.cfg.RepoDir == "" || !isLoopback(uri) {
 		return 0
 	}
-	b, err := os.ReadFile(filepath.Join(r.cfg.RepoDir, "var", "run", "neo4j.pid"))
+	u, err := url.Parse(uri)
 	if err != nil {
 		return 0
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0
+	port := cmp.Or(u.Port(), "7687")
+	files, _ := filepath.Glob(filepath.Join(r.cfg.RepoDir, "var", "run", "neo4j*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || procstat.CPU(pid) == 0 {
+			continue // not a number, or the process is gone
+		}
+		// neo4j.sh exports the port it starts the launcher with; a process that reuses the
+		// pid of one that ended does not have it.
+		if p, ok := procstat.Env(pid, "NEO4J_BOLT_PORT"); ok && p == port {
+			return pid
+		}
 	}
-	return pid
+	return 0
 }
 
 // get GETs u and requires 200.

@@ -33,6 +33,8 @@ type Neo4jProcess struct {
 	port    int
 	logPath string
 
+	env []string // added to the launcher's environment
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -41,20 +43,11 @@ type Neo4jProcess struct {
 // neo4jStartTimeout bounds one start of a test's Neo4j (a first start creates the store).
 const neo4jStartTimeout = 3 * time.Minute
 
-// StartNeo4jProcess starts a private Neo4j for t and stops it when t ends.
-func StartNeo4jProcess(t testing.TB) *Neo4jProcess {
+// StartNeo4jProcess starts a private Neo4j for t and stops it when t ends. env (NAME=value)
+// is added to the launcher's environment: its settings (deploy/neo4j).
+func StartNeo4jProcess(t testing.TB, env ...string) *Neo4jProcess {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	jar := filepath.Join(root, "deploy/neo4j/target/engram-neo4j-1.0.0.jar")
-	if _, err := os.Stat(jar); err != nil {
-		t.Fatalf("the Neo4j launcher is not built (%v): run `make neo4j-start` once, which builds it", err)
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		t.Fatalf("java not found: install a JDK 17 or 21 to run Neo4j")
-	}
+	root := launcherRoot(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +58,7 @@ func StartNeo4jProcess(t testing.TB) *Neo4jProcess {
 	p := &Neo4jProcess{
 		URI: "bolt://127.0.0.1:" + strconv.Itoa(port), User: "neo4j", Password: "engram-test-password",
 		t: t, root: root, dataDir: filepath.Join(dir, "data"), port: port, logPath: filepath.Join(dir, "neo4j.log"),
+		env: env,
 	}
 	t.Cleanup(p.Stop)
 	p.Start()
@@ -84,13 +78,9 @@ func (p *Neo4jProcess) Start() {
 		p.mu.Unlock()
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command("java", "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-cp", "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*",
-		"dev.engram.neo4j.Launcher")
-	cmd.Dir = p.root
-	cmd.Env = append(os.Environ(),
-		"NEO4J_BOLT_HOST=127.0.0.1", "NEO4J_BOLT_PORT="+strconv.Itoa(p.port), "NEO4J_DATA_DIR="+p.dataDir,
-		"NEO4J_USER="+p.User, "NEO4J_PASSWORD="+p.Password, "NEO4J_PAGECACHE=64m")
+	cmd := launcherCommand(p.root, append([]string{
+		"NEO4J_BOLT_HOST=127.0.0.1", "NEO4J_BOLT_PORT=" + strconv.Itoa(p.port), "NEO4J_DATA_DIR=" + p.dataDir,
+		"NEO4J_USER=" + p.User, "NEO4J_PASSWORD=" + p.Password, "NEO4J_PAGECACHE=64m"}, p.env...))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
@@ -122,6 +112,40 @@ func (p *Neo4jProcess) Start() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// LauncherCommand is deploy/neo4j's launcher as the tests run it (a small heap, C1 only: a
+// test's Neo4j lives for seconds), in the repository's root, with env (NAME=value) added to
+// the test's environment; for tests of the launcher itself.
+func LauncherCommand(t testing.TB, env ...string) *exec.Cmd {
+	t.Helper()
+	return launcherCommand(launcherRoot(t), env)
+}
+
+func launcherCommand(root string, env []string) *exec.Cmd {
+	cmd := exec.Command("java", "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-cp", "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*",
+		"dev.engram.neo4j.Launcher")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// launcherRoot is the repository's root once the launcher is known to be built and java found.
+func launcherRoot(t testing.TB) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar := filepath.Join(root, "deploy/neo4j/target/engram-neo4j-1.0.0.jar")
+	if _, err := os.Stat(jar); err != nil {
+		t.Fatalf("the Neo4j launcher is not built (%v): run `make neo4j-start` once, which builds it", err)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Fatalf("java not found: install a JDK 17 or 21 to run Neo4j")
+	}
+	return root
 }
 
 func (p *Neo4jProcess) ping() error {

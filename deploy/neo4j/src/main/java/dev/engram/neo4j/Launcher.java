@@ -25,7 +25,14 @@ import org.neo4j.io.ByteUnit;
  * <p>Settings come from the environment so the Makefile and CI can configure it without
  * editing files: NEO4J_BOLT_HOST (127.0.0.1), NEO4J_BOLT_PORT (7687), NEO4J_DATA_DIR
  * (./var/neo4j), NEO4J_USER (neo4j), NEO4J_PASSWORD (engram-dev-password), NEO4J_PAGECACHE
- * (512m). The launcher exits non-zero with a one-line cause when it cannot start.
+ * (512m), NEO4J_TX_LOG_RETENTION (512M size). The launcher exits non-zero with a one-line cause
+ * when it cannot start.
+ *
+ * <p>Transaction logs: Neo4j keeps two days of them by default, which is what a backup or a
+ * cluster member catching up needs. This Neo4j serves development and tests, whose graph the
+ * event log can rebuild at any time; a day of tests wrote 20 GB of logs beside a 2.5 GB store.
+ * It keeps 512 MB of them (pruned at each checkpoint), unless NEO4J_TX_LOG_RETENTION says
+ * otherwise in Neo4j's own form ("2 days", "1G size", "keep_all").
  */
 public final class Launcher {
   private Launcher() {}
@@ -38,6 +45,7 @@ public final class Launcher {
     String user = env.getOrDefault("NEO4J_USER", "neo4j");
     String password = env.getOrDefault("NEO4J_PASSWORD", "engram-dev-password");
     String pageCache = env.getOrDefault("NEO4J_PAGECACHE", "512m");
+    String txLogRetention = setting(env, "NEO4J_TX_LOG_RETENTION", "512M size");
 
     if (password.length() < 8) {
       fail("NEO4J_PASSWORD must be at least 8 characters (Neo4j's minimum)");
@@ -53,16 +61,24 @@ public final class Launcher {
     }
 
     Files.createDirectories(dataDir);
-    DatabaseManagementService dbms =
-        new DatabaseManagementServiceBuilder(dataDir)
-            .setConfig(BoltConnector.enabled, true)
-            .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
-            .setConfig(BoltConnector.advertised_address, new SocketAddress(host, port))
-            .setConfig(HttpConnector.enabled, false)
-            .setConfig(GraphDatabaseSettings.auth_enabled, true)
-            .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pageCache))
-            .setConfig(GraphDatabaseSettings.transaction_timeout, Duration.ofMinutes(5))
-            .build();
+    DatabaseManagementService dbms;
+    try {
+      dbms =
+          new DatabaseManagementServiceBuilder(dataDir)
+              .setConfig(BoltConnector.enabled, true)
+              .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
+              .setConfig(BoltConnector.advertised_address, new SocketAddress(host, port))
+              .setConfig(HttpConnector.enabled, false)
+              .setConfig(GraphDatabaseSettings.auth_enabled, true)
+              .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pageCache))
+              .setConfig(GraphDatabaseSettings.transaction_timeout, Duration.ofMinutes(5))
+              .setConfig(GraphDatabaseSettings.keep_logical_logs, txLogRetention)
+              .build();
+    } catch (IllegalArgumentException e) {
+      // Neo4j's own words name the setting and the value it refused.
+      fail("bad setting: " + e.getMessage());
+      return;
+    }
 
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
@@ -100,6 +116,12 @@ public final class Launcher {
         throw e;
       }
     }
+  }
+
+  // setting is the environment's value of name, or fallback when it is unset or blank.
+  private static String setting(Map<String, String> env, String name, String fallback) {
+    String value = env.get(name);
+    return value == null || value.isBlank() ? fallback : value.trim();
   }
 
   private static void fail(String message) {
