@@ -299,11 +299,11 @@ func (r *runner) neo4jPID() int {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || procstat.CPU(pid) == 0 {
-			continue // not a number, or the process is gone
+		if err != nil {
+			continue
 		}
-		// neo4j.sh exports the port it starts the launcher with; a process that reuses the
-		// pid of one that ended does not have it.
+		// neo4j.sh exports the port it starts the launcher with; a process that ended has no
+		// environment to read, and one that reuses its pid does not have it.
 		if p, ok := procstat.Env(pid, "NEO4J_BOLT_PORT"); ok && p == port {
 			return pid
 		}
