@@ -6,7 +6,8 @@
 # NEO4J_TX_LOG_RETENTION=512M size (transaction logs kept; Neo4j's default is 2 days),
 # NEO4J_START_TIMEOUT=180 (seconds), NEO4J_INSTANCE (a name for a second server, e.g. the
 # scratch database of `memctl verify`: its own pid and log file), NEO4J_JAVA_OPTS (JVM options,
-# default "-Xms512m -Xmx$NEO4J_HEAP -XX:+UseG1GC"). The first start fetches the jars through Maven.
+# default "-Xms512m -Xmx$NEO4J_HEAP -XX:+UseG1GC" and the smaller C2 inlining below). The first
+# start fetches the jars through Maven.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -54,8 +55,14 @@ start() {
   fi
   build
   mkdir -p "$run_dir" "$(dirname "$logfile")" "$NEO4J_DATA_DIR"
+  # C2 inlines less than HotSpot's defaults (levels 15 → 9, callee sizes 2500 → 1000 and 325 →
+  # 100 bytecodes): on two shared cores Neo4j's compiler took a third of its CPU for tens of
+  # minutes after a start; with these it settled within about 3 minutes of load, and
+  # read-your-writes latency was lower in 5 of 6 same-age pairs at 500 writes/s and in 6 of 6 at
+  # 2000 (docs/BENCHMARKS.md, "Issue 11, session 17").
+  local jit="-XX:MaxInlineLevel=9 -XX:InlineSmallCode=1000 -XX:FreqInlineSize=100"
   # shellcheck disable=SC2086 # the options are words
-  nohup java ${NEO4J_JAVA_OPTS:--Xms512m -Xmx$heap -XX:+UseG1GC} \
+  nohup java ${NEO4J_JAVA_OPTS:--Xms512m -Xmx$heap -XX:+UseG1GC $jit} \
     -cp "deploy/neo4j/target/engram-neo4j-1.0.0.jar:deploy/neo4j/target/lib/*" \
     dev.engram.neo4j.Launcher >"$logfile" 2>&1 &
   echo $! >"$pidfile"
