@@ -98,7 +98,7 @@ func TestGroupCommitRunsARefusedGroupAlone(t *testing.T) {
 	const bad = 2
 	var mu sync.Mutex
 	var calls [][]int
-	c := newCommitter(1, testLogger(t))
+	c := newCommitter(1, 0, testLogger(t))
 	c.commit = func(_ context.Context, members []*stepMember) error {
 		var parts []int
 		for _, m := range members {
@@ -192,5 +192,97 @@ func waitQueued(t *testing.T, c *committer, n int) {
 			t.Fatalf("%d steps queued, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCommitIntervalSharesATransaction: a step after an idle spell starts at once; a step
+// within the commit interval of the last start waits out the rest of it, and the steps that
+// become ready meanwhile share its transaction. A step that isolates an event is not spaced;
+// a step whose context ends stops waiting.
+func TestCommitIntervalSharesATransaction(t *testing.T) {
+	t.Parallel()
+	const interval = time.Hour // the pause below stands in for it: no test waits for a clock
+	var mu sync.Mutex
+	var calls [][]int
+	c := newCommitter(1, interval, testLogger(t))
+	c.commit = func(_ context.Context, members []*stepMember) error {
+		var parts []int
+		for _, m := range members {
+			parts = append(parts, m.w.partition)
+			m.plan = &stepPlan{last: uint64(m.w.partition)}
+		}
+		slices.Sort(parts)
+		mu.Lock()
+		calls = append(calls, parts)
+		mu.Unlock()
+		return nil
+	}
+	paused := make(chan time.Duration, 1)
+	release := make(chan struct{})
+	c.pause = func(ctx context.Context, d time.Duration) bool {
+		paused <- d
+		select {
+		case <-release:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	worker := func(part int) *worker { return &worker{partition: part, consumer: fmt.Sprintf("g-p%d", part)} }
+
+	// The first step: no transaction before it, so no pause.
+	if _, _, err := c.step(t.Context(), worker(1), 10, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-paused:
+		t.Fatalf("the first step paused %s", d)
+	default:
+	}
+
+	// The next step comes within the interval: it pauses for (nearly) all of it, holding the
+	// slot, and two steps that become ready meanwhile join its transaction.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	wg.Go(func() { _, _, errs[1] = c.step(t.Context(), worker(1), 10, func() {}) })
+	if d := <-paused; d <= interval-time.Minute || d > interval {
+		t.Fatalf("paused %s, want the rest of the %s interval", d, interval)
+	}
+	for _, part := range []int{2, 3} {
+		wg.Go(func() { _, _, errs[part] = c.step(t.Context(), worker(part), 10, func() {}) })
+	}
+	waitQueued(t, c, 3)
+	close(release)
+	wg.Wait()
+	if len(calls) != 2 || !slices.Equal(calls[0], []int{1}) || !slices.Equal(calls[1], []int{1, 2, 3}) {
+		t.Fatalf("transactions %v, want [1] then [1 2 3]", calls)
+	}
+	for part, err := range errs {
+		if err != nil {
+			t.Errorf("partition %d: %v", part, err)
+		}
+	}
+
+	// A step that isolates an event (one event per transaction) is not spaced.
+	if _, _, err := c.step(t.Context(), worker(1), 1, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-paused:
+		t.Fatalf("an isolating step paused %s", d)
+	default:
+	}
+
+	// A step whose context ends while it waits for the interval returns at once.
+	release = make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { _, _, err := c.step(ctx, worker(4), 10, func() {}); done <- err }()
+	<-paused
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled step kept waiting for the commit interval")
 	}
 }

@@ -188,7 +188,7 @@ func (p *Projector) Start(ctx context.Context) error {
 	var workers []*worker
 	var group *committer
 	if p.cfg.InFlight > 0 {
-		group = newCommitter(p.cfg.InFlight, p.log)
+		group = newCommitter(p.cfg.InFlight, p.cfg.CommitInterval, p.log)
 	}
 	for _, part := range p.cfg.Partitions {
 		cc, err := ConsumerConfig(p.cfg, part)
@@ -247,7 +247,7 @@ func (p *Projector) Start(ctx context.Context) error {
 		p.log.Info("projector consuming", "partitions", p.cfg.Partitions)
 	}()
 	p.log.Info("projector started", "partitions", p.cfg.Partitions, "batch_size", p.cfg.BatchSize, "batch_wait", p.cfg.BatchWait,
-		"pin_timeout", p.cfg.PinTimeout)
+		"in_flight", p.cfg.InFlight, "commit_interval", p.cfg.CommitInterval, "pin_timeout", p.cfg.PinTimeout)
 	return nil
 }
 
