@@ -230,15 +230,21 @@ func TestCommitIntervalSharesATransaction(t *testing.T) {
 	}
 	worker := func(part int) *worker { return &worker{partition: part, consumer: fmt.Sprintf("g-p%d", part)} }
 
+	// stepUnpaused runs a step of limit events that must not wait for the interval.
+	stepUnpaused := func(what string, limit int) {
+		t.Helper()
+		if _, _, err := c.step(t.Context(), worker(1), limit, func() {}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-paused:
+			t.Fatalf("%s paused %s", what, d)
+		default:
+		}
+	}
+
 	// The first step: no transaction before it, so no pause.
-	if _, _, err := c.step(t.Context(), worker(1), 10, func() {}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case d := <-paused:
-		t.Fatalf("the first step paused %s", d)
-	default:
-	}
+	stepUnpaused("the first step", 10)
 
 	// The next step comes within the interval: it pauses for (nearly) all of it, holding the
 	// slot, and two steps that become ready meanwhile join its transaction.
@@ -264,14 +270,7 @@ func TestCommitIntervalSharesATransaction(t *testing.T) {
 	}
 
 	// A step that isolates an event (one event per transaction) is not spaced.
-	if _, _, err := c.step(t.Context(), worker(1), 1, func() {}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case d := <-paused:
-		t.Fatalf("an isolating step paused %s", d)
-	default:
-	}
+	stepUnpaused("an isolating step", 1)
 
 	// A step whose context ends while it waits for the interval returns at once.
 	release = make(chan struct{})
